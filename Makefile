@@ -1,0 +1,37 @@
+# mailmoat: `make run` starts the gateway with embedded defaults; `make test`
+# runs lint, type checks and the whole test suite. Both create the virtual
+# environment in .venv first when it is missing or older than pyproject.toml.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit model bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/mailmoat serve $(if $(CONFIG),--config $(CONFIG))
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck unit
+
+model: $(STAMP)
+	$(BIN)/python -m mailmoat.classify.build_default --corpus ../shared/corpus --out src/mailmoat/data/model.bin
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache

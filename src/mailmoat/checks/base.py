@@ -1,0 +1,59 @@
+"""The check interface: one small class per check, registered by name.
+
+A check declares its ``name`` (lower case, also its ``[checks.<name>]``
+config key), the ``stage`` it runs at, and ``run(tx, evidence)``. It reads the
+session/transaction, adds symbols with default scores and, rarely, a forced
+verdict. It must not reply to SMTP, sleep past its timeout, or keep state
+outside the store: the runner (``mailmoat.pipeline``) owns timeouts, failure
+handling and score overrides.
+
+Check modules expose ``build(services) -> list[Check]`` and are listed in
+``mailmoat.checks.registry``.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from mailmoat.config import Config
+from mailmoat.core.symbols import Evidence, Stage
+from mailmoat.core.transaction import Transaction
+
+
+@dataclass
+class Services:
+    """What checks may touch outside themselves, as small interfaces.
+
+    ``store`` is a ``mailmoat.store.Store``; ``resolver`` a
+    ``mailmoat.dns.Resolver`` (None until configured); ``clock`` returns
+    seconds since the epoch and is replaced in tests.
+    """
+
+    config: Config
+    store: Any = None
+    resolver: Any = None
+    clock: Callable[[], float] = time.time
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Check(ABC):
+    name: ClassVar[str]
+    stage: ClassVar[str]
+    # Runs even for allowlisted clients (e.g. size limits, header cleanup).
+    runs_when_allowlisted: ClassVar[bool] = False
+    # Checks of a stage run concurrently in waves by ascending phase; once a
+    # wave allowlists the client, later waves are skipped. Lists use phase 0,
+    # ordinary tests 10.
+    phase: ClassVar[int] = 10
+
+    @abstractmethod
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        """Look at ``tx`` and add evidence. Raising is a check failure."""
+
+    @property
+    def stage_enum(self) -> Stage:
+        return Stage(self.stage)

@@ -1,0 +1,54 @@
+"""Header sanity (data stage): the fields every real mailer writes.
+
+Symbols: ``HDR_MISSING_DATE`` / ``HDR_BAD_DATE`` (not RFC 5322 parseable),
+``HDR_MISSING_FROM`` / ``HDR_BAD_FROM`` (no address in it),
+``HDR_MISSING_MESSAGE_ID`` / ``HDR_BAD_MESSAGE_ID`` (not ``<left@right>``),
+``HDR_MULTIPLE_FROM`` (RFC 5322 allows one), ``BODY_EMPTY``.
+Reads only the header block, with the stdlib's tolerant parser.
+"""
+
+from __future__ import annotations
+
+import re
+from email.utils import getaddresses, parsedate_tz
+from typing import ClassVar
+
+from mailmoat.checks.base import Check, Services
+from mailmoat.core.symbols import Evidence, Stage
+from mailmoat.core.transaction import Transaction
+from mailmoat.smtp.content import header_end, parse_header_block
+
+_MESSAGE_ID = re.compile(r"^\s*<[^<>@\s]+@[^<>@\s]+>\s*$")
+
+
+class HeaderSanityCheck(Check):
+    name: ClassVar[str] = "headers"
+    stage: ClassVar[str] = Stage.DATA
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        headers = parse_header_block(tx.data)
+        dates = headers.get_all("Date") or []
+        if not dates:
+            evidence.add("HDR_MISSING_DATE", 1.0)
+        elif parsedate_tz(str(dates[0])) is None:
+            evidence.add("HDR_BAD_DATE", 1.0, str(dates[0])[:60])
+        froms = headers.get_all("From") or []
+        if not froms:
+            evidence.add("HDR_MISSING_FROM", 2.0)
+        else:
+            if len(froms) > 1:
+                evidence.add("HDR_MULTIPLE_FROM", 1.5)
+            addresses = [a for _, a in getaddresses([str(froms[0])]) if "@" in a]
+            if not addresses:
+                evidence.add("HDR_BAD_FROM", 1.5, str(froms[0])[:60])
+        message_id = headers.get("Message-ID")
+        if message_id is None:
+            evidence.add("HDR_MISSING_MESSAGE_ID", 0.5)
+        elif not _MESSAGE_ID.match(str(message_id)):
+            evidence.add("HDR_BAD_MESSAGE_ID", 1.0, str(message_id)[:60])
+        if not tx.data[header_end(tx.data) :].strip():
+            evidence.add("BODY_EMPTY", 1.0)
+
+
+def build(services: Services) -> list[Check]:
+    return [HeaderSanityCheck()]

@@ -1,0 +1,27 @@
+"""Which check modules exist, in the order they are built.
+
+Each module listed exposes ``build(services) -> list[Check]``; a module
+returns an empty list when its feature is disabled in config.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from mailmoat.checks.base import Check, Services
+
+CHECK_MODULES: tuple[str, ...] = (
+    "mailmoat.checks.helo",
+    "mailmoat.checks.headers",
+    "mailmoat.checks.size",
+)
+
+
+def build_checks(services: Services) -> list[Check]:
+    checks: list[Check] = []
+    for module_name in CHECK_MODULES:
+        module = importlib.import_module(module_name)
+        for check in module.build(services):
+            if services.config.check(check.name).enabled:
+                checks.append(check)
+    return checks

@@ -1,0 +1,57 @@
+"""Command-line entry point: ``mailmoat <command> [options]``.
+
+Each command lives in ``mailmoat.commands.<name>`` and exposes
+``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+Commands are imported only when chosen, so ``mailmoat scan`` does not pay
+for the web stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from mailmoat.config import ConfigError
+
+COMMANDS: dict[str, str] = {
+    "serve": "run the SMTP gateway (and its dashboard)",
+    "scan": "run the data-stage checks on stored messages",
+}
+
+
+def build_parser(chosen: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailmoat", description="Anti-spam SMTP gateway.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, help_text in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            module = importlib.import_module(f"mailmoat.commands.{name}")
+            module.add_arguments(command_parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in args_list if a in COMMANDS), None)
+    args = build_parser(chosen).parse_args(args_list)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    module = importlib.import_module(f"mailmoat.commands.{args.command}")
+    try:
+        return int(module.run(args))
+    except ConfigError as exc:
+        print(f"mailmoat: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""``mailmoat serve``: run the gateway until SIGTERM/SIGINT; SIGHUP reloads."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+
+from mailmoat.config import load_config
+from mailmoat.runtime import build_services, run_loop
+from mailmoat.smtp.server import Gateway
+
+HELP = "run the SMTP gateway"
+log = logging.getLogger("mailmoat.serve")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML config file (default: embedded defaults)")
+
+
+async def serve(config_path: str | None) -> int:
+    config = load_config(config_path)
+    logging.getLogger().setLevel(config.log.level.upper())
+    services = await build_services(config)
+    gateway = Gateway(config, services, config_path=config_path)
+    for starter in services.extras.get("starters", []):
+        await starter(gateway)
+    await gateway.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, gateway.reload)
+    upkeep = loop.create_task(_upkeep(gateway))
+    await stop.wait()
+    log.info("shutting down")
+    upkeep.cancel()
+    await gateway.stop()
+    for stopper in services.extras.get("stoppers", []):
+        await stopper()
+    if services.store is not None:
+        await services.store.close()
+    return 0
+
+
+async def _upkeep(gateway: Gateway) -> None:
+    """Drop expired store keys and quarantined messages now and then."""
+    while True:
+        await asyncio.sleep(300)
+        with contextlib.suppress(Exception):
+            await gateway.services.store.purge()
+            gateway.quarantine.expire()
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_loop(serve(args.config))

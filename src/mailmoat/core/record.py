@@ -1,0 +1,58 @@
+"""The transaction record: what the log, statistics and history see.
+
+One ``TransactionRecord`` is emitted per finished transaction (delivered,
+refused at any stage, or abandoned with a refusal) and per refused
+connection. Recorders (the log line, statistics, history) receive it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mailmoat.core.symbols import Symbol
+
+
+@dataclass(frozen=True)
+class TransactionRecord:
+    queue_id: str
+    client_ip: str
+    client_rdns: str
+    helo: str
+    mail_from: str
+    rcpts: tuple[str, ...]
+    action: str
+    # Counter name for refusals ("dnsbl", "greylist", "relay_denied", ...),
+    # "score" for score-based actions, "delivered"/"relayed" otherwise.
+    reason: str
+    score: float
+    symbols: tuple[Symbol, ...]
+    size: int = 0
+    subject: str = ""
+    message_id: str = ""
+    # Stage at which the outcome was decided.
+    stage: str = "data"
+    # SMTP reply given to the client for the outcome.
+    reply: str = ""
+    duration: float = 0.0
+    front: str = "smtp"
+    node: str = ""
+    time: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["rcpts"] = list(self.rcpts)
+        data["symbols"] = {s.name: s.score for s in self.symbols}
+        data["symbol_details"] = {s.name: s.detail for s in self.symbols if s.detail}
+        return data
+
+    def log_line(self) -> str:
+        symbols = ",".join(f"{s.name}={s.score:g}" for s in self.symbols)
+        return (
+            f"{self.queue_id}: client={self.client_ip}[{self.client_rdns or 'unknown'}] "
+            f"helo=<{self.helo}> from=<{self.mail_from}> to=<{','.join(self.rcpts)}> "
+            f"size={self.size} action={self.action} reason={self.reason} "
+            f"score={self.score:g} symbols={symbols or '-'} stage={self.stage} "
+            f'time={self.duration:.3f}s reply="{self.reply}"'
+        )

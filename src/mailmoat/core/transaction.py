@@ -1,0 +1,94 @@
+"""The state a session and its transactions carry through the pipeline.
+
+A ``Session`` lives for one client connection: its address, HELO, reverse
+DNS and the evidence of the connect and helo stages. A ``Transaction`` lives
+from MAIL FROM to the end of DATA (or RSET): envelope, message bytes, and the
+evidence of the mail, rcpt and data stages. Both are plain data; the fronts
+fill them, checks read them and add evidence through the runner.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailmoat.core.symbols import Forced, Symbol
+
+
+def new_queue_id() -> str:
+    """A short, unique, log-friendly id (like Postfix's queue ids)."""
+    return secrets.token_hex(6).upper()
+
+
+@dataclass
+class Session:
+    client_ip: str
+    client_port: int = 0
+    # Reverse DNS name, verified or not, as found by the rdns check ("" = none).
+    client_rdns: str = ""
+    helo: str = ""
+    esmtp: bool = False
+    tls: bool = False
+    # Which front delivered this session: "smtp", "milter", "policy", "scan".
+    front: str = "smtp"
+    session_id: str = field(default_factory=new_queue_id)
+    started: float = field(default_factory=time.time)
+    symbols: list[Symbol] = field(default_factory=list)
+    forced: list[Forced] = field(default_factory=list)
+    # Free-form per-check state (e.g. the DNSBL task started at connect).
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def allowlisted(self) -> bool:
+        return any(f.action == "accept" for f in self.forced)
+
+
+@dataclass
+class Transaction:
+    session: Session
+    mail_from: str = ""
+    mail_options: list[str] = field(default_factory=list)
+    # Recipients accepted so far (by us and by the upstream).
+    rcpts: list[str] = field(default_factory=list)
+    # The recipient the rcpt stage is looking at right now.
+    current_rcpt: str = ""
+    # Raw message bytes as received, CRLF line ends, no dot-stuffing.
+    data: bytes = b""
+    queue_id: str = field(default_factory=new_queue_id)
+    started: float = field(default_factory=time.time)
+    symbols: list[Symbol] = field(default_factory=list)
+    forced: list[Forced] = field(default_factory=list)
+    # Header lines (name, value) the pipeline wants added before delivery.
+    added_headers: list[tuple[str, str]] = field(default_factory=list)
+    # Exact header lines (name, value) to remove before delivery, e.g. an
+    # incoming Authentication-Results that claims our own authserv-id.
+    removed_headers: list[tuple[str, str]] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)
+    _message: Any = None
+
+    @property
+    def all_symbols(self) -> list[Symbol]:
+        return [*self.session.symbols, *self.symbols]
+
+    @property
+    def all_forced(self) -> list[Forced]:
+        return [*self.session.forced, *self.forced]
+
+    @property
+    def allowlisted(self) -> bool:
+        return any(f.action == "accept" for f in self.all_forced)
+
+    @property
+    def score(self) -> float:
+        return round(sum(s.score for s in self.all_symbols), 2)
+
+    @property
+    def message(self) -> Any:
+        """The parsed message (``mailmoat.message.ParsedMessage``), parsed once."""
+        if self._message is None:
+            from mailmoat.message import parse_message
+
+            self._message = parse_message(self.data)
+        return self._message

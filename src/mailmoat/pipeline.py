@@ -1,0 +1,121 @@
+"""The check runner: stages, timeouts, failure modes, score overrides.
+
+Contract: ``Pipeline.run(stage, tx)`` runs the enabled checks of one stage
+(concurrently, in waves by phase), stores their evidence on the session
+(connect, helo) or the transaction (mail, rcpt, data), and returns the
+``Decision`` for that point of the dialogue. It never raises because of a
+check: a crashed or timed-out check becomes a ``CHECK_<NAME>_FAILED`` symbol
+(score 0) plus, when its fail mode is "tempfail", a forced 451.
+Recipient-stage forced verdicts apply to that recipient only.
+``finish(record)`` hands a finished transaction to the recorders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from itertools import groupby
+
+from mailmoat.checks.base import Check, Services
+from mailmoat.core.record import TransactionRecord
+from mailmoat.core.scoring import Decision, decide
+from mailmoat.core.symbols import Action, Evidence, Forced, Precedence, Stage, Symbol
+from mailmoat.core.transaction import Transaction
+
+log = logging.getLogger("mailmoat.pipeline")
+translog = logging.getLogger("mailmoat.transaction")
+
+Recorder = Callable[[TransactionRecord], Awaitable[None] | None]
+
+_SESSION_STAGES = (Stage.CONNECT, Stage.HELO)
+_EARLY_STAGES = (Stage.CONNECT, Stage.HELO, Stage.MAIL)
+
+
+class Pipeline:
+    def __init__(self, services: Services, checks: list[Check]) -> None:
+        self.services = services
+        self.checks = checks
+        self.recorders: list[Recorder] = []
+        self._waves: dict[Stage, list[list[Check]]] = {}
+        for stage in Stage:
+            members = sorted((c for c in checks if c.stage_enum is stage), key=lambda c: c.phase)
+            self._waves[stage] = [list(g) for _, g in groupby(members, key=lambda c: c.phase)]
+
+    def has_checks(self, stage: Stage) -> bool:
+        return bool(self._waves[stage])
+
+    async def run(self, stage: Stage, tx: Transaction) -> Decision:
+        config = self.services.config
+        found = Evidence()
+        for wave in self._waves[stage]:
+            allowlisted = tx.allowlisted or any(f.action is Action.ACCEPT for f in found.forced)
+            runnable = [c for c in wave if c.runs_when_allowlisted or not allowlisted]
+            if not runnable:
+                continue
+            for evidence in await asyncio.gather(*(self._run_one(c, tx) for c in runnable)):
+                found.symbols.extend(evidence.symbols)
+                found.forced.extend(evidence.forced)
+        symbols = [self.rescored(s.name, s.score, s.detail) for s in found.symbols]
+        if stage in _SESSION_STAGES:
+            tx.session.symbols.extend(symbols)
+            tx.session.forced.extend(found.forced)
+        else:
+            tx.symbols.extend(symbols)
+            if stage is not Stage.RCPT:
+                tx.forced.extend(found.forced)
+        if stage in _EARLY_STAGES:
+            immediate = [f for f in found.forced if f.immediate]
+            return decide([], immediate, config.actions, stage)
+        forced = [*tx.all_forced, *found.forced] if stage is Stage.RCPT else tx.all_forced
+        return decide(tx.all_symbols, forced, config.actions, stage)
+
+    async def finish(self, record: TransactionRecord) -> None:
+        translog.info(record.log_line())
+        for recorder in self.recorders:
+            try:
+                result = recorder(record)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("recorder %r failed for %s", recorder, record.queue_id)
+
+    def rescored(self, name: str, default: float, detail: str = "") -> Symbol:
+        """The symbol with its configured score (``[scores]``) or its default."""
+        return Symbol(name, self.services.config.scores.get(name, default), detail)
+
+    async def _run_one(self, check: Check, tx: Transaction) -> Evidence:
+        settings = self.services.config.check(check.name)
+        evidence = Evidence()
+        try:
+            await asyncio.wait_for(check.run(tx, evidence), settings.timeout)
+            return evidence
+        except TimeoutError:
+            problem = f"timeout after {settings.timeout:g}s"
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+            log.exception("check %s failed for %s", check.name, tx.queue_id)
+        log.warning(
+            "check=%s queue_id=%s failed: %s; fail_mode=%s",
+            check.name,
+            tx.queue_id,
+            problem,
+            settings.fail_mode,
+        )
+        failed = Evidence()
+        failed.add(f"CHECK_{check.name.upper()}_FAILED", 0.0, problem)
+        if settings.fail_mode == "tempfail":
+            failed.force(
+                Forced(
+                    Action.SOFT_REJECT,
+                    Precedence.TEST,
+                    "check_failure",
+                    451,
+                    "4.3.0",
+                    f"Temporary failure in the {check.name} check, try again later",
+                )
+            )
+        return failed

@@ -1,0 +1,1 @@
+"""The SMTP front: server, upstream relay, Maildir delivery."""

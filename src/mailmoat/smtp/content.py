@@ -1,0 +1,147 @@
+"""DATA payload handling: transparency, line ends, header edits. Pure bytes.
+
+Contract:
+- ``unstuff(payload)`` undoes RFC 5321 dot-stuffing on ``<CR><LF>`` lines.
+- ``inspect(payload)`` reports what policy cares about: bare LF / bare CR,
+  NUL bytes, 8-bit bytes, the longest line.
+- ``normalize_line_ends`` turns every bare LF and bare CR into CRLF, so what
+  we pass on can never hold an end-of-DATA sequence of another reading
+  (``<LF>.<LF>``, ``<CR>.<CR>``...); the upstream writer dot-stuffs again.
+- ``edit_headers`` prepends header fields and drops chosen ones without
+  touching any other byte of the message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.header import decode_header, make_header
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_BARE_CR = re.compile(rb"\r(?!\n)")
+_BARE_ANY = re.compile(rb"(?<!\r)\n|\r(?!\n)")
+_EIGHT_BIT = re.compile(rb"[\x80-\xff]")
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadFacts:
+    bare_newline: bool
+    has_nul: bool
+    has_8bit: bool
+    long_line: bool
+
+
+def unstuff(payload: bytes) -> bytes:
+    if b"\r\n." not in payload and not payload.startswith(b"."):
+        return payload
+    return (b"\r\n" + payload).replace(b"\r\n.", b"\r\n")[2:]
+
+
+def inspect(payload: bytes, max_line_length: int) -> PayloadFacts:
+    long_line = re.search(rb"[^\n]{%d}" % (max_line_length + 1), payload) is not None
+    return PayloadFacts(
+        bare_newline=_BARE_ANY.search(payload) is not None,
+        has_nul=b"\x00" in payload,
+        has_8bit=_EIGHT_BIT.search(payload) is not None,
+        long_line=long_line,
+    )
+
+
+def normalize_line_ends(payload: bytes) -> bytes:
+    payload = _BARE_LF.sub(b"\r\n", payload)
+    payload = _BARE_CR.sub(b"\r\n", payload)
+    if payload and not payload.endswith(b"\r\n"):
+        payload += b"\r\n"
+    return payload
+
+
+def stuff(payload: bytes) -> bytes:
+    """Dot-stuff a CRLF message for the wire (without the final ``.``)."""
+    if payload.startswith(b"."):
+        payload = b"." + payload
+    return payload.replace(b"\r\n.", b"\r\n..")
+
+
+def fold(name: str, value: str, width: int = 78) -> str:
+    """``Name: value`` folded at spaces to ``width``, continuation with a tab."""
+    lines: list[str] = []
+    current = f"{name}:"
+    fresh = True
+    for word in value.split(" "):
+        if not fresh and len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = "\t" + word
+        else:
+            current = f"{current} {word}"
+        fresh = False
+    lines.append(current)
+    return "\r\n".join(lines)
+
+
+def header_end(message: bytes) -> int:
+    """Offset of the blank line ending the header block (len if none)."""
+    if message.startswith(b"\r\n"):
+        return 0
+    index = message.find(b"\r\n\r\n")
+    return len(message) if index < 0 else index + 2
+
+
+def edit_headers(
+    message: bytes,
+    prepend: list[tuple[str, str]],
+    drop: Callable[[str, str], bool] | None = None,
+) -> bytes:
+    """Prepend ``prepend`` fields (in order) and remove fields ``drop`` selects.
+
+    ``drop(name, value)`` gets the field name and its unfolded value.
+    """
+    added = b"".join(
+        fold(name, value).encode("utf-8", "surrogateescape") + b"\r\n" for name, value in prepend
+    )
+    if drop is None:
+        return added + message
+    end = header_end(message)
+    head, body = message[:end], message[end:]
+    kept: list[bytes] = []
+    for field in _fields(head):
+        name, _, value = field.partition(b":")
+        text_name = name.decode("ascii", "replace").strip()
+        text_value = re.sub(rb"\r\n[ \t]+", b" ", value).decode("utf-8", "replace").strip()
+        if not drop(text_name, text_value):
+            kept.append(field)
+    return added + b"".join(kept) + body
+
+
+def _fields(head: bytes) -> list[bytes]:
+    """Split a header block into fields, each with its folded lines and CRLF."""
+    fields: list[bytes] = []
+    for line in head.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += line
+        else:
+            fields.append(line)
+    return fields
+
+
+def parse_header_block(message: bytes) -> Message:
+    """The header fields only, tolerant of any garbage (stdlib compat32)."""
+    return BytesHeaderParser(policy=compat32).parsebytes(message[: header_end(message)])
+
+
+def decoded(value: object) -> str:
+    """An RFC 2047 header value as text; undecodable parts kept as they are."""
+    if value is None:
+        return ""
+    text = str(value)
+    try:
+        return str(make_header(decode_header(text)))
+    except (ValueError, LookupError, UnicodeError):
+        return text
+
+
+def subject_of(message: bytes) -> str:
+    return decoded(parse_header_block(message).get("Subject"))[:500]

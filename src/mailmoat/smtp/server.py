@@ -1,0 +1,171 @@
+"""The gateway process: listener, sessions, delivery targets, signals.
+
+Contract: ``Gateway.start()`` listens on ``smtp.listen`` and runs one
+``SmtpSession`` per connection (over ``smtp.max_connections``: ``421`` and
+close). ``stop()`` (SIGTERM) closes the listener, tells idle sessions
+``421``, lets transactions in flight finish for ``smtp.shutdown_grace``
+seconds and then cancels them (``451`` to a client in DATA).
+``reload()`` (SIGHUP) reads the config file again and rebuilds the pipeline;
+sessions already open keep the one they started with, new ones get the new
+one; a broken file is logged and the old config stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+
+from mailmoat.checks.base import Services
+from mailmoat.checks.registry import build_checks
+from mailmoat.config import Config, ConfigError, load_config, parse_hostport
+from mailmoat.core.transaction import Transaction
+from mailmoat.pipeline import Pipeline
+from mailmoat.quarantine import Quarantine
+from mailmoat.smtp.content import subject_of
+from mailmoat.smtp.maildir import MaildirWriter
+from mailmoat.smtp.session import SmtpSession
+from mailmoat.smtp.upstream import UpstreamSession
+from mailmoat.smtp.wire import Connection
+
+log = logging.getLogger("mailmoat.server")
+
+
+def build_pipeline(services: Services) -> Pipeline:
+    return Pipeline(services, build_checks(services))
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: Config,
+        services: Services,
+        *,
+        config_path: str | None = None,
+        pipeline_factory: Callable[[Services], Pipeline] = build_pipeline,
+    ) -> None:
+        self.config = config
+        self.services = services
+        self.config_path = config_path
+        self.pipeline_factory = pipeline_factory
+        self.pipeline = pipeline_factory(services)
+        self.node = socket.gethostname()
+        self.sessions: set[asyncio.Task[None]] = set()
+        self.stopping = False
+        self._server: asyncio.Server | None = None
+        self._apply(config)
+
+    def _apply(self, config: Config) -> None:
+        self.config = config
+        self.upstream_address = (
+            parse_hostport(config.relay.upstream) if config.relay.upstream else None
+        )
+        self.maildir = MaildirWriter(config.delivery.maildir)
+        self.quarantine = Quarantine(config.quarantine.directory, config.quarantine.retention_days)
+        self.tls_context: ssl.SSLContext | None = None
+        if config.smtp.tls_cert:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(config.smtp.tls_cert, config.smtp.tls_key)
+            self.tls_context = context
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def start(self) -> tuple[str, int]:
+        host, port = parse_hostport(self.config.smtp.listen)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: Connection(self._on_connection), host, port, reuse_address=True, backlog=4096
+        )
+        bound = self._server.sockets[0].getsockname()
+        log.info("listening on %s:%s", bound[0], bound[1])
+        return str(bound[0]), int(bound[1])
+
+    def _on_connection(self, conn: Connection) -> None:
+        if self.stopping or len(self.sessions) >= self.config.smtp.max_connections:
+            conn.write(b"421 4.7.0 Too many connections, try again later\r\n")
+            conn.close()
+            return
+        session = SmtpSession(self, conn)
+        task = asyncio.get_running_loop().create_task(session.run())
+        self.sessions.add(task)
+        task.add_done_callback(self.sessions.discard)
+
+    async def stop(self) -> None:
+        self.stopping = True
+        if self._server is not None:
+            self._server.close()
+        if self.sessions:
+            log.info("stopping: waiting for %d sessions", len(self.sessions))
+            _done, pending = await asyncio.wait(
+                set(self.sessions), timeout=self.config.smtp.shutdown_grace
+            )
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def reload(self) -> None:
+        if self.config_path is None:
+            log.info("reload: no config file, keeping embedded defaults")
+            return
+        try:
+            config = load_config(self.config_path)
+            services = Services(
+                config,
+                self.services.store,
+                self.services.resolver,
+                self.services.clock,
+                self.services.extras,
+            )
+            pipeline = self.pipeline_factory(services)
+        except (ConfigError, OSError, ValueError) as exc:
+            log.error("reload failed, keeping the running config: %s", exc)
+            return
+        recorders = self.pipeline.recorders
+        self.services = services
+        self.pipeline = pipeline
+        self.pipeline.recorders.extend(recorders)
+        self._apply(config)
+        log.info("reloaded config from %s", self.config_path)
+
+    # -- delivery targets ---------------------------------------------------
+
+    def new_upstream(self) -> UpstreamSession:
+        assert self.upstream_address is not None
+        relay = self.config.relay
+        return UpstreamSession(
+            *self.upstream_address,
+            self.config.smtp.hostname,
+            connect_timeout=relay.connect_timeout,
+            command_timeout=relay.command_timeout,
+            data_timeout=relay.data_timeout,
+        )
+
+    async def deliver_local(self, tx: Transaction, message: bytes) -> str:
+        try:
+            await self.maildir.deliver(message)
+        except OSError as exc:
+            log.error("queue_id=%s maildir delivery failed: %s", tx.queue_id, exc)
+            return "451 4.3.0 Local delivery failed, try again later"
+        return f"250 2.0.0 Ok: queued as {tx.queue_id}"
+
+    async def quarantine_message(self, tx: Transaction, message: bytes) -> str:
+        meta: dict[str, object] = {
+            "queue_id": tx.queue_id,
+            "mail_from": tx.mail_from,
+            "rcpts": list(tx.rcpts),
+            "client_ip": tx.session.client_ip,
+            "subject": subject_of(tx.data),
+            "score": tx.score,
+            "symbols": {s.name: s.score for s in tx.all_symbols},
+        }
+        try:
+            await self.quarantine.put(message, meta)
+        except OSError as exc:
+            log.error("queue_id=%s quarantine failed: %s", tx.queue_id, exc)
+            return "451 4.3.0 Local storage failed, try again later"
+        return f"250 2.0.0 Ok: queued as {tx.queue_id}"

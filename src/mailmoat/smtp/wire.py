@@ -1,0 +1,179 @@
+"""Byte-level SMTP input/output for one connection (an asyncio Protocol).
+
+Why by hand rather than aiosmtpd's reader: the gateway must see what a
+client sends *before* the banner (pregreet test) and *ahead of* its replies
+(pipelining test) without consuming it, must find the end of DATA only at
+``<CR><LF>.<CR><LF>`` while keeping bare ``<LF>`` and ``<CR>`` as data to
+normalize or refuse by policy, and must bound memory per connection when
+ten thousand bots connect. aiosmtpd's StreamReader-based loop offers none of
+these hooks, so this module owns the buffer and the line framing.
+
+Contract: ``readline`` returns one line including its ending (``b"\\n"``),
+``b""`` at end of input, and raises ``LineTooLong`` (after skipping the rest
+of that line) when a line exceeds the limit. ``read_data`` returns the DATA
+payload up to and excluding the final ``.<CR><LF>`` line, still dot-stuffed,
+or reports that it overflowed ``max_size`` (the payload is then discarded,
+but the end is still found so the dialogue stays in step).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+_END = b"\r\n.\r\n"
+_HIGH_WATER = 1 << 20
+
+
+class LineTooLong(Exception):
+    """A command line longer than allowed; the line has been skipped."""
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, on_ready: Callable[[Connection], None]) -> None:
+        self._on_ready = on_ready
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] = ("", 0)
+        self.local: tuple[str, int] = ("", 0)
+        self._buffer = bytearray()
+        self._eof = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._paused = False
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses; they
+        # implement the same interface.
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername") or ("", 0)
+        local = transport.get_extra_info("sockname") or ("", 0)
+        self.peer = (str(peer[0]), int(peer[1]))
+        self.local = (str(local[0]), int(local[1]))
+        self._on_ready(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) > _HIGH_WATER and not self._paused and self.transport:
+            self._paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._wake()
+        if self._drain_waiter and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain_waiter and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    # -- reading ------------------------------------------------------------
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        if self._eof:
+            return
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def pending(self) -> int:
+        """Bytes received and not yet read: input sent ahead of our replies."""
+        return len(self._buffer)
+
+    @property
+    def at_eof(self) -> bool:
+        return self._eof and not self._buffer
+
+    def discard_pending(self) -> None:
+        del self._buffer[:]
+
+    async def wait_for_input(self) -> None:
+        """Return once anything is buffered or the client has gone."""
+        while not self._buffer and not self._eof:
+            await self._wait()
+
+    async def readline(self, limit: int) -> bytes:
+        skipping = False
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0:
+                line = bytes(self._buffer[: end + 1])
+                del self._buffer[: end + 1]
+                if skipping or len(line) > limit:
+                    raise LineTooLong()
+                return line
+            if len(self._buffer) > limit:
+                skipping = True
+                del self._buffer[:]
+            if self._eof:
+                del self._buffer[:]
+                return b""
+            await self._wait()
+
+    async def read_data(self, max_size: int) -> tuple[bytes | None, int]:
+        """(payload or None if over ``max_size``, bytes seen); EOFError if cut off.
+
+        The payload starts right after the 354 reply; we look for the end
+        marker with a virtual ``<CR><LF>`` in front so an empty message works.
+        """
+        chunks = bytearray(b"\r\n")
+        overflow = False
+        dropped = 0
+        while True:
+            if self._buffer:
+                scan_from = max(0, len(chunks) - 4)
+                chunks += self._buffer
+                del self._buffer[:]
+                end = chunks.find(_END, scan_from)
+                if end >= 0:
+                    rest = bytes(chunks[end + len(_END) :])
+                    if rest:
+                        self._buffer[:0] = rest
+                    size = dropped + end
+                    if overflow:
+                        return None, size
+                    return bytes(chunks[2 : end + 2]), size
+                if dropped + len(chunks) - 2 > max_size:
+                    overflow = True
+                    dropped += len(chunks) - 4
+                    del chunks[:-4]
+            if self._eof:
+                raise EOFError("connection closed during DATA")
+            await self._wait()
+
+    # -- writing ------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self._write_paused and self.transport is not None and not self.transport.is_closing():
+            self._drain_waiter = asyncio.get_running_loop().create_future()
+            await self._drain_waiter
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
