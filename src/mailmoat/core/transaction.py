@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,9 @@ class Session:
     forced: list[Forced] = field(default_factory=list)
     # Free-form per-check state (e.g. the DNSBL task started at connect).
     notes: dict[str, Any] = field(default_factory=dict)
+    # Called once when the connection ends, whatever the reason (e.g. to
+    # release a concurrency slot taken at connect). Errors are logged.
+    cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def allowlisted(self) -> bool:

@@ -115,6 +115,11 @@ class SmtpSession:
         finally:
             await self._close_upstream()
             self.conn.close()
+            for cleanup in self.session.cleanups:
+                try:
+                    await cleanup()
+                except Exception:
+                    log.exception("client=%s cleanup failed", self.session.client_ip)
 
     async def _close_upstream(self) -> None:
         if self.upstream is not None:

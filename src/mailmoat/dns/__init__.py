@@ -1,0 +1,1 @@
+"""DNS: the resolver interface and its cached dnspython implementation."""
