@@ -32,9 +32,9 @@ class SmtpConfig:
     max_connections: int = 20_000
     # Command lines longer than this (RFC 5321: 512 with CRLF) get 500 5.5.2.
     max_command_length: int = 512
-    # DATA lines longer than this (RFC 5322: 998 + CRLF) make the message be
-    # refused with 554 5.6.0 at the end of DATA.
-    max_line_length: int = 1000
+    # DATA lines longer than this many characters, not counting CRLF (RFC
+    # 5322: 998), make the message be refused with 554 5.6.0 at end of DATA.
+    max_line_length: int = 998
     command_timeout: float = 300.0
     # "normalize": a bare LF in DATA is taken as a line end (and sent on as
     # CRLF); "reject": the message is refused with 554 5.5.2 (Postfix 3.9's
@@ -134,6 +134,188 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class DnsConfig:
+    """The resolver checks use (``mailmoat.dns.CachingResolver``)."""
+
+    # "host:port" of a recursive resolver; empty: the system's (/etc/resolv.conf).
+    nameserver: str = ""
+    # Seconds one query may take, retries included; past it: status "timeout".
+    timeout: float = 3.0
+    # Answer TTLs are clamped to [min_ttl, max_ttl] seconds in the cache.
+    min_ttl: float = 60.0
+    max_ttl: float = 3600.0
+    cache_size: int = 100_000
+
+
+@dataclass(frozen=True)
+class DnsblConfig:
+    """postscreen-style DNS block/allow lists (see docs/screening.md).
+
+    A site is ``[NAME:]zone[=filter][*weight]``, e.g.
+    ``"zen.spamhaus.org=127.0.0.[2..11]*3"`` or ``"list.dnswl.org=127.0.[0..255].[1..3]*-2"``.
+    """
+
+    sites: tuple[str, ...] = ()
+    # Total weight at or above: the client is refused at RCPT with 554 5.7.1.
+    threshold: float = 3.0
+
+
+@dataclass(frozen=True)
+class RdnsConfig:
+    # Clients never looked up (loopback: local submission, like mynetworks).
+    skip_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    # Extra regular expressions (searched in the PTR name) marking dynamic hosts.
+    dynamic_patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GreylistConfig:
+    enabled: bool = True
+    # "score": only when the score at RCPT is in the soft_reject band
+    # (actions.soft_reject <= score < actions.reject); "all": every unknown client.
+    mode: str = "score"
+    delay: float = 300.0
+    retry_window: float = 172_800.0
+    max_age: float = 3_024_000.0
+    # A client network becomes exempt after this many successful retries; 0: never.
+    auto_allowlist: int = 5
+    ipv4_prefix: int = 24
+    ipv6_prefix: int = 64
+
+
+@dataclass(frozen=True)
+class RatelimitConfig:
+    """Per-window counters; 0 disables one limit. Exempt networks skip all."""
+
+    exempt: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    window: float = 60.0
+    connections_per_ip: int = 60
+    connections_per_net: int = 300
+    concurrent_per_ip: int = 20
+    concurrent_per_net: int = 100
+    messages_per_ip: int = 120
+    messages_per_sender: int = 120
+    recipients_per_ip: int = 600
+    recipients_per_sender: int = 600
+    ipv4_prefix: int = 24
+    ipv6_prefix: int = 64
+    # Concurrency slots are time-bucketed counters of this length, so slots of
+    # a crashed process vanish after two buckets.
+    slot_bucket: float = 600.0
+
+
+@dataclass(frozen=True)
+class ListsConfig:
+    """Static allow/deny entries: ``192.0.2.0/24``, ``helo:mx.example.org``,
+    ``from:user@example.org``, ``from:example.org``, ``from:.example.org``."""
+
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    # Files with one entry a line (# comments), re-read when they change.
+    allow_files: tuple[str, ...] = ()
+    deny_files: tuple[str, ...] = ()
+    reload_interval: float = 5.0
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Sender authentication (SPF, DKIM, DMARC) and Authentication-Results."""
+
+    # Our authserv-id in Authentication-Results; "" means smtp.hostname.
+    authserv_id: str = ""
+    # Per DNS query; well below the checks' own timeouts.
+    dns_timeout: float = 2.0
+    # Also check the HELO identity (RFC 7208 section 2.3).
+    spf_helo: bool = True
+    # At most this many DKIM-Signature fields are verified per message.
+    dkim_max_signatures: int = 8
+    dkim_min_key_bits: int = 1024
+    # What a DMARC failure under p=reject / p=quarantine does: "reject"
+    # (550 5.7.1), "quarantine", or "score" (symbols only).
+    dmarc_reject_action: str = "reject"
+    dmarc_quarantine_action: str = "quarantine"
+
+
+@dataclass(frozen=True)
+class UrlblConfig:
+    """Domain blocklists for URLs and host names found in messages."""
+
+    # Like DNSBL sites: "[NAME:]zone[=filter][*weight]", e.g.
+    # "DBL:dbl.spamhaus.org=127.0.1.[2..99]*4".
+    zones: tuple[str, ...] = ()
+    # Local lists: "NAME=path" to a file of domains, one per line.
+    local_lists: tuple[str, ...] = ()
+    dns_timeout: float = 2.0
+    max_domains: int = 40
+    # Registered domains never looked up (e.g. your own, big providers).
+    skip_domains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    # Extra TOML rule files, loaded after the bundled set.
+    files: tuple[str, ...] = ()
+    bundled: bool = True
+
+
+@dataclass(frozen=True)
+class AttachmentsConfig:
+    # Extensions (without dot, lower case) that are dangerous on their own;
+    # empty means the built-in list.
+    bad_extensions: tuple[str, ...] = ()
+    max_archive_entries: int = 1000
+    # Declared uncompressed/compressed ratio above which a member is a bomb.
+    max_compression_ratio: int = 200
+    max_archive_total: int = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BulkConfig:
+    # Counts per fingerprint expire this many seconds after they started.
+    window: float = 86_400.0
+    # Distinct senders (client /24 or /64) seen with the same fingerprint.
+    low: int = 5
+    medium: int = 20
+    high: int = 100
+    # Bodies with fewer normalised words are not fingerprinted.
+    min_words: int = 12
+
+
+@dataclass(frozen=True)
+class StatsConfig:
+    """Counters and history (``mailmoat.stats``); see docs/dashboard.md."""
+
+    enabled: bool = True
+    # Node name in counter and history keys; empty: the host name.
+    node: str = ""
+    # Seconds between flushes of the in-memory counters to the store.
+    flush_interval: float = 5.0
+    minute_retention_hours: int = 48
+    hour_retention_days: int = 35
+    day_retention_days: int = 400
+    # History: kept this many days, at most this many records per node and hour.
+    history_days: int = 7
+    history_max_per_hour: int = 20_000
+    # Step changes: |change| against the trailing 7-period median, judged only
+    # when the baseline has at least this many messages per period.
+    step_threshold: float = 0.5
+    step_min_baseline: float = 20.0
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """The dashboard (``mailmoat.web``). Without ``password_hash`` it binds to
+    loopback only; ``mailmoat web --hash-password`` makes a hash."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1:8025"
+    password_hash: str = ""
+    # Signs session cookies; empty: a random key per process.
+    secret_key: str = ""
+    session_hours: float = 12.0
+
+
+@dataclass(frozen=True)
 class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
@@ -148,6 +330,19 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     quarantine: QuarantineConfig = field(default_factory=QuarantineConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    stats: StatsConfig = field(default_factory=StatsConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    dnsbl: DnsblConfig = field(default_factory=DnsblConfig)
+    rdns: RdnsConfig = field(default_factory=RdnsConfig)
+    greylist: GreylistConfig = field(default_factory=GreylistConfig)
+    ratelimit: RatelimitConfig = field(default_factory=RatelimitConfig)
+    lists: ListsConfig = field(default_factory=ListsConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    urlbl: UrlblConfig = field(default_factory=UrlblConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    attachments: AttachmentsConfig = field(default_factory=AttachmentsConfig)
+    bulk: BulkConfig = field(default_factory=BulkConfig)
     source: str = "<embedded defaults>"
 
     def check(self, name: str) -> CheckSettings:
@@ -163,6 +358,9 @@ _VALID_CHOICES: dict[str, tuple[str, ...]] = {
     "protocol.bare_newline": ("ignore", "enforce", "drop"),
     "protocol.pipelining": ("ignore", "enforce", "drop"),
     "pregreet.action": ("ignore", "enforce", "drop"),
+    "greylist.mode": ("score", "all"),
+    "auth.dmarc_reject_action": ("reject", "quarantine", "score"),
+    "auth.dmarc_quarantine_action": ("reject", "quarantine", "score"),
 }
 
 
@@ -222,7 +420,8 @@ def parse_hostport(
         raise ConfigError(f"{where}: no host in {value!r}")
     if not port_text:
         return host, default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    # Port 0 asks the kernel for a free port (tests, benchmarks).
+    if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
         raise ConfigError(f"{where}: bad port in {value!r}")
     return host, int(port_text)
 

@@ -46,6 +46,10 @@ def parse_path(text: str, *, allow_null: bool = False) -> str:
     if inner.startswith("@"):
         # A source route. RFC 5321 says receivers should ignore it; we keep it
         # so relay control can refuse it (it is never needed today).
+        route, colon, mailbox = inner.partition(":")
+        if not colon or len(route) < 2:
+            raise AddressError("bad source route")
+        split_local_domain(mailbox)
         return inner
     split_local_domain(inner)
     return inner

@@ -42,7 +42,7 @@ def unstuff(payload: bytes) -> bytes:
 
 
 def inspect(payload: bytes, max_line_length: int) -> PayloadFacts:
-    long_line = re.search(rb"[^\n]{%d}" % (max_line_length + 1), payload) is not None
+    long_line = re.search(rb"[^\r\n]{%d}" % (max_line_length + 1), payload) is not None
     return PayloadFacts(
         bare_newline=_BARE_ANY.search(payload) is not None,
         has_nul=b"\x00" in payload,

@@ -152,7 +152,7 @@ class Connection(asyncio.Protocol):
                     if rest:
                         self._buffer[:0] = rest
                     size = dropped + end
-                    if overflow:
+                    if overflow or size > max_size:
                         return None, size
                     return bytes(chunks[2 : end + 2]), size
                 if dropped + len(chunks) - 2 > max_size:

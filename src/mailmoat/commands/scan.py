@@ -1,0 +1,73 @@
+"""``mailmoat scan [--json] FILE...``: the data-stage checks on stored mail.
+
+Each file is one message (a leading mbox ``From `` line is ignored). Prints
+``FILE: action score SYMBOL(score) ...`` per file, or with ``--json`` one
+object per line: ``{"file", "action", "score", "symbols": {NAME: score}}``.
+Unreadable files are reported on stderr and make the exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from mailmoat.config import load_config
+from mailmoat.core.symbols import Stage
+from mailmoat.core.transaction import Session, Transaction
+from mailmoat.runtime import build_services, run_loop
+from mailmoat.smtp.content import normalize_line_ends
+from mailmoat.smtp.server import build_pipeline
+
+HELP = "run the data-stage checks on stored messages"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help="message files")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--config", help="TOML config file (default: embedded defaults)")
+
+
+def read_message(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    if raw.startswith(b"From "):
+        raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
+    return normalize_line_ends(raw)
+
+
+async def scan(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    services = await build_services(config)
+    pipeline = build_pipeline(services)
+    status = 0
+    try:
+        for path in args.files:
+            try:
+                data = read_message(path)
+            except OSError as exc:
+                print(f"mailmoat scan: {path}: {exc.strerror}", file=sys.stderr)
+                status = 1
+                continue
+            tx = Transaction(Session(client_ip="127.0.0.1", front="scan"), data=data)
+            decision = await pipeline.run(Stage.DATA, tx)
+            symbols = {s.name: s.score for s in tx.all_symbols}
+            if args.json:
+                line = {
+                    "file": path,
+                    "action": decision.action.value,
+                    "score": decision.score,
+                    "symbols": symbols,
+                }
+                print(json.dumps(line), flush=True)
+            else:
+                listed = " ".join(f"{n}({s:g})" for n, s in symbols.items())
+                print(f"{path}: {decision.action.value} {decision.score:g} {listed}", flush=True)
+    finally:
+        if services.store is not None:
+            await services.store.close()
+    return status
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_loop(scan(args))

@@ -1,0 +1,133 @@
+"""Run a real mailmoat gateway in a background thread for integration tests.
+
+``GatewayThread(tmp_path, {"relay": {"domains": [...]}})`` writes a TOML
+config (merged over test defaults: free port, pregreet off, everything under
+``tmp_path``), starts ``Gateway`` on its own event loop in a thread, and
+exposes ``port``, ``maildir_messages()`` and ``stop()``. Tests talk to it
+with real clients (smtplib, swaks, smtp-source) from the main thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from mailmoat.config import load_config
+from mailmoat.runtime import build_services
+from mailmoat.smtp.server import Gateway
+
+
+def toml_dumps(sections: dict[str, dict[str, Any]]) -> str:
+    """Enough TOML for test configs: tables of strings, numbers, bools, lists."""
+
+    def value(item: Any) -> str:
+        if isinstance(item, bool):
+            return "true" if item else "false"
+        if isinstance(item, int | float):
+            return repr(item)
+        if isinstance(item, str):
+            return '"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(item, list | tuple):
+            return "[" + ", ".join(value(i) for i in item) + "]"
+        raise TypeError(f"cannot write {item!r} as TOML")
+
+    lines: list[str] = []
+    for name, table in sections.items():
+        plain = {k: v for k, v in table.items() if not isinstance(v, dict)}
+        lines.append(f"[{name}]")
+        lines.extend(f"{k} = {value(v)}" for k, v in plain.items())
+        for key, sub in table.items():
+            if isinstance(sub, dict):
+                lines.append(f"[{name}.{key}]")
+                lines.extend(f"{k} = {value(v)}" for k, v in sub.items())
+    return "\n".join(lines) + "\n"
+
+
+def write_test_config(tmp_path: Path, overrides: dict[str, dict[str, Any]] | None = None) -> Path:
+    sections: dict[str, dict[str, Any]] = {
+        "smtp": {"listen": "127.0.0.1:0", "hostname": "mx.mailmoat.test", "shutdown_grace": 5},
+        "relay": {"domains": ["example.org"]},
+        "delivery": {"maildir": str(tmp_path / "maildir")},
+        "quarantine": {"directory": str(tmp_path / "quarantine")},
+        "store": {"url": f"sqlite:///{tmp_path / 'store.db'}"},
+        "pregreet": {"delay": 0},
+    }
+    for name, table in (overrides or {}).items():
+        sections.setdefault(name, {}).update(table)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "mailmoat.toml"
+    path.write_text(toml_dumps(sections))
+    return path
+
+
+class GatewayThread:
+    def __init__(self, tmp_path: Path, overrides: dict[str, dict[str, Any]] | None = None) -> None:
+        self.config_path = write_test_config(tmp_path, overrides)
+        self.config = load_config(self.config_path)
+        self.loop = asyncio.new_event_loop()
+        self.gateway: Gateway | None = None
+        self.port = 0
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._start())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self.loop.run_forever()
+
+    async def _start(self) -> None:
+        services = await build_services(self.config)
+        self.gateway = Gateway(self.config, services, config_path=str(self.config_path))
+        for starter in services.extras.get("starters", []):
+            await starter(self.gateway)
+        _host, self.port = await self.gateway.start()
+
+    def start(self) -> Self:
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def call(self, coroutine: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        if self.gateway is not None and self.loop.is_running():
+            gateway = self.gateway
+
+            async def shutdown() -> None:
+                await gateway.stop()
+                for stopper in gateway.services.extras.get("stoppers", []):
+                    await stopper()
+                if gateway.services.store is not None:
+                    await gateway.services.store.close()
+
+            self.call(shutdown(), timeout=60)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+    def maildir_messages(self) -> list[bytes]:
+        new = Path(self.config.delivery.maildir) / "new"
+        return [p.read_bytes() for p in sorted(new.iterdir())] if new.exists() else []
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
