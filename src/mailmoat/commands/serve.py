@@ -11,6 +11,7 @@ import signal
 from mailmoat.config import load_config
 from mailmoat.runtime import build_services, run_loop
 from mailmoat.smtp.server import Gateway
+from mailmoat.stats.wiring import install as install_stats
 
 HELP = "run the SMTP gateway"
 log = logging.getLogger("mailmoat.serve")
@@ -24,6 +25,7 @@ async def serve(config_path: str | None) -> int:
     config = load_config(config_path)
     logging.getLogger().setLevel(config.log.level.upper())
     services = await build_services(config)
+    install_stats(services)
     gateway = Gateway(config, services, config_path=config_path)
     for starter in services.extras.get("starters", []):
         await starter(gateway)

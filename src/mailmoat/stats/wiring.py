@@ -1,0 +1,76 @@
+"""Hooking statistics (and the dashboard) into a running gateway.
+
+Contract: ``install(services)`` registers, in ``services.extras``, a
+``starters`` hook that adds a ``StatsRecorder`` to the gateway's pipeline
+recorders (carried over on SIGHUP reload by the gateway), counts accepted
+connections, starts the periodic flush and, with ``[web] enabled``, the
+dashboard; and a ``stoppers`` hook that stops the dashboard and flushes the
+counters a last time. A dashboard that cannot bind is logged and skipped (the
+gateway keeps running); a dashboard configured unsafely (non-loopback without
+a password) raises ``ConfigError`` so ``mailmoat serve`` refuses to start.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import TYPE_CHECKING, Any
+
+from mailmoat.checks.base import Services
+from mailmoat.config import Config
+from mailmoat.stats.recorder import StatsRecorder
+
+if TYPE_CHECKING:
+    from mailmoat.smtp.server import Gateway
+    from mailmoat.smtp.wire import Connection
+
+log = logging.getLogger("mailmoat.stats")
+
+
+def node_name(config: Config) -> str:
+    return config.stats.node or socket.gethostname()
+
+
+def attach(gateway: Gateway, recorder: StatsRecorder) -> None:
+    """Record the gateway's transactions and count its connections."""
+    if recorder not in gateway.pipeline.recorders:
+        gateway.pipeline.recorders.append(recorder)
+    if getattr(gateway, "_stats_counted", False):
+        return
+    accept = gateway._on_connection
+
+    def counted(conn: Connection) -> None:
+        recorder.count_connection()
+        accept(conn)
+
+    gateway._on_connection = counted  # type: ignore[method-assign]
+    gateway._stats_counted = True  # type: ignore[attr-defined]
+
+
+def install(services: Services) -> StatsRecorder | None:
+    config = services.config
+    if not config.stats.enabled or services.store is None:
+        return None
+    recorder = StatsRecorder(services.store, config.stats, node_name(config))
+    services.extras["stats_recorder"] = recorder
+    state: dict[str, Any] = {}
+
+    async def start(gateway: Gateway) -> None:
+        attach(gateway, recorder)
+        await recorder.start()
+        if config.web.enabled:
+            from mailmoat.web.server import start_dashboard
+
+            state["web"] = await start_dashboard(
+                lambda: gateway.config, services.store, recorder=recorder, gateway=gateway
+            )
+
+    async def stop() -> None:
+        web = state.pop("web", None)
+        if web is not None:
+            await web.stop()
+        await recorder.stop()
+
+    services.extras.setdefault("starters", []).append(start)
+    services.extras.setdefault("stoppers", []).append(stop)
+    return recorder
