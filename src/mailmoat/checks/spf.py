@@ -1,0 +1,197 @@
+"""SPF (RFC 7208) for the MAIL FROM and HELO identities (data stage).
+
+Contract: evaluates the client address against the SPF policy of the MAIL
+FROM domain (``postmaster@<helo>`` for the null sender) and, with
+``auth.spf_helo``, of the HELO name. Symbols: ``SPF_PASS``, ``SPF_FAIL``,
+``SPF_SOFTFAIL``, ``SPF_NEUTRAL``, ``SPF_NONE``, ``SPF_TEMPERROR``,
+``SPF_PERMERROR`` and the same with ``SPF_HELO_`` for the HELO identity.
+Results go to ``tx.notes[NOTE_SPF]`` for DMARC and Authentication-Results.
+
+How: pyspf does the policy evaluation (macros, mechanisms, the RFC's lookup,
+void-lookup and recursion limits) but is synchronous. Instead of a thread we
+*replay* it: pyspf runs against the answers fetched so far; when it needs one
+it does not have, it stops, the answer is fetched through our asynchronous
+resolver (``auth.dns_timeout`` per query) and the evaluation starts again.
+Evaluation is deterministic given the answers, so the last run is the real
+one. At most ``MAX_QUERIES`` distinct queries are made (pyspf's own limits
+stop well before that); a giant include chain or loop is a permerror.
+
+Failure mode: DNS timeouts and server failures are ``temperror`` (score 0);
+no resolver configured: the check is not built.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import ipaddress
+import logging
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import spf
+
+from mailmoat.checks.auth_results import NOTE_SPF, AuthResult, lookup
+from mailmoat.checks.base import Check, Services
+from mailmoat.core.symbols import Evidence, Stage
+from mailmoat.core.transaction import Transaction
+from mailmoat.dns.base import DnsAnswer, Resolver
+
+log = logging.getLogger("mailmoat.checks.spf")
+
+MAX_QUERIES = 40
+
+SCORES: dict[str, float] = {
+    "pass": -0.5,
+    "fail": 2.5,
+    "softfail": 1.0,
+    "neutral": 0.2,
+    "none": 0.3,
+    "temperror": 0.0,
+    "permerror": 0.5,
+}
+HELO_SCORES: dict[str, float] = {
+    "pass": 0.0,
+    "fail": 1.0,
+    "softfail": 0.5,
+    "neutral": 0.0,
+    "none": 0.0,
+    "temperror": 0.0,
+    "permerror": 0.2,
+}
+
+Answers = dict[tuple[str, str], DnsAnswer]
+_ANSWERS: contextvars.ContextVar[Answers | None] = contextvars.ContextVar(
+    "mailmoat_spf_answers", default=None
+)
+
+
+class _NeedLookup(Exception):  # a control-flow signal, not an error
+    def __init__(self, name: str, qtype: str) -> None:
+        super().__init__(name, qtype)
+        self.key = (name, qtype)
+
+
+def _pyspf_record(qtype: str, record: str) -> Any:
+    if qtype == "MX":
+        parts = record.split()
+        if len(parts) == 2 and parts[0].isdigit():
+            return (int(parts[0]), parts[1].rstrip("."))
+        return (0, record.rstrip("."))
+    if qtype in ("TXT", "SPF"):
+        return (record.encode("utf-8", "replace"),)
+    if qtype == "PTR":
+        return record.rstrip(".")
+    return record
+
+
+_ORIGINAL_LOOKUP: Callable[..., Any] = spf.DNSLookup
+
+
+def _replay_lookup(name: str, qtype: str, strict: Any = True, timeout: Any = 20) -> Any:
+    answers = _ANSWERS.get()
+    if answers is None:  # someone else using pyspf in this process
+        return _ORIGINAL_LOOKUP(name, qtype, strict, timeout)
+    if qtype == "SPF":  # RR type 99 is obsolete (RFC 7208 section 3.1)
+        return []
+    key = (name.lower().rstrip("."), qtype)
+    answer = answers.get(key)
+    if answer is None:
+        raise _NeedLookup(*key)
+    if answer.failed:
+        raise spf.TempError(f"DNS {answer.status} for {key[0]} {qtype}")
+    return [((key[0], qtype), _pyspf_record(qtype, r)) for r in answer.records]
+
+
+spf.DNSLookup = _replay_lookup
+
+
+async def evaluate(
+    resolver: Resolver, ip: str, sender: str, helo: str, timeout: float
+) -> tuple[str, str]:
+    """(result, explanation) of one SPF evaluation; never raises."""
+    answers: Answers = {}
+    for _ in range(MAX_QUERIES + 1):
+        need = _run(answers, ip, sender, helo, timeout)
+        if isinstance(need, tuple):
+            return need
+        answers[need.key] = await lookup(resolver, need.key[0], need.key[1], timeout)
+    log.info("spf sender=%s ip=%s: more than %d DNS queries", sender, ip, MAX_QUERIES)
+    return "permerror", f"more than {MAX_QUERIES} DNS queries"
+
+
+def _run(answers: Answers, ip: str, sender: str, helo: str, timeout: float) -> Any:
+    token = _ANSWERS.set(answers)
+    try:
+        query = spf.query(i=ip, s=sender, h=helo, timeout=timeout, querytime=0)
+        result, _code, explanation = query.check()
+        return str(result), str(explanation)
+    except _NeedLookup as need:
+        return need
+    except (ValueError, IndexError, TypeError, UnicodeError, RecursionError) as exc:
+        # pyspf on hostile input (odd addresses, names, records).
+        return "permerror", f"{type(exc).__name__}: {exc}"
+    finally:
+        _ANSWERS.reset(token)
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _helo_domain(helo: str) -> str:
+    name = helo.strip().rstrip(".").lower()
+    if not name or name.startswith("[") or _is_address(name) or "." not in name:
+        return ""
+    return name
+
+
+class SpfCheck(Check):
+    name: ClassVar[str] = "spf"
+    stage: ClassVar[str] = Stage.DATA
+
+    def __init__(self, resolver: Resolver, timeout: float, check_helo: bool) -> None:
+        self.resolver = resolver
+        self.timeout = timeout
+        self.check_helo = check_helo
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        ip = tx.session.client_ip
+        if not _is_address(ip):
+            return
+        helo = _helo_domain(tx.session.helo)
+        sender = tx.mail_from.strip().strip("<>")
+        results: list[AuthResult] = []
+        helo_result = ""
+        if helo and self.check_helo:
+            helo_result, why = await evaluate(self.resolver, ip, "", helo, self.timeout)
+            evidence.add(f"SPF_HELO_{helo_result.upper()}", HELO_SCORES[helo_result], helo)
+            results.append(AuthResult("spf", helo_result, why[:100], (("smtp.helo", helo),)))
+        if not sender and not helo:
+            return
+        if not sender:
+            # Null sender: the MAIL FROM identity is postmaster@<helo>.
+            sender = f"postmaster@{helo}"
+            result, why = (
+                (helo_result, "")
+                if helo_result
+                else await evaluate(self.resolver, ip, "", helo, self.timeout)
+            )
+        elif "@" not in sender:
+            result, why = "none", "no domain in MAIL FROM"
+        else:
+            result, why = await evaluate(self.resolver, ip, sender, helo, self.timeout)
+        evidence.add(f"SPF_{result.upper()}", SCORES[result], sender[:80])
+        results.insert(0, AuthResult("spf", result, why[:100], (("smtp.mailfrom", sender),)))
+        tx.notes[NOTE_SPF] = results
+
+
+def build(services: Services) -> list[Check]:
+    if services.resolver is None:
+        log.info("spf: no resolver configured, check disabled")
+        return []
+    auth = services.config.auth
+    return [SpfCheck(services.resolver, auth.dns_timeout, auth.spf_helo)]
