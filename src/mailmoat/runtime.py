@@ -12,12 +12,14 @@ from typing import Any
 
 from mailmoat.checks.base import Services
 from mailmoat.config import Config
+from mailmoat.dns import resolver_from_config
 from mailmoat.store import open_store
 
 
 async def build_services(config: Config) -> Services:
     store = open_store(config.store.url)
-    return Services(config=config, store=store)
+    resolver = resolver_from_config(config.dns)
+    return Services(config=config, store=store, resolver=resolver)
 
 
 def run_loop(main: Coroutine[Any, Any, int]) -> int:

@@ -14,6 +14,16 @@ CHECK_MODULES: tuple[str, ...] = (
     "mailmoat.checks.helo",
     "mailmoat.checks.headers",
     "mailmoat.checks.size",
+    "mailmoat.checks.spf",
+    "mailmoat.checks.dkim",
+    "mailmoat.checks.dmarc",
+    "mailmoat.checks.auth_results",
+    "mailmoat.checks.urlbl",
+    "mailmoat.checks.lists",
+    "mailmoat.checks.ratelimit",
+    "mailmoat.checks.dnsbl",
+    "mailmoat.checks.rdns",
+    "mailmoat.checks.greylist",
 )
 
 

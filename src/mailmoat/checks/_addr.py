@@ -1,0 +1,50 @@
+"""Address helpers shared by the screening checks (private).
+
+``client_net`` maps a client address to the network the stateful checks key
+on (greylisting and rate limits treat a /24 or /64 as one sender, because
+one host there can hop addresses). ``NetworkSet`` answers "is this address in
+any of these CIDR networks"; a malformed entry raises ``ValueError`` naming it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def client_net(ip: str, ipv4_prefix: int = 24, ipv6_prefix: int = 64) -> str:
+    """``192.0.2.77`` -> ``192.0.2.0/24``; unparsable input comes back as is."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    prefix = ipv4_prefix if address.version == 4 else ipv6_prefix
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+def parse_network(text: str) -> Network:
+    """``192.0.2.0/24``, ``192.0.2.1``, ``2001:db8::/32``; ValueError if not one."""
+    return ipaddress.ip_network(text.strip(), strict=False)
+
+
+class NetworkSet:
+    def __init__(self, entries: Iterable[str] = ()) -> None:
+        self.networks: list[Network] = [parse_network(e) for e in entries]
+
+    def __contains__(self, ip: object) -> bool:
+        if not isinstance(ip, str) or not self.networks:
+            return False
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+    def __bool__(self) -> bool:
+        return bool(self.networks)

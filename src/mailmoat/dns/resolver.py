@@ -1,0 +1,187 @@
+"""A caching, de-duplicating async resolver on dnspython's asyncio resolver.
+
+Contract: ``CachingResolver.resolve(name, rdtype)`` returns a ``DnsAnswer``
+and never raises for DNS trouble: a missing name is ``nxdomain``, a name
+without that record type ``nodata``, no answer within ``timeout`` seconds
+(retries included) ``timeout``, and anything else (SERVFAIL, REFUSED,
+unreachable server, malformed reply) ``servfail``.
+
+Caching policy: positive answers live for their TTL, negative answers
+(NXDOMAIN/NODATA) for the SOA minimum of their authority section (RFC 2308),
+both clamped to ``[min_ttl, max_ttl]`` (default 60 s .. 1 h) so a zero TTL
+cannot turn a storm into a query flood and a week-long TTL cannot pin a
+stale listing. Failures are not cached: the next caller asks again.
+Identical queries in flight share one upstream query. The cache holds at
+most ``cache_size`` entries; when full, expired entries go first, then the
+oldest.
+
+Inputs: a nameserver ``host:port`` (default: the system resolver from
+/etc/resolv.conf), a timeout, and a monotonic clock (injectable for tests).
+Names are always taken as absolute: no search list is applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import dns.asyncresolver
+import dns.exception
+import dns.message
+import dns.name
+import dns.rdatatype
+import dns.resolver
+
+from mailmoat.dns.base import DnsAnswer
+
+log = logging.getLogger("mailmoat.dns")
+
+
+class CachingResolver:
+    """The ``mailmoat.dns.Resolver`` used by checks; see the module contract."""
+
+    def __init__(
+        self,
+        nameserver: str = "",
+        *,
+        timeout: float = 3.0,
+        min_ttl: float = 60.0,
+        max_ttl: float = 3600.0,
+        cache_size: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.timeout = timeout
+        self.min_ttl = min_ttl
+        self.max_ttl = max_ttl
+        self.cache_size = cache_size
+        self.clock = clock
+        self._cache: dict[tuple[str, str], tuple[float, DnsAnswer]] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Task[DnsAnswer]] = {}
+        # Upstream queries actually sent (cache misses not shared in flight).
+        self.queries = 0
+        if nameserver:
+            from mailmoat.config import parse_hostport
+
+            host, port = parse_hostport(nameserver, where="dns.nameserver", default_port=53)
+            self._resolver = dns.asyncresolver.Resolver(configure=False)
+            self._resolver.nameservers = [host]
+            self._resolver.port = port
+        else:
+            try:
+                self._resolver = dns.asyncresolver.Resolver(configure=True)
+            except dns.resolver.NoResolverConfiguration:
+                log.warning("no usable /etc/resolv.conf; using 127.0.0.1:53")
+                self._resolver = dns.asyncresolver.Resolver(configure=False)
+                self._resolver.nameservers = ["127.0.0.1"]
+        self._resolver.cache = None
+        self._resolver.timeout = timeout
+        self._resolver.lifetime = timeout
+
+    async def resolve(self, name: str, rdtype: str) -> DnsAnswer:
+        key = (name.lower().rstrip("."), rdtype.upper())
+        cached = self._cache.get(key)
+        if cached is not None:
+            if cached[0] > self.clock():
+                return cached[1]
+            del self._cache[key]
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._query(*key))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(key, None))
+        # A cancelled caller must not cancel the query others are waiting on.
+        return await asyncio.shield(task)
+
+    def cached(self, name: str, rdtype: str) -> DnsAnswer | None:
+        """The live cached answer, if any (for tests and diagnostics)."""
+        entry = self._cache.get((name.lower().rstrip("."), rdtype.upper()))
+        return entry[1] if entry is not None and entry[0] > self.clock() else None
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    # -- internals ----------------------------------------------------------
+
+    async def _query(self, name: str, rdtype: str) -> DnsAnswer:
+        self.queries += 1
+        answer = await self._ask(name, rdtype)
+        if not answer.failed:
+            self._store((name, rdtype), answer)
+        return answer
+
+    async def _ask(self, name: str, rdtype: str) -> DnsAnswer:
+        try:
+            qname = dns.name.from_text(name)
+            result = await self._resolver.resolve(
+                qname, rdtype, search=False, raise_on_no_answer=False, lifetime=self.timeout
+            )
+        except dns.resolver.NXDOMAIN as exc:
+            response = _first_response(exc)
+            return DnsAnswer("nxdomain", (), self._negative_ttl(response))
+        except dns.exception.Timeout:
+            log.info("dns query=%s/%s status=timeout after %gs", name, rdtype, self.timeout)
+            return DnsAnswer("timeout")
+        except (dns.resolver.NoNameservers, dns.resolver.NoAnswer) as exc:
+            log.info("dns query=%s/%s status=servfail: %s", name, rdtype, exc)
+            return DnsAnswer("servfail")
+        except (dns.exception.DNSException, ValueError, OSError) as exc:
+            log.info("dns query=%s/%s status=servfail: %s", name, rdtype, exc)
+            return DnsAnswer("servfail")
+        if result.rrset is None:
+            return DnsAnswer("nodata", (), self._negative_ttl(result.response))
+        records = tuple(_present(rdata, rdtype) for rdata in result.rrset)
+        return DnsAnswer("ok", records, self._clamp(result.rrset.ttl))
+
+    def _negative_ttl(self, response: dns.message.Message | None) -> int:
+        """RFC 2308: min(SOA TTL, SOA MINIMUM) from the authority section."""
+        if response is not None:
+            for rrset in response.authority:
+                if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
+                    minimum = min(rrset.ttl, rrset[0].minimum)  # type: ignore[attr-defined]
+                    return self._clamp(minimum)
+        return self._clamp(0)
+
+    def _clamp(self, ttl: float) -> int:
+        return int(max(self.min_ttl, min(self.max_ttl, ttl)))
+
+    def _store(self, key: tuple[str, str], answer: DnsAnswer) -> None:
+        now = self.clock()
+        if len(self._cache) >= self.cache_size:
+            for stale in [k for k, (expires, _) in self._cache.items() if expires <= now]:
+                del self._cache[stale]
+            while len(self._cache) >= self.cache_size:
+                del self._cache[next(iter(self._cache))]
+        self._cache[key] = (now + answer.ttl, answer)
+
+
+def _first_response(exc: dns.resolver.NXDOMAIN) -> dns.message.Message | None:
+    responses = exc.responses()  # type: ignore[no-untyped-call]
+    return next(iter(responses.values()), None) if responses else None
+
+
+def _present(rdata: object, rdtype: str) -> str:
+    if rdtype == "TXT":
+        strings: tuple[bytes, ...] = rdata.strings  # type: ignore[attr-defined]
+        return b"".join(strings).decode("utf-8", "replace")
+    text = rdata.to_text()  # type: ignore[attr-defined]
+    assert isinstance(text, str)
+    return text.rstrip(".") if rdtype in ("PTR", "MX", "CNAME", "NS") else text
+
+
+def reverse_name(ip: str, zone: str = "in-addr.arpa") -> str:
+    """``192.0.2.1`` -> ``1.2.0.192.<zone>``; IPv6 gives nibbles (RFC 5782).
+
+    With the default zone, IPv6 addresses go below ``ip6.arpa``.
+    """
+    import ipaddress
+
+    address = ipaddress.ip_address(ip)
+    if address.version == 4:
+        return ".".join(reversed(str(address).split("."))) + "." + zone
+    nibbles = ".".join(reversed(address.exploded.replace(":", "")))
+    return f"{nibbles}.{'ip6.arpa' if zone == 'in-addr.arpa' else zone}"
+
+
+__all__ = ["CachingResolver", "reverse_name"]
