@@ -52,7 +52,7 @@ class Gateway:
         self.pipeline_factory = pipeline_factory
         self.pipeline = pipeline_factory(services)
         self.node = socket.gethostname()
-        self.sessions: set[asyncio.Task[None]] = set()
+        self.sessions: dict[asyncio.Task[None], SmtpSession] = {}
         self.stopping = False
         self._server: asyncio.Server | None = None
         self._apply(config)
@@ -89,13 +89,21 @@ class Gateway:
             return
         session = SmtpSession(self, conn)
         task = asyncio.get_running_loop().create_task(session.run())
-        self.sessions.add(task)
-        task.add_done_callback(self.sessions.discard)
+        self.sessions[task] = session
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self.sessions.pop(task, None)
 
     async def stop(self) -> None:
         self.stopping = True
         if self._server is not None:
             self._server.close()
+        # Clients between transactions hear 421 now; those inside one may
+        # finish it (the next command gets 421) until the grace time is up.
+        for session in list(self.sessions.values()):
+            if session.idle:
+                session.hangup("421 4.3.2 Service shutting down, try again later")
         if self.sessions:
             log.info("stopping: waiting for %d sessions", len(self.sessions))
             _done, pending = await asyncio.wait(

@@ -56,6 +56,16 @@ class SmtpSession:
 
     # -- plumbing -----------------------------------------------------------
 
+    @property
+    def idle(self) -> bool:
+        """Between transactions: nothing would be lost by hanging up now."""
+        return self.tx is None and not self.in_data
+
+    def hangup(self, line: str) -> None:
+        self.reply(line)
+        self.closing = True
+        self.conn.close()
+
     def reply(self, line: str) -> None:
         if line[:1] in "45":
             self.errors += 1

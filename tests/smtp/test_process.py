@@ -1,0 +1,157 @@
+"""``mailmoat serve`` as a real process: swaks delivery, SIGHUP, SIGTERM, STARTTLS."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway_harness import GatewayThread, toml_dumps
+from servers import free_port, require_binary, swaks, tcp_listening
+from wire_client import RawClient
+
+pytestmark = pytest.mark.integration
+
+
+class ServeProcess:
+    def __init__(self, tmp_path: Path, domains: list[str]) -> None:
+        self.tmp_path = tmp_path
+        self.port = free_port()
+        self.config_path = tmp_path / "mailmoat.toml"
+        self.write_config(domains)
+        self.log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mailmoat", "serve", "--config", str(self.config_path)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+        deadline = time.monotonic() + 20
+        while not tcp_listening(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"mailmoat serve did not start:\n{self.output()}")
+            time.sleep(0.05)
+
+    def write_config(self, domains: list[str]) -> None:
+        self.config_path.write_text(
+            toml_dumps(
+                {
+                    "smtp": {"listen": f"127.0.0.1:{self.port}", "shutdown_grace": 10},
+                    "relay": {"domains": domains},
+                    "pregreet": {"delay": 0},
+                }
+            )
+        )
+
+    def maildir(self) -> list[Path]:
+        new = self.tmp_path / "var" / "maildir" / "new"
+        return sorted(new.iterdir()) if new.exists() else []
+
+    def output(self) -> str:
+        return (self.tmp_path / "serve.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[ServeProcess]:
+    process = ServeProcess(tmp_path, ["localhost"])
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def test_swaks_delivers_one_message_with_headers(serve: ServeProcess) -> None:
+    require_binary("swaks")
+    result = swaks(f"127.0.0.1:{serve.port}", "--to", "someone@localhost")
+    assert result.returncode == 0, result.transcript
+    [path] = serve.maildir()
+    stored = path.read_bytes()
+    assert stored.startswith(b"Received: from ")
+    for name in (b"X-Spam-Status:", b"X-Spam-Score:", b"X-Spam-Symbols:"):
+        assert name in stored
+    assert "action=accept" in serve.output()
+
+
+def test_sighup_reloads_without_dropping_connections(serve: ServeProcess) -> None:
+    held = RawClient(serve.port)
+    held.command("EHLO client.sender.test")
+    held.command("MAIL FROM:<a@sender.test>")
+    assert held.command("RCPT TO:<x@other.test>").startswith("554 5.7.1")
+    serve.write_config(["localhost", "other.test"])
+    os.kill(serve.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "reloaded config" not in serve.output() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "reloaded config" in serve.output()
+    assert held.command("NOOP").startswith("250"), "open connection survived the reload"
+    fresh = RawClient(serve.port)
+    fresh.command("EHLO client.sender.test")
+    fresh.command("MAIL FROM:<a@sender.test>")
+    assert fresh.command("RCPT TO:<x@other.test>").startswith("250")
+
+
+def test_sighup_with_broken_config_keeps_running(serve: ServeProcess) -> None:
+    serve.config_path.write_text("[smtp\n")
+    os.kill(serve.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "reload failed" not in serve.output() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "reload failed" in serve.output()
+    assert RawClient(serve.port).command("NOOP").startswith("250")
+
+
+def test_sigterm_finishes_transaction_in_flight_and_closes_idle(serve: ServeProcess) -> None:
+    idle = RawClient(serve.port)
+    idle.command("EHLO idle.sender.test")
+    busy = RawClient(serve.port)
+    busy.command("EHLO busy.sender.test")
+    busy.command("MAIL FROM:<a@sender.test>")
+    busy.command("RCPT TO:<someone@localhost>")
+    assert busy.command("DATA").startswith("354")
+    busy.send(b"Subject: in flight\r\n\r\nfirst half\r\n")
+    os.kill(serve.proc.pid, signal.SIGTERM)
+    assert idle.reply().startswith("421 4.3.2")
+    time.sleep(0.3)
+    busy.send(b"second half\r\n.\r\n")
+    assert busy.reply().startswith("250 2.0.0")
+    assert serve.proc.wait(20) == 0
+    [path] = serve.maildir()
+    assert b"second half" in path.read_bytes()
+
+
+def test_starttls(tmp_path: Path) -> None:
+    openssl = require_binary("openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=mx.mailmoat.test", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    overrides = {"smtp": {"tls_cert": str(cert), "tls_key": str(key)}}
+    with GatewayThread(tmp_path, overrides) as gateway:
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False
+        with smtplib.SMTP("127.0.0.1", gateway.port) as client:
+            client.ehlo("client.sender.test")
+            assert client.has_extn("starttls")
+            client.starttls(context=context)
+            code, features = client.ehlo("client.sender.test")
+            assert code == 250 and b"STARTTLS" not in features
+            client.sendmail("a@sender.test", ["bob@example.org"], b"Subject: tls\r\n\r\nx\r\n")
+        [stored] = gateway.maildir_messages()
+        assert b"with ESMTPS id" in stored

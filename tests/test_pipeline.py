@@ -1,0 +1,104 @@
+"""The check runner: timeouts, failure modes, waves, score overrides."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from mailmoat.checks.base import Check, Services
+from mailmoat.config import CheckSettings, Config
+from mailmoat.core.symbols import Action, Evidence, Forced, Precedence, Stage
+from mailmoat.core.transaction import Session, Transaction
+from mailmoat.pipeline import Pipeline
+
+
+class Emits(Check):
+    name: ClassVar[str] = "emits"
+    stage: ClassVar[str] = Stage.DATA
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        evidence.add("EMITS_SOMETHING", 2.0, "why")
+
+
+class Crashes(Check):
+    name: ClassVar[str] = "crashes"
+    stage: ClassVar[str] = Stage.DATA
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        raise RuntimeError("boom")
+
+
+class Hangs(Check):
+    name: ClassVar[str] = "hangs"
+    stage: ClassVar[str] = Stage.DATA
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        await asyncio.sleep(60)
+
+
+class Allows(Check):
+    name: ClassVar[str] = "allows"
+    stage: ClassVar[str] = Stage.CONNECT
+    phase: ClassVar[int] = 0
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        evidence.force(Forced(Action.ACCEPT, Precedence.PERMANENT_ALLOW, "allowlist"))
+
+
+class Blocks(Check):
+    name: ClassVar[str] = "blocks"
+    stage: ClassVar[str] = Stage.RCPT
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        evidence.add("BLOCKS_HIT", 1.0)
+        evidence.force(
+            Forced(Action.SOFT_REJECT, Precedence.TEST, "greylist", 451, "4.7.1", "Greylisted")
+        )
+
+
+def make(enabled: list[Check], **config: object) -> tuple[Pipeline, Transaction]:
+    pipeline = Pipeline(Services(Config(**config)), enabled)  # type: ignore[arg-type]
+    return pipeline, Transaction(Session(client_ip="192.0.2.1"))
+
+
+async def test_scores_can_be_overridden_in_config() -> None:
+    pipeline, tx = make([Emits()], scores={"EMITS_SOMETHING": 7.5})
+    decision = await pipeline.run(Stage.DATA, tx)
+    assert [(s.name, s.score, s.detail) for s in tx.symbols] == [("EMITS_SOMETHING", 7.5, "why")]
+    assert (decision.action, decision.score) == (Action.ADD_HEADER, 7.5)
+
+
+async def test_crashing_check_becomes_symbol_and_accept_by_default() -> None:
+    pipeline, tx = make([Crashes(), Emits()])
+    decision = await pipeline.run(Stage.DATA, tx)
+    names = {s.name: s.detail for s in tx.symbols}
+    assert "RuntimeError: boom" in names["CHECK_CRASHES_FAILED"]
+    assert "EMITS_SOMETHING" in names
+    assert decision.action is Action.ACCEPT
+
+
+async def test_timed_out_check_with_tempfail_mode_gives_451() -> None:
+    settings = {"hangs": CheckSettings(timeout=0.05, fail_mode="tempfail")}
+    pipeline, tx = make([Hangs()], checks=settings)
+    decision = await asyncio.wait_for(pipeline.run(Stage.DATA, tx), 2)
+    assert decision.reply().startswith("451 4.3.0")
+    assert decision.reason == "check_failure"
+    assert tx.symbols[0].detail == "timeout after 0.05s"
+
+
+async def test_allowlist_wave_skips_later_checks_and_wins() -> None:
+    pipeline, tx = make([Allows(), Blocks()])
+    await pipeline.run(Stage.CONNECT, tx)
+    tx.current_rcpt = "bob@example.org"
+    decision = await pipeline.run(Stage.RCPT, tx)
+    assert decision.action is Action.ACCEPT
+    assert "BLOCKS_HIT" not in {s.name for s in tx.symbols}
+
+
+async def test_rcpt_refusal_applies_to_that_recipient_only() -> None:
+    pipeline, tx = make([Blocks()])
+    first = await pipeline.run(Stage.RCPT, tx)
+    assert first.reply() == "451 4.7.1 Greylisted"
+    assert tx.forced == []
+    data = await pipeline.run(Stage.DATA, tx)
+    assert data.action is Action.ACCEPT
