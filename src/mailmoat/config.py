@@ -303,6 +303,36 @@ class StatsConfig:
 
 
 @dataclass(frozen=True)
+class MilterConfig:
+    """``mailmoat milter``: the Sendmail/Postfix milter front (docs/postfix.md)."""
+
+    listen: str = "127.0.0.1:8891"
+    # Seconds without a packet from the MTA before the connection is closed.
+    timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """``mailmoat policy``: the Postfix policy delegation front (docs/postfix.md)."""
+
+    listen: str = "127.0.0.1:10040"
+    # Soft rejects answer "DEFER_IF_PERMIT text" (a later Postfix reject
+    # wins) instead of the decision's own "451 4.7.1 text".
+    defer_if_permit: bool = False
+    # Seconds without a request before an idle connection is closed.
+    timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Several gateways on one Redis store (docs/cluster.md)."""
+
+    # Seconds between checks of the shared classifier model's version key;
+    # 0 disables the reload (a learned model is then seen after a restart).
+    model_reload_interval: float = 10.0
+
+
+@dataclass(frozen=True)
 class WebConfig:
     """The dashboard (``mailmoat.web``). Without ``password_hash`` it binds to
     loopback only; ``mailmoat web --hash-password`` makes a hash."""
@@ -343,6 +373,9 @@ class Config:
     rules: RulesConfig = field(default_factory=RulesConfig)
     attachments: AttachmentsConfig = field(default_factory=AttachmentsConfig)
     bulk: BulkConfig = field(default_factory=BulkConfig)
+    milter: MilterConfig = field(default_factory=MilterConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     source: str = "<embedded defaults>"
 
     def check(self, name: str) -> CheckSettings:
