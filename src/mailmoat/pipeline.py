@@ -23,6 +23,7 @@ from mailmoat.core.record import TransactionRecord
 from mailmoat.core.scoring import Decision, decide
 from mailmoat.core.symbols import Action, Evidence, Forced, Precedence, Stage, Symbol
 from mailmoat.core.transaction import Transaction
+from mailmoat.store.base import StoreError
 
 log = logging.getLogger("mailmoat.pipeline")
 translog = logging.getLogger("mailmoat.transaction")
@@ -87,6 +88,7 @@ class Pipeline:
 
     async def _run_one(self, check: Check, tx: Transaction) -> Evidence:
         settings = self.services.config.check(check.name)
+        fail_mode = settings.fail_mode
         evidence = Evidence()
         try:
             await asyncio.wait_for(check.run(tx, evidence), settings.timeout)
@@ -95,6 +97,11 @@ class Pipeline:
             problem = f"timeout after {settings.timeout:g}s"
         except asyncio.CancelledError:
             raise
+        except StoreError as exc:
+            # The shared state is unavailable: ``store.fail_mode`` applies
+            # (default tempfail), whatever the check's own fail mode.
+            problem = f"store unavailable: {exc}"
+            fail_mode = self.services.config.store.fail_mode
         except Exception as exc:
             problem = f"{type(exc).__name__}: {exc}"
             log.exception("check %s failed for %s", check.name, tx.queue_id)
@@ -103,11 +110,11 @@ class Pipeline:
             check.name,
             tx.queue_id,
             problem,
-            settings.fail_mode,
+            fail_mode,
         )
         failed = Evidence()
         failed.add(f"CHECK_{check.name.upper()}_FAILED", 0.0, problem)
-        if settings.fail_mode == "tempfail":
+        if fail_mode == "tempfail":
             failed.force(
                 Forced(
                     Action.SOFT_REJECT,

@@ -13,6 +13,7 @@ dead server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ from mailmoat.smtp import content
 from mailmoat.smtp.outcome import prepare
 from mailmoat.smtp.upstream import ClientFacts, Reply, UpstreamError, UpstreamSession
 from mailmoat.smtp.wire import Connection, LineTooLong
+from mailmoat.store.base import StoreError
 
 if TYPE_CHECKING:
     from mailmoat.smtp.server import Gateway
@@ -162,13 +164,19 @@ class SmtpSession:
             return True
         store = self.gw.services.store
         key = f"pass:pregreet:{self.session.client_ip}"
-        if store is not None and await store.get(key) is not None:
-            return True
+        # Store down: no cached pass, so the client waits the delay (safe).
+        try:
+            if store is not None and await store.get(key) is not None:
+                return True
+        except StoreError as exc:
+            log.warning("client=%s pregreet cache unavailable: %s", self.session.client_ip, exc)
+            store = None
         try:
             await asyncio.wait_for(self.conn.wait_for_input(), settings.delay)
         except TimeoutError:
             if store is not None:
-                await store.set(key, b"1", settings.pass_ttl)
+                with contextlib.suppress(StoreError):
+                    await store.set(key, b"1", settings.pass_ttl)
             return True
         if self.conn.at_eof:
             return False
