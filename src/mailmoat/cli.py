@@ -19,6 +19,8 @@ from mailmoat.config import ConfigError
 COMMANDS: dict[str, str] = {
     "serve": "run the SMTP gateway (and its dashboard)",
     "scan": "run the data-stage checks on stored messages",
+    "stats": "print a summary of the statistics",
+    "web": "serve the web dashboard alone, or make a password hash",
     "milter": "run the Sendmail/Postfix milter front",
     "policy": "run the Postfix policy delegation front",
 }

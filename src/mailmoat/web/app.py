@@ -1,0 +1,216 @@
+"""The dashboard application: Starlette routes, login, session and CSRF guard.
+
+Contract: ``create_app(dashboard)`` returns an ASGI app. Every page and API
+call needs an authenticated session (signed cookie after ``/login``) or,
+for GET requests to ``/api/`` and ``/metrics``, HTTP Basic with the same
+password; without a configured password everything is open (the server then
+binds to loopback only, see ``auth.check_bind``). Every POST must carry the
+session's CSRF token (form field ``csrf`` or header ``X-CSRF-Token``) and, when
+the browser sends ``Origin``, come from the same origin; otherwise 403. The
+cookie is HttpOnly, SameSite=Strict. Passwords and secrets never reach a page
+or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from mailmoat.config import Config
+from mailmoat.stats.recorder import StatsRecorder
+from mailmoat.store.base import Store
+from mailmoat.web.auth import COOKIE, SessionData, Sessions, verify_password
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def _datetime(ts: float, seconds: bool = False) -> str:
+    return time.strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else ""), time.gmtime(ts))
+
+
+templates.env.filters["datetime"] = _datetime
+_PUBLIC = ("/login", "/static/", "/favicon.ico")
+
+
+@dataclass
+class Dashboard:
+    """What the web app works with; ``config`` is read per request so a
+    reloaded gateway config applies at once."""
+
+    config: Callable[[], Config]
+    store: Store
+    node: str
+    sessions: Sessions
+    recorder: StatsRecorder | None = None
+    clock: Callable[[], float] = time.time
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def fresh(self) -> None:
+        """Flush the in-process recorder so pages show the very latest."""
+        if self.recorder is not None:
+            await self.recorder.flush()
+
+
+def dashboard_of(request: Request) -> Dashboard:
+    board: Dashboard = request.app.state.dashboard
+    return board
+
+
+def session_of(request: Request) -> SessionData:
+    session: SessionData = request.state.session
+    return session
+
+
+def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    board = dashboard_of(request)
+    session = session_of(request)
+    base = {
+        "csrf": board.sessions.csrf_token(session),
+        "logged_in": board.sessions.authenticated(session) and not board.sessions.open_access,
+        "node": board.node,
+        "path": request.url.path,
+        "now": board.clock(),
+    }
+    return templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
+
+
+async def form_with_csrf(request: Request) -> dict[str, str]:
+    """The POSTed form, after checking its CSRF token (raises 403)."""
+    form = await request.form()
+    data = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    token = data.get("csrf") or request.headers.get("x-csrf-token", "")
+    board = dashboard_of(request)
+    if not board.sessions.csrf_ok(session_of(request), token):
+        raise CsrfError
+    return data
+
+
+class CsrfError(Exception):
+    pass
+
+
+def _basic_ok(request: Request, password_hash: str) -> bool:
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("basic "):
+        return False
+    try:
+        _user, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return verify_password(password, password_hash)
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return origin != "null"
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+class Guard(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        board = dashboard_of(request)
+        sessions = board.sessions
+        session = sessions.load(request.cookies.get(COOKIE))
+        request.state.session = session
+        path = request.url.path
+        api = path.startswith("/api/") or path == "/metrics"
+        if request.method not in ("GET", "HEAD") and not _same_origin(request):
+            return PlainTextResponse("cross-origin request refused", status_code=403)
+        if not path.startswith(_PUBLIC) and not sessions.authenticated(session):
+            basic = request.method in ("GET", "HEAD") and api
+            if not (basic and _basic_ok(request, sessions.password_hash)):
+                if api:
+                    return JSONResponse(
+                        {"error": "authentication required"},
+                        status_code=401,
+                        headers={"WWW-Authenticate": 'Basic realm="mailmoat"'},
+                    )
+                return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        try:
+            response = await call_next(request)
+        except CsrfError:
+            response = PlainTextResponse("CSRF token missing or wrong", status_code=403)
+        current: SessionData = request.state.session
+        if current.fresh:
+            response.set_cookie(
+                COOKIE,
+                sessions.dump(current),
+                max_age=int(sessions.max_age),
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+            )
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+            "script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+        )
+        return response
+
+
+async def login_page(request: Request) -> Response:
+    board = dashboard_of(request)
+    if board.sessions.open_access:
+        return RedirectResponse("/", status_code=303)
+    if request.method == "GET":
+        return render(
+            request, "login.html", {"error": "", "next": request.query_params.get("next", "/")}
+        )
+    data = await form_with_csrf(request)
+    target = data.get("next", "/")
+    if not target.startswith("/") or target.startswith("//"):
+        target = "/"
+    session = board.sessions.login(data.get("password", ""))
+    if session is None:
+        await asyncio.sleep(0.5)
+        return render(request, "login.html", {"error": "Wrong password.", "next": target}, 401)
+    request.state.session = session
+    return RedirectResponse(target, status_code=303)
+
+
+async def logout(request: Request) -> Response:
+    await form_with_csrf(request)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+def create_app(board: Dashboard) -> Starlette:
+    from mailmoat.web import api, pages
+
+    routes = [
+        Route("/login", login_page, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/", pages.overview),
+        Route("/history", pages.history),
+        Route("/message/{queue_id}", pages.message),
+        Route("/quarantine", pages.quarantine),
+        Route("/quarantine/{message_id}/{action}", pages.quarantine_action, methods=["POST"]),
+        Route("/config", pages.config_page),
+        Route("/metrics", api.metrics),
+        *api.routes(),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(Guard)])
+    app.state.dashboard = board
+    return app
