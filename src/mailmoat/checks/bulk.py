@@ -1,0 +1,137 @@
+"""Bulk detector (data stage): the same campaign seen from many senders.
+
+Contract: computes a fuzzy fingerprint of the body and counts, per
+fingerprint band in the store, the distinct sending networks (client /24 for
+IPv4, /64 for IPv6) that sent it within ``bulk.window`` seconds. Symbols:
+``BULK_LOW`` (0.5), ``BULK_MEDIUM`` (1.5), ``BULK_HIGH`` (3.0) once that
+count reaches ``bulk.low`` / ``medium`` / ``high``; the detail says how many.
+Repeats from the same network are not counted: one newsletter server is not
+a botnet campaign.
+
+Fingerprint: the text (plain, else rendered HTML) is normalised so that
+per-recipient variations vanish: lower case, URLs, addresses and numbers
+replaced by placeholders, punctuation dropped. Word 3-shingles are hashed
+(CRC-32, stable across processes and gateways) into ``BINS`` bins keeping each
+bin's minimum (one-permutation MinHash); ``BANDS`` bands of ``ROWS`` bins are
+hashed into band keys. Two messages whose shingle sets overlap by 80% share
+at least one band with probability ~0.9, unrelated ones practically never.
+The message's count is the highest count of its bands. Bodies with fewer than
+``bulk.min_words`` words are not fingerprinted.
+
+Failure mode: a store failure is logged and gives no evidence (a hint is not
+worth a tempfail); no store configured: not built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import logging
+import re
+import zlib
+from typing import Any, ClassVar
+
+from mailmoat.checks.base import Check, Services
+from mailmoat.config import BulkConfig
+from mailmoat.core.symbols import Evidence, Stage
+from mailmoat.core.transaction import Transaction
+from mailmoat.store.base import StoreError
+
+log = logging.getLogger("mailmoat.checks.bulk")
+
+BINS = 20
+ROWS = 4
+BANDS = BINS // ROWS
+MAX_WORDS = 3000
+_EMPTY = 0xFFFFFFFF
+
+_URL = re.compile(r"(?:https?|ftp)://\S+|www\.\S+", re.I)
+_EMAIL = re.compile(r"\S+@\S+")
+_NUMBER = re.compile(r"\d+(?:[.,:/-]\d+)*")
+_NON_WORD = re.compile(r"[^\w]+")
+
+SCORES = {"BULK_LOW": 0.5, "BULK_MEDIUM": 1.5, "BULK_HIGH": 3.0}
+
+
+def normalised_words(text: str) -> list[str]:
+    text = _URL.sub(" zurlz ", text[: MAX_WORDS * 20])
+    text = _EMAIL.sub(" zemailz ", text)
+    text = _NUMBER.sub(" znumz ", text.lower())
+    words = _NON_WORD.sub(" ", text).split()
+    return [w for w in words if len(w) > 1 or w.isalpha()][:MAX_WORDS]
+
+
+def fingerprint(words: list[str]) -> list[str]:
+    """``BANDS`` band keys (hex) for the word list; [] when it is empty."""
+    if not words:
+        return []
+    mins = [_EMPTY] * BINS
+    for i in range(max(1, len(words) - 2)):
+        shingle = " ".join(words[i : i + 3]).encode("utf-8", "replace")
+        value = zlib.crc32(shingle)
+        value = (value * 0x9E3779B1) & 0xFFFFFFFF  # spread the bits before binning
+        slot = value % BINS
+        if value < mins[slot]:
+            mins[slot] = value
+    keys = []
+    for band in range(BANDS):
+        rows = mins[band * ROWS : (band + 1) * ROWS]
+        raw = f"{band}:" + ",".join(map(str, rows))
+        keys.append(hashlib.blake2b(raw.encode(), digest_size=8).hexdigest())
+    return keys
+
+
+def sender_network(ip: str) -> str:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip or "unknown"
+    prefix = 24 if address.version == 4 else 64
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
+
+
+class BulkCheck(Check):
+    name: ClassVar[str] = "bulk"
+    stage: ClassVar[str] = Stage.DATA
+
+    def __init__(self, store: Any, config: BulkConfig) -> None:
+        self.store = store
+        self.config = config
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        message = tx.message
+        words = normalised_words(message.text or message.html_text)
+        if len(words) < self.config.min_words:
+            return
+        bands = fingerprint(words)
+        tx.notes["bulk.fingerprint"] = bands
+        network = sender_network(tx.session.client_ip)
+        try:
+            counts = await asyncio.gather(*(self._count(band, network) for band in bands))
+        except StoreError as exc:
+            log.warning("bulk: store failed, no evidence: %s", exc)
+            return
+        count = max(counts, default=0)
+        for symbol, threshold in (
+            ("BULK_HIGH", self.config.high),
+            ("BULK_MEDIUM", self.config.medium),
+            ("BULK_LOW", self.config.low),
+        ):
+            if threshold > 0 and count >= threshold:
+                evidence.add(symbol, SCORES[symbol], f"{count} senders")
+                break
+
+    async def _count(self, band: str, network: str) -> int:
+        window = self.config.window
+        if await self.store.add(f"bulk:s:{band}:{network}", b"1", window):
+            return int(await self.store.incr(f"bulk:n:{band}", 1, window))
+        value = await self.store.get(f"bulk:n:{band}")
+        return int(value) if value else 0
+
+
+def build(services: Services) -> list[Check]:
+    if services.store is None:
+        log.info("bulk: no store configured, check disabled")
+        return []
+    return [BulkCheck(services.store, services.config.bulk)]

@@ -1,0 +1,299 @@
+"""A rules engine: header, body, raw-body, URI regexes and meta rules (data stage).
+
+Contract: rules come from TOML files (the bundled ``mailmoat/data/rules.toml``
+unless ``rules.bundled = false``, then ``rules.files`` in order; a later rule
+of the same name replaces an earlier one). Each rule is a table
+``[rules.NAME]`` with exactly one of
+
+- ``header = "Subject"`` (or ``"ALL"`` for the whole header block) and
+  ``pattern``: searched in every value of that field (decoded);
+- ``body = "regex"``: the Subject, the text parts and the rendered HTML;
+- ``rawbody = "regex"``: the undecoded body (first 256 KiB, latin-1);
+- ``uri = "regex"``: each URL the parser found;
+- ``meta = "A && (B || !C)"``: a boolean combination of other rules
+  (``&&``, ``||``, ``!``, parentheses; parsed, never ``eval``-ed);
+
+plus ``score`` (default 1.0) and ``description``. Names are UPPER_SNAKE and
+are the symbols; names starting with ``__`` are helpers for metas and never
+reported. Regexes are compiled once, at build.
+
+Failure mode: a broken rule (bad regex, unknown key, meta naming an unknown
+rule, a cycle) is logged as ``file:line: rule NAME: problem`` and skipped,
+never a crash; a file that is not valid TOML is logged and skipped whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mailmoat.checks.base import Check, Services
+from mailmoat.core.symbols import Evidence, Stage
+from mailmoat.core.transaction import Transaction
+
+log = logging.getLogger("mailmoat.checks.rules")
+
+KINDS = ("header", "body", "rawbody", "uri", "meta")
+_NAME = re.compile(r"^_{0,2}[A-Z][A-Z0-9_]{0,62}$")
+_TOKEN = re.compile(r"\s*(?:(&&)|(\|\|)|(!)|(\()|(\))|([A-Za-z_][A-Za-z0-9_]*))")
+RAW_LIMIT = 256 * 1024
+
+# Meta expression tree: a rule name, ("!", x), ("&&", a, b) or ("||", a, b).
+Expr = str | tuple[Any, ...]
+
+
+class RuleError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    kind: str
+    score: float
+    description: str
+    source: str  # "file:line"
+    regex: re.Pattern[str] | None = None
+    header: str = ""
+    expr: Expr = ""
+
+
+def parse_meta(text: str) -> Expr:
+    """Parse ``A && (B || !C)``; RuleError on anything else."""
+    tokens: list[tuple[int, str]] = []
+    pos = 0
+    text = text.rstrip()
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if match is None:
+            raise RuleError(f"meta: unexpected {text[pos:].strip()[:20]!r}")
+        tokens.append((match.lastindex or 0, match.group(match.lastindex or 0)))
+        pos = match.end()
+    if len(tokens) > 500:
+        raise RuleError("meta: expression too long")
+    index = 0
+
+    def peek() -> int:
+        return tokens[index][0] if index < len(tokens) else 0
+
+    def take() -> tuple[int, str]:
+        nonlocal index
+        if index >= len(tokens):
+            raise RuleError("meta: expression ends too early")
+        index += 1
+        return tokens[index - 1]
+
+    def disjunction(depth: int) -> Expr:
+        node = conjunction(depth)
+        while peek() == 2:
+            take()
+            node = ("||", node, conjunction(depth))
+        return node
+
+    def conjunction(depth: int) -> Expr:
+        node = unary(depth)
+        while peek() == 1:
+            take()
+            node = ("&&", node, unary(depth))
+        return node
+
+    def unary(depth: int) -> Expr:
+        if depth > 50:
+            raise RuleError("meta: nested too deeply")
+        kind, value = take()
+        if kind == 3:
+            return ("!", unary(depth + 1))
+        if kind == 4:
+            node = disjunction(depth + 1)
+            if take()[0] != 5:
+                raise RuleError("meta: missing ')'")
+            return node
+        if kind == 6:
+            return value
+        raise RuleError(f"meta: unexpected {value!r}")
+
+    tree = disjunction(0)
+    if index != len(tokens):
+        raise RuleError(f"meta: unexpected {tokens[index][1]!r}")
+    return tree
+
+
+def names_in(expr: Expr) -> set[str]:
+    if isinstance(expr, str):
+        return {expr}
+    return set().union(*(names_in(e) for e in expr[1:]))
+
+
+def evaluate(expr: Expr, hits: Callable[[str], bool]) -> bool:
+    if isinstance(expr, str):
+        return hits(expr)
+    if expr[0] == "!":
+        return not evaluate(expr[1], hits)
+    if expr[0] == "&&":
+        return evaluate(expr[1], hits) and evaluate(expr[2], hits)
+    return evaluate(expr[1], hits) or evaluate(expr[2], hits)
+
+
+def _line_of(text: str, name: str) -> int:
+    pattern = re.compile(rf"^\s*\[\s*rules\s*\.\s*\"?{re.escape(name)}\"?\s*\]", re.M)
+    match = pattern.search(text)
+    return text.count("\n", 0, match.start()) + 1 if match else 0
+
+
+def compile_rule(name: str, table: Any, source: str) -> Rule:
+    if not _NAME.match(name):
+        raise RuleError("name must be UPPER_SNAKE (letters, digits, _), at most 64 characters")
+    if not isinstance(table, dict):
+        raise RuleError("must be a table")
+    unknown = set(table) - {*KINDS, "pattern", "score", "description"}
+    if unknown:
+        raise RuleError(f"unknown key {sorted(unknown)[0]!r}")
+    kinds = [k for k in KINDS if k in table]
+    if len(kinds) != 1:
+        raise RuleError(f"needs exactly one of {', '.join(KINDS)}")
+    kind = kinds[0]
+    score = table.get("score", 1.0)
+    if isinstance(score, bool) or not isinstance(score, int | float):
+        raise RuleError("score must be a number")
+    description = str(table.get("description", ""))
+    spec = table[kind]
+    if not isinstance(spec, str) or not spec:
+        raise RuleError(f"{kind} must be a non-empty string")
+    rule = Rule(name, kind, float(score), description, source)
+    if kind == "meta":
+        return Rule(**{**rule.__dict__, "expr": parse_meta(spec)})
+    pattern = table.get("pattern") if kind == "header" else spec
+    if kind != "header" and "pattern" in table:
+        raise RuleError("pattern only goes with header")
+    if not isinstance(pattern, str) or not pattern:
+        raise RuleError("header rules need a pattern")
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise RuleError(f"bad regex: {exc}") from None
+    header = spec.lower() if kind == "header" else ""
+    return Rule(**{**rule.__dict__, "regex": regex, "header": header})
+
+
+def load_rules(sources: Iterable[tuple[str, str]]) -> tuple[list[Rule], list[str]]:
+    """(rules in evaluation order, error lines) from (label, TOML text) pairs."""
+    rules: dict[str, Rule] = {}
+    errors: list[str] = []
+    for label, text in sources:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            errors.append(f"{label}: not valid TOML, file skipped: {exc}")
+            continue
+        unexpected = set(data) - {"rules"}
+        if unexpected:
+            errors.append(f"{label}: unknown top-level key {sorted(unexpected)[0]!r} ignored")
+        tables = data.get("rules", {})
+        if not isinstance(tables, dict):
+            errors.append(f"{label}: 'rules' must be a table, file skipped")
+            continue
+        for name, table in tables.items():
+            where = f"{label}:{_line_of(text, name)}"
+            try:
+                rules[name] = compile_rule(name, table, where)
+            except RuleError as exc:
+                errors.append(f"{where}: rule {name}: {exc}")
+                rules.pop(name, None)
+    return _order_metas(rules, errors), errors
+
+
+def _order_metas(rules: dict[str, Rule], errors: list[str]) -> list[Rule]:
+    """Plain rules first, then metas so that each comes after what it uses;
+    metas naming unknown rules or in a cycle are dropped."""
+    ordered = [r for r in rules.values() if r.kind != "meta"]
+    done = {r.name for r in ordered}
+    pending = {r.name: r for r in rules.values() if r.kind == "meta"}
+    while pending:
+        ready = [m for m in pending.values() if names_in(m.expr) <= done]
+        if not ready:
+            for meta in pending.values():
+                missing = sorted(names_in(meta.expr) - done - set(pending))
+                problem = f"unknown rule {missing[0]}" if missing else "a cycle of meta rules"
+                errors.append(f"{meta.source}: rule {meta.name}: {problem}")
+            break
+        for meta in ready:
+            ordered.append(meta)
+            done.add(meta.name)
+            del pending[meta.name]
+    return ordered
+
+
+class RulesCheck(Check):
+    name: ClassVar[str] = "rules"
+    stage: ClassVar[str] = Stage.DATA
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.rules = rules
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        for rule in match(self.rules, tx):
+            if not rule.name.startswith("__"):
+                evidence.add(rule.name, rule.score, rule.description[:80])
+
+
+def match(rules: list[Rule], tx: Transaction) -> list[Rule]:
+    """The rules that hit ``tx``, in evaluation order."""
+    message = tx.message
+    headers: list[tuple[str, str]] = list(message.headers)
+    body = "\n".join((message.subject, message.text, message.html_text))
+    raw = ""
+    urls: list[str] = list(message.urls)
+    hits: dict[str, bool] = {}
+    found: list[Rule] = []
+    for rule in rules:
+        if rule.kind == "meta":
+            hit = evaluate(rule.expr, lambda n: hits.get(n, False))
+        else:
+            assert rule.regex is not None
+            search = rule.regex.search
+            if rule.kind == "header":
+                values = (
+                    [f"{n}: {v}" for n, v in headers]
+                    if rule.header == "all"
+                    else [v for n, v in headers if n.lower() == rule.header]
+                )
+                hit = any(search(v) for v in values)
+            elif rule.kind == "body":
+                hit = search(body) is not None
+            elif rule.kind == "uri":
+                hit = any(search(u) for u in urls)
+            else:
+                if not raw:
+                    raw = message.body[:RAW_LIMIT].decode("latin-1")
+                hit = search(raw) is not None
+        hits[rule.name] = hit
+        if hit:
+            found.append(rule)
+    return found
+
+
+def rule_sources(bundled: bool, files: Iterable[str]) -> list[tuple[str, str]]:
+    sources: list[tuple[str, str]] = []
+    if bundled:
+        text = resources.files("mailmoat").joinpath("data/rules.toml").read_text("utf-8")
+        sources.append(("mailmoat/data/rules.toml", text))
+    for path in files:
+        try:
+            sources.append((path, Path(path).read_text(encoding="utf-8")))
+        except (OSError, UnicodeError) as exc:
+            log.error("rules file %s unreadable, skipped: %s", path, exc)
+    return sources
+
+
+def build(services: Services) -> list[Check]:
+    config = services.config.rules
+    rules, errors = load_rules(rule_sources(config.bundled, config.files))
+    for error in errors:
+        log.error("%s", error)
+    return [RulesCheck(rules)] if rules else []
