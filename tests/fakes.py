@@ -8,9 +8,16 @@ and ``SqliteStore(":memory:", clock=...)``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import importlib
 from collections.abc import Iterable
 
+from mailmoat.checks.base import Services
+from mailmoat.config import Config
+from mailmoat.core.transaction import Session, Transaction
 from mailmoat.dns import DnsAnswer
+from mailmoat.pipeline import Pipeline
+from mailmoat.store import SqliteStore
 
 
 class FakeClock:
@@ -48,3 +55,39 @@ class FakeResolver:
         if self.delay:
             await asyncio.sleep(self.delay)
         return self.table.get((name.lower(), rdtype), DnsAnswer("nxdomain", (), 60))
+
+
+def make_config(**sections: object) -> Config:
+    """``Config`` with some sections replaced: ``make_config(greylist=GreylistConfig(...))``."""
+    return dataclasses.replace(Config(), **sections)  # type: ignore[arg-type]
+
+
+def make_services(
+    config: Config | None = None,
+    *,
+    clock: FakeClock | None = None,
+    resolver: FakeResolver | None = None,
+) -> Services:
+    clock = clock or FakeClock()
+    return Services(
+        config=config or Config(),
+        store=SqliteStore(":memory:", clock=clock),
+        resolver=resolver,
+        clock=clock,
+    )
+
+
+def pipeline_of(services: Services, module: str) -> Pipeline:
+    """A pipeline with the checks of one check module (e.g. "mailmoat.checks.dnsbl")."""
+    return Pipeline(services, importlib.import_module(module).build(services))
+
+
+def new_tx(ip: str = "192.0.2.1", helo: str = "mx.example.org", sender: str = "") -> Transaction:
+    return Transaction(Session(client_ip=ip, helo=helo), mail_from=sender)
+
+
+async def end_session(tx: Transaction) -> None:
+    """Run the session's cleanups, as the SMTP front does at disconnect."""
+    for cleanup in tx.session.cleanups:
+        await cleanup()
+    tx.session.cleanups.clear()
