@@ -64,6 +64,7 @@ def install(services: Services) -> StatsRecorder | None:
             state["web"] = await start_dashboard(
                 lambda: gateway.config, services.store, recorder=recorder, gateway=gateway
             )
+            services.extras["dashboard"] = state["web"]
 
     async def stop() -> None:
         web = state.pop("web", None)
