@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from gateway_harness import toml_dumps
-
 from mailmoat.checks import headers, helo, size
 from mailmoat.checks.base import Services
 from mailmoat.config import Config, load_config

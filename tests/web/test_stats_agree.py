@@ -26,6 +26,8 @@ from dashboard_harness import (
 
 from mailmoat.stats import Filters, read_totals, search
 
+MAILMOAT = [sys.executable, "-m", "mailmoat"]
+
 
 def _metric(text: str, name: str, **labels: str) -> float:
     wanted = {"node": NODE, **labels}
@@ -76,8 +78,7 @@ async def test_counters_history_cli_metrics_and_api_agree(tmp_path: Path) -> Non
         # 3. `mailmoat stats --json` in its own process, from the same store
         cli = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "mailmoat", "stats", "--json", "--since", "1h"]
-            + ["--config", str(gw.config_path)],
+            [*MAILMOAT, "stats", "--json", "--since", "1h", "--config", str(gw.config_path)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -91,7 +92,7 @@ async def test_counters_history_cli_metrics_and_api_agree(tmp_path: Path) -> Non
         assert data["spam"] == 2 + 1 + 1  # tagged + quarantined + rejected on score
         text = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "mailmoat", "stats", "--config", str(gw.config_path)],
+            [*MAILMOAT, "stats", "--config", str(gw.config_path)],
             capture_output=True,
             text=True,
             timeout=60,
