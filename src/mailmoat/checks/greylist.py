@@ -73,6 +73,9 @@ class GreylistCheck(Check):
     def applies(self, tx: Transaction) -> bool:
         if tx.session.notes.get("dnswl") or tx.allowlisted:
             return False
+        # A client refused anyway (DNSBL, deny list) leaves no triplet behind.
+        if any(f.action is Action.REJECT for f in tx.all_forced):
+            return False
         if self.config.mode == "all":
             return True
         low, high = self.actions.soft_reject, self.actions.reject

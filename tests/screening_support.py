@@ -1,0 +1,104 @@
+"""Helpers for the screening integration tests: a gateway with a record log,
+SMTP clients bound to chosen loopback source addresses."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from gateway_harness import GatewayThread
+from mailmoat.core.record import TransactionRecord
+
+# Everything off that a test does not switch on: no limits, no greylisting,
+# loopback not exempt (the tests come from 127.x addresses).
+QUIET: dict[str, dict[str, Any]] = {
+    "relay": {"domains": ["example.org"]},
+    "ratelimit": {
+        "exempt": [],
+        "connections_per_ip": 0,
+        "connections_per_net": 0,
+        "concurrent_per_ip": 0,
+        "concurrent_per_net": 0,
+        "messages_per_ip": 0,
+        "messages_per_sender": 0,
+        "recipients_per_ip": 0,
+        "recipients_per_sender": 0,
+    },
+    "greylist": {"enabled": False},
+    "rdns": {"skip_networks": ["127.0.0.0/8", "::1/128"]},
+}
+
+
+class ScreeningGateway(GatewayThread):
+    """A started gateway that keeps every transaction record."""
+
+    def __init__(self, tmp_path: Path, overrides: dict[str, dict[str, Any]]) -> None:
+        merged = {name: dict(table) for name, table in QUIET.items()}
+        for name, table in overrides.items():
+            merged.setdefault(name, {}).update(table)
+        super().__init__(tmp_path, merged)
+        self.records: list[TransactionRecord] = []
+
+    def start(self) -> ScreeningGateway:  # type: ignore[override]
+        super().start()
+        assert self.gateway is not None
+        self.gateway.pipeline.recorders.append(self.records.append)
+        return self
+
+    def host(self) -> str:
+        return self.config.smtp.listen.rsplit(":", 1)[0].strip("[]")
+
+    def client(self, source: str, timeout: float = 10.0) -> smtplib.SMTP:
+        return smtplib.SMTP(self.host(), self.port, timeout=timeout, source_address=(source, 0))
+
+    def record_for(self, client_ip: str, timeout: float = 5.0) -> TransactionRecord:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [r for r in self.records if r.client_ip == client_ip]
+            if found:
+                return found[-1]
+            time.sleep(0.02)
+        raise AssertionError(f"no transaction record for {client_ip}")
+
+
+def envelope(
+    gateway: ScreeningGateway, source: str, rcpt: str = "user@example.org", data: bool = True
+) -> tuple[int, str]:
+    """One transaction from ``source``: the first refusal, or the final reply."""
+    with gateway.client(source) as smtp:
+        smtp.ehlo("client.example.net")
+        code, text = smtp.mail("sender@example.net")
+        if code != 250:
+            return code, text.decode()
+        code, text = smtp.rcpt(rcpt)
+        if code != 250 or not data:
+            return code, text.decode()
+        code, text = smtp.data(
+            b"From: sender@example.net\r\nTo: user@example.org\r\nSubject: hi\r\n"
+            b"Date: Sat, 28 Nov 2026 03:00:00 +0000\r\nMessage-ID: <1@example.net>\r\n\r\nhi\r\n"
+        )
+        return code, text.decode()
+
+
+def raw_connect(gateway: ScreeningGateway, source: str) -> socket.socket:
+    sock = socket.create_connection(
+        (gateway.host(), gateway.port), timeout=10, source_address=(source, 0)
+    )
+    return sock
+
+
+def read_reply(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    """Read until a final reply line (``NNN `` after the last CRLF) or EOF."""
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        lines = data.split(b"\r\n")
+        if len(lines) > 1 and len(lines[-2]) >= 4 and lines[-2][3:4] == b" ":
+            return data
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
