@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
 
 from servers import Nsd, Postfix, Rbldnsd, Redis, Server, SmtpSink  # real-server fixtures
+
+# No DNS query may leave the machine: checks that a test builds without an
+# explicit [dns] nameserver use this loopback port, where nothing answers
+# (the resolver then reports a timeout). Subprocesses inherit it.
+os.environ.setdefault("MAILMOAT_NAMESERVER", "127.0.0.1:9")
+
 
 # ============================================================================================
 # BEGIN real-server fixtures (tests/servers.py) - function scoped, each stops what it starts.

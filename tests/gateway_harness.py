@@ -54,6 +54,9 @@ def write_test_config(tmp_path: Path, overrides: dict[str, dict[str, Any]] | Non
         "quarantine": {"directory": str(tmp_path / "quarantine")},
         "store": {"url": f"sqlite:///{tmp_path / 'store.db'}"},
         "pregreet": {"delay": 0},
+        # Nothing answers on this loopback port: lookups fail fast, and no
+        # query can leave the machine. Tests that need DNS override it.
+        "dns": {"nameserver": "127.0.0.1:9", "timeout": 0.2},
     }
     for name, table in (overrides or {}).items():
         sections.setdefault(name, {}).update(table)
@@ -112,6 +115,11 @@ class GatewayThread:
                     await stopper()
                 if gateway.services.store is not None:
                     await gateway.services.store.close()
+                current = asyncio.current_task()
+                leftovers = [t for t in asyncio.all_tasks() if t is not current]
+                for task in leftovers:
+                    task.cancel()
+                await asyncio.gather(*leftovers, return_exceptions=True)
 
             self.call(shutdown(), timeout=60)
             self.loop.call_soon_threadsafe(self.loop.stop)

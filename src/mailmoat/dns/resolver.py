@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -61,6 +62,10 @@ class CachingResolver:
         self._inflight: dict[tuple[str, str], asyncio.Task[DnsAnswer]] = {}
         # Upstream queries actually sent (cache misses not shared in flight).
         self.queries = 0
+        # MAILMOAT_NAMESERVER replaces the system resolver as the default: the
+        # test suite and benchmarks set it to a loopback address so that no
+        # query ever leaves the machine, whatever a test's config says.
+        nameserver = nameserver or os.environ.get("MAILMOAT_NAMESERVER", "")
         if nameserver:
             from mailmoat.config import parse_hostport
 
