@@ -323,7 +323,10 @@ class MilterServer:
         assert task is not None
         self.sessions.add(task)
         try:
-            await MilterSession(self.runtime, reader, writer).run()
+            # Cancelled by stop(): the task ends quietly (asyncio's stream
+            # callback would log a cancelled connection task as an error).
+            with contextlib.suppress(asyncio.CancelledError):
+                await MilterSession(self.runtime, reader, writer).run()
         finally:
             self.sessions.discard(task)
 

@@ -223,7 +223,10 @@ class PolicyServer:
         assert task is not None
         self.sessions.add(task)
         try:
-            await PolicySession(self.runtime, reader, writer).run()
+            # Cancelled by stop(): the task ends quietly (asyncio's stream
+            # callback would log a cancelled connection task as an error).
+            with contextlib.suppress(asyncio.CancelledError):
+                await PolicySession(self.runtime, reader, writer).run()
         finally:
             self.sessions.discard(task)
 
