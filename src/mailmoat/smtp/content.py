@@ -42,7 +42,11 @@ def unstuff(payload: bytes) -> bytes:
 
 
 def inspect(payload: bytes, max_line_length: int) -> PayloadFacts:
-    long_line = re.search(rb"[^\r\n]{%d}" % (max_line_length + 1), payload) is not None
+    # Split in C and compare lengths: far faster than a regex scan. A line's
+    # length here counts its CR, hence the + 1.
+    long_line = (
+        len(payload) > max_line_length and max(map(len, payload.split(b"\n"))) > max_line_length + 1
+    )
     return PayloadFacts(
         bare_newline=_BARE_ANY.search(payload) is not None,
         has_nul=b"\x00" in payload,
