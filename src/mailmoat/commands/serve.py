@@ -8,6 +8,7 @@ import contextlib
 import logging
 import signal
 
+from mailmoat.cluster import install as install_cluster
 from mailmoat.config import load_config
 from mailmoat.runtime import build_services, run_loop
 from mailmoat.smtp.server import Gateway
@@ -26,6 +27,7 @@ async def serve(config_path: str | None) -> int:
     logging.getLogger().setLevel(config.log.level.upper())
     services = await build_services(config)
     install_stats(services)
+    install_cluster(services)
     gateway = Gateway(config, services, config_path=config_path)
     for starter in services.extras.get("starters", []):
         await starter(gateway)
