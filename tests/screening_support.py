@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import smtplib
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import dns.exception
+import dns.message
+import dns.rcode
 
 from gateway_harness import GatewayThread
 from mailmoat.core.record import TransactionRecord
@@ -32,11 +37,40 @@ QUIET: dict[str, dict[str, Any]] = {
 }
 
 
+class RefusingDns:
+    """A DNS server on 127.0.0.1 (UDP, a thread) answering REFUSED to everything."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                wire, peer = self.sock.recvfrom(4096)
+                reply = dns.message.make_response(dns.message.from_wire(wire))
+                reply.set_rcode(dns.rcode.REFUSED)
+                self.sock.sendto(reply.to_wire(), peer)
+            except OSError:
+                return
+            except dns.exception.DNSException:
+                continue
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 class ScreeningGateway(GatewayThread):
     """A started gateway that keeps every transaction record."""
 
     def __init__(self, tmp_path: Path, overrides: dict[str, dict[str, Any]]) -> None:
         merged = {name: dict(table) for name, table in QUIET.items()}
+        # Network rule: DNS goes to loopback only; this server refuses every
+        # query at once (status servfail), so lookups fail fast.
+        self.dns = RefusingDns()
+        merged["dns"] = {"nameserver": f"127.0.0.1:{self.dns.port}", "timeout": 1}
         for name, table in overrides.items():
             merged.setdefault(name, {}).update(table)
         super().__init__(tmp_path, merged)
@@ -47,6 +81,10 @@ class ScreeningGateway(GatewayThread):
         assert self.gateway is not None
         self.gateway.pipeline.recorders.append(self.records.append)
         return self
+
+    def stop(self) -> None:
+        super().stop()
+        self.dns.close()
 
     def host(self) -> str:
         return self.config.smtp.listen.rsplit(":", 1)[0].strip("[]")

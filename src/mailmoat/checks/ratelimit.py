@@ -81,11 +81,16 @@ class ConnectionLimit(Check):
         if ip in lim.exempt:
             return
         net = lim.net(ip)
-        for symbol, kind, who, limit in (
-            ("RATELIMIT_CONN_IP", "c", ip, cfg.connections_per_ip),
-            ("RATELIMIT_CONN_NET", "cn", net, cfg.connections_per_net),
-        ):
-            count = await lim.over_rate(kind, who, limit)
+        # Both counters count every attempt, so a refused client still
+        # uses up its network's allowance.
+        rates = [
+            (symbol, who, limit, await lim.over_rate(kind, who, limit))
+            for symbol, kind, who, limit in (
+                ("RATELIMIT_CONN_IP", "c", ip, cfg.connections_per_ip),
+                ("RATELIMIT_CONN_NET", "cn", net, cfg.connections_per_net),
+            )
+        ]
+        for symbol, who, limit, count in rates:
             if count:
                 evidence.add(symbol, 0.0, f"{who}: {count} > {limit} per {cfg.window:g}s")
                 evidence.force(
