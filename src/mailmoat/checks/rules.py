@@ -141,7 +141,7 @@ def evaluate(expr: Expr, hits: Callable[[str], bool]) -> bool:
 
 
 def _line_of(text: str, name: str) -> int:
-    pattern = re.compile(rf"^\s*\[\s*rules\s*\.\s*\"?{re.escape(name)}\"?\s*\]", re.M)
+    pattern = re.compile(rf"^[ \t]*\[\s*rules\s*\.\s*\"?{re.escape(name)}\"?\s*\]", re.M)
     match = pattern.search(text)
     return text.count("\n", 0, match.start()) + 1 if match else 0
 

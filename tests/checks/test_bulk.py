@@ -1,0 +1,95 @@
+"""Bulk detector: fingerprints survive per-recipient variation; counts per sender network."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from authfakes import make_tx, names
+from mailmoat.checks.bulk import BulkCheck, fingerprint, normalised_words, sender_network
+from mailmoat.config import BulkConfig
+from mailmoat.core.symbols import Evidence
+from mailmoat.store.base import StoreError
+from mailmoat.store.sqlite import SqliteStore
+
+CAMPAIGN = """Dear {name},
+
+Your account number {number} has been selected for our exclusive {product} offer.
+Only this week you can save up to {pct} percent on every order you place with us.
+Visit {url} to claim the discount before it expires on {date}, or reply to {email}.
+Thousands of happy customers already trust our service and our fast delivery.
+Kind regards, the customer team
+"""
+
+WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron").split()
+
+
+def variant(rng: random.Random) -> str:
+    return CAMPAIGN.format(
+        name=rng.choice(["John", "Maria Lopez", "Dr. Chen", "friend"]),
+        number=rng.randrange(10**9),
+        product="premium",
+        pct=rng.randrange(10, 90),
+        url=f"http://t{rng.randrange(10**6)}.example.com/?id={rng.randrange(10**9)}",
+        date=f"{rng.randrange(1, 28)}.{rng.randrange(1, 12)}.2024",
+        email=f"u{rng.randrange(10**6)}@example.net",
+    )
+
+
+def mail(body: str) -> bytes:
+    return f"From: a@example.org\r\nSubject: offer\r\n\r\n{body}".replace("\n", "\r\n").encode()
+
+
+def test_variants_share_bands_unrelated_do_not() -> None:
+    rng = random.Random(7)
+    base = set(fingerprint(normalised_words(variant(rng))))
+    shared = [len(base & set(fingerprint(normalised_words(variant(rng))))) for _ in range(30)]
+    assert min(shared) >= 1
+    unrelated = [
+        len(base & set(fingerprint([rng.choice(WORDS) for _ in range(80)]))) for _ in range(200)
+    ]
+    assert max(unrelated) == 0
+
+
+def run_check(store: object, tx_ip: str, body: str, config: BulkConfig) -> dict[str, float]:
+    evidence = Evidence()
+    asyncio.run(BulkCheck(store, config).run(make_tx(mail(body), ip=tx_ip), evidence))
+    return names(evidence)
+
+
+def test_grades_by_distinct_sender_networks(tmp_path: object) -> None:
+    store = SqliteStore(":memory:")
+    config = BulkConfig(low=3, medium=6, high=10)
+    rng = random.Random(3)
+    seen = []
+    for n in range(12):
+        seen.append(run_check(store, f"198.51.{n}.7", variant(rng), config))
+    assert seen[1] == {} and seen[2] == {"BULK_LOW": 0.5}
+    assert seen[5] == {"BULK_MEDIUM": 1.5} and seen[11] == {"BULK_HIGH": 3.0}
+    # The same network again does not count as another sender.
+    again = [run_check(store, "198.51.0.99", variant(rng), BulkConfig(low=13)) for _ in range(3)]
+    assert again == [{}, {}, {}]
+
+
+def test_short_bodies_are_not_fingerprinted() -> None:
+    tx = make_tx(mail("thanks, see you"))
+    asyncio.run(BulkCheck(SqliteStore(":memory:"), BulkConfig()).run(tx, Evidence()))
+    assert "bulk.fingerprint" not in tx.notes
+
+
+class BrokenStore:
+    async def add(self, *args: object) -> bool:
+        raise StoreError("down")
+
+
+def test_store_failure_is_no_evidence(caplog: pytest.LogCaptureFixture) -> None:
+    assert run_check(BrokenStore(), "192.0.2.1", variant(random.Random(1)), BulkConfig()) == {}
+    assert "bulk: store failed" in caplog.text
+
+
+def test_sender_network() -> None:
+    assert sender_network("192.0.2.77") == "192.0.2.0"
+    assert sender_network("2001:db8:1:2:3::9") == "2001:db8:1:2::"
+    assert sender_network("bogus") == "bogus"

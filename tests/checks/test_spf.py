@@ -1,0 +1,107 @@
+"""SPF check: results per identity, DNS failures, hostile policies."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from authfakes import FakeResolver, make_tx, names
+from mailmoat.checks.auth_results import NOTE_SPF
+from mailmoat.checks.spf import SpfCheck, evaluate
+from mailmoat.core.symbols import Evidence
+
+TABLE: dict[tuple[str, str], object] = {
+    ("example.org", "TXT"): ["v=spf1 ip4:192.0.2.0/24 include:_spf.example.net -all"],
+    ("_spf.example.net", "TXT"): ["v=spf1 mx a:relay.example.net -all"],
+    ("_spf.example.net", "MX"): ["10 mx.example.net"],
+    ("mx.example.net", "A"): ["198.51.100.7"],
+    ("relay.example.net", "A"): ["198.51.100.8"],
+    ("soft.test", "TXT"): ["v=spf1 ~all"],
+    ("neutral.test", "TXT"): ["v=spf1 ?all"],
+    ("broken.test", "TXT"): ["v=spf1 ip4:300.1.2.3 -all"],
+    ("two.test", "TXT"): ["v=spf1 -all", "v=spf1 +all"],
+    ("tmp.test", "TXT"): "servfail",
+    ("slow.test", "TXT"): "timeout",
+    ("loop.test", "TXT"): ["v=spf1 include:loop2.test -all"],
+    ("loop2.test", "TXT"): ["v=spf1 include:loop.test -all"],
+    ("mail.example.org", "TXT"): ["v=spf1 a -all"],
+    ("mail.example.org", "A"): ["192.0.2.10"],
+    ("void.test", "TXT"): ["v=spf1 a:n1.void.test a:n2.void.test a:n3.void.test -all"],
+}
+# A chain of 30 includes: past RFC 7208's limit of 10 lookups.
+for n in range(30):
+    TABLE[(f"c{n}.chain.test", "TXT")] = [f"v=spf1 include:c{n + 1}.chain.test -all"]
+TABLE[("chain.test", "TXT")] = ["v=spf1 include:c0.chain.test -all"]
+# 15 includes side by side.
+TABLE[("wide.test", "TXT")] = [
+    "v=spf1 " + " ".join(f"include:w{n}.wide.test" for n in range(15)) + " -all"
+]
+for n in range(15):
+    TABLE[(f"w{n}.wide.test", "TXT")] = ["v=spf1 -all"]
+
+
+@pytest.mark.parametrize(
+    ("label", "ip", "sender", "expected"),
+    [
+        ("direct ip4", "192.0.2.9", "a@example.org", "pass"),
+        ("include + mx", "198.51.100.7", "a@example.org", "pass"),
+        ("include + a", "198.51.100.8", "a@example.org", "pass"),
+        ("not listed", "203.0.113.1", "a@example.org", "fail"),
+        ("softfail", "203.0.113.1", "a@soft.test", "softfail"),
+        ("neutral", "203.0.113.1", "a@neutral.test", "neutral"),
+        ("no record", "203.0.113.1", "a@nothing.test", "none"),
+        ("bad ip4", "203.0.113.1", "a@broken.test", "permerror"),
+        ("two records", "203.0.113.1", "a@two.test", "permerror"),
+        ("servfail", "203.0.113.1", "a@tmp.test", "temperror"),
+        ("include loop", "203.0.113.1", "a@loop.test", "permerror"),
+        ("giant include chain", "203.0.113.1", "a@chain.test", "permerror"),
+        ("too many includes", "203.0.113.1", "a@wide.test", "permerror"),
+        ("void lookups", "203.0.113.1", "a@void.test", "permerror"),
+        ("ipv6 client", "2001:db8::1", "a@example.org", "fail"),
+    ],
+)
+def test_evaluate(label: str, ip: str, sender: str, expected: str) -> None:
+    resolver = FakeResolver(TABLE)
+    result, _ = asyncio.run(evaluate(resolver, ip, sender, "h.example.org", 1.0))
+    assert result == expected, label
+    assert len(resolver.queries) <= 25, label
+
+
+def test_dns_timeout_is_temperror_within_the_query_timeout() -> None:
+    started = time.monotonic()
+    result, _ = asyncio.run(evaluate(FakeResolver(TABLE), "203.0.113.1", "a@slow.test", "", 0.2))
+    assert result == "temperror"
+    assert time.monotonic() - started < 2
+
+
+def test_check_symbols_and_notes_for_both_identities() -> None:
+    check = SpfCheck(FakeResolver(TABLE), 1.0, check_helo=True)
+    tx = make_tx(ip="192.0.2.10", helo="mail.example.org", mail_from="alice@example.org")
+    evidence = Evidence()
+    asyncio.run(check.run(tx, evidence))
+    assert names(evidence) == {"SPF_PASS": -0.5, "SPF_HELO_PASS": 0.0}
+    mailfrom, helo = tx.notes[NOTE_SPF]
+    assert (mailfrom.result, mailfrom.prop("smtp.mailfrom")) == ("pass", "alice@example.org")
+    assert (helo.result, helo.prop("smtp.helo")) == ("pass", "mail.example.org")
+
+
+def test_null_sender_uses_the_helo_identity() -> None:
+    check = SpfCheck(FakeResolver(TABLE), 1.0, check_helo=True)
+    tx = make_tx(ip="203.0.113.5", helo="mail.example.org", mail_from="")
+    evidence = Evidence()
+    asyncio.run(check.run(tx, evidence))
+    assert names(evidence) == {"SPF_FAIL": 2.5, "SPF_HELO_FAIL": 1.0}
+    assert tx.notes[NOTE_SPF][0].prop("smtp.mailfrom") == "postmaster@mail.example.org"
+
+
+def test_literal_helo_and_bad_client_address_are_skipped() -> None:
+    check = SpfCheck(FakeResolver(TABLE), 1.0, check_helo=True)
+    tx = make_tx(ip="192.0.2.9", helo="[192.0.2.9]", mail_from="a@example.org")
+    evidence = Evidence()
+    asyncio.run(check.run(tx, evidence))
+    assert names(evidence) == {"SPF_PASS": -0.5}
+    evidence = Evidence()
+    asyncio.run(check.run(make_tx(ip="not-an-ip"), evidence))
+    assert evidence.symbols == []
