@@ -1,0 +1,88 @@
+"""Statistical classifier check (data stage): the content's spam probability.
+
+Contract: scores ``tx.message`` (parsed once by the transaction) with the
+classifier model and adds at most one symbol:
+
+- ``BAYES_SPAM`` when the probability reaches ``classifier.spam_threshold``,
+  scored along ``classifier.spam_curve`` (default 1.0 at 0.9 up to 5.0 at
+  0.999);
+- ``BAYES_HAM`` when it is at or below ``classifier.ham_threshold``, scored
+  along ``classifier.ham_curve`` (default -0.5 at 0.1 down to -3.0 at 0.001).
+
+The detail carries the probability. The model is the file named by
+``classifier.model_path`` or the shipped default, loaded once at build; when
+``mailmoat.cluster`` publishes a newer shared model (``services.extras``
+``classifier_model``/``classifier_model_listeners``) the check swaps to it
+with one reference assignment, so a scan sees either model, never a mix.
+CPU only (about a millisecond per message), no I/O; failure mode: the
+runner's default.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from mailmoat.checks.base import Check, Services
+from mailmoat.classify import Classifier, Model
+from mailmoat.config import ClassifierConfig
+from mailmoat.core.symbols import Evidence, Stage
+from mailmoat.core.transaction import Transaction
+
+MODEL_EXTRA = "classifier_model"
+LISTENERS_EXTRA = "classifier_model_listeners"
+
+
+def curve_score(curve: Sequence[tuple[float, float]], probability: float) -> float:
+    """Piecewise-linear score at ``probability`` along (probability, score)
+    points ordered from the threshold outwards; flat beyond both ends."""
+    if not curve:
+        return 0.0
+    points = sorted(curve)
+    if probability <= points[0][0]:
+        return points[0][1]
+    if probability >= points[-1][0]:
+        return points[-1][1]
+    for (p0, s0), (p1, s1) in itertools.pairwise(points):
+        if p0 <= probability <= p1:
+            return s0 if p1 == p0 else s0 + (s1 - s0) * (probability - p0) / (p1 - p0)
+    return points[-1][1]
+
+
+class ClassifierCheck(Check):
+    name: ClassVar[str] = "classifier"
+    stage: ClassVar[str] = Stage.DATA.value
+
+    def __init__(self, classifier: Classifier, config: ClassifierConfig) -> None:
+        self.classifier = classifier
+        self.config = config
+
+    def use_model(self, model: Any) -> None:
+        """Swap in a newer model (called by the cluster model sync)."""
+        if isinstance(model, Model):
+            self.classifier = Classifier(model)
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        probability = self.classifier.score(tx.message)
+        detail = f"p={probability:.4f}"
+        if probability >= self.config.spam_threshold:
+            evidence.add(
+                "BAYES_SPAM", round(curve_score(self.config.spam_curve, probability), 2), detail
+            )
+        elif probability <= self.config.ham_threshold:
+            evidence.add(
+                "BAYES_HAM", round(curve_score(self.config.ham_curve, probability), 2), detail
+            )
+
+
+def build(services: Services) -> list[Check]:
+    config = services.config.classifier
+    shared = services.extras.get(MODEL_EXTRA)
+    if isinstance(shared, Model):
+        classifier = Classifier(shared)
+    else:
+        classifier = Classifier.load(config.model_path or None)
+    check = ClassifierCheck(classifier, config)
+    services.extras.setdefault(LISTENERS_EXTRA, []).append(check.use_model)
+    return [check]
