@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "web": "serve the web dashboard alone, or make a password hash",
     "milter": "run the Sendmail/Postfix milter front",
     "policy": "run the Postfix policy delegation front",
+    "learn": "learn spam and ham messages into the classifier model",
+    "eval": "measure the classifier on a labelled index (TREC format)",
 }
 
 

@@ -346,6 +346,24 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class ClassifierConfig:
+    """The statistical classifier check (docs/classifier.md)."""
+
+    # Model file; empty: the default model shipped in the package.
+    model_path: str = ""
+    # Hash space (2**bits weights) of models created from scratch (eval).
+    hash_bits: int = 22
+    # BAYES_SPAM at or above this spam probability, BAYES_HAM at or below
+    # ham_threshold; nothing in between.
+    spam_threshold: float = 0.9
+    ham_threshold: float = 0.1
+    # Score curves: (probability, score) points, linear in between, flat
+    # beyond the ends. spam: rising probabilities; ham: falling ones.
+    spam_curve: tuple[tuple[float, float], ...] = ((0.9, 1.0), (0.99, 3.0), (0.999, 5.0))
+    ham_curve: tuple[tuple[float, float], ...] = ((0.1, -0.5), (0.01, -1.5), (0.001, -3.0))
+
+
+@dataclass(frozen=True)
 class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
@@ -376,6 +394,7 @@ class Config:
     milter: MilterConfig = field(default_factory=MilterConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     source: str = "<embedded defaults>"
 
     def check(self, name: str) -> CheckSettings:

@@ -20,6 +20,7 @@ CHECK_MODULES: tuple[str, ...] = (
     "mailmoat.checks.auth_results",
     "mailmoat.checks.urlbl",
     "mailmoat.checks.rules",
+    "mailmoat.checks.classifier",
     "mailmoat.checks.attachments",
     "mailmoat.checks.bulk",
     "mailmoat.checks.lists",
