@@ -23,7 +23,8 @@ Thousands of happy customers already trust our service and our fast delivery.
 Kind regards, the customer team
 """
 
-WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron").split()
+WORDS_TEXT = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron"
+WORDS = WORDS_TEXT.split()
 
 
 def variant(rng: random.Random) -> str:

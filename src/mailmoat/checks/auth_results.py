@@ -66,7 +66,7 @@ class AuthResult:
 
     def render(self) -> str:
         text = f"{self.method}={self.result}"
-        if self.reason:
+        if self.reason and (self.result != "pass" or self.method == "dmarc"):
             text += f" reason={_quoted(self.reason[:120])}"
         for key, value in self.props:
             if value:

@@ -1,0 +1,241 @@
+"""Sender authentication and URL blocklists against a real NSD on loopback.
+
+NSD serves SPF, DKIM keys (rsa, 1024 and 2048 bits, the latter split over
+several TXT strings), DMARC policies and DBL-style records; messages are
+signed here with keys made for the test. The data stage runs through the
+real ``Pipeline`` with the real ``CachingResolver``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import dkim
+import pytest
+
+from authfakes import make_tx, rsa_key
+from mailmoat.checks import (
+    attachments,
+    auth_results,
+    bulk,
+    dmarc,
+    rules,
+    spf,
+    urlbl,
+)
+from mailmoat.checks import (
+    dkim as dkim_check,
+)
+from mailmoat.checks.base import Services
+from mailmoat.config import AuthConfig, Config, SmtpConfig, UrlblConfig
+from mailmoat.core.symbols import Action, Stage
+from mailmoat.dns import CachingResolver
+from mailmoat.pipeline import Pipeline
+from mailmoat.smtp.outcome import prepare
+
+pytestmark = pytest.mark.integration
+
+CLIENT = "192.0.2.25"
+
+
+def txt_strings(text: str) -> str:
+    return " ".join(f'"{text[i : i + 200]}"' for i in range(0, len(text), 200))
+
+
+@pytest.fixture(scope="module")
+def keys() -> dict[str, tuple[bytes, str]]:
+    return {"sel1": rsa_key(1024), "big": rsa_key(2048), "other": rsa_key(1024)}
+
+
+@pytest.fixture
+def nsd(nsd_factory: Callable[..., Any], keys: dict[str, tuple[bytes, str]]) -> Any:
+    chain = "\n".join(
+        f'c{n}.spf IN TXT "v=spf1 include:c{n + 1}.spf.hostile.test -all"' for n in range(40)
+    )
+    zones = {
+        "example.test": f"""
+@ IN TXT "v=spf1 ip4:192.0.2.0/24 include:_spf.example.test -all"
+_spf IN TXT "v=spf1 a:relay.example.test -all"
+relay IN A 198.51.100.9
+sel1._domainkey IN TXT {txt_strings(keys["sel1"][1])}
+big._domainkey IN TXT {txt_strings(keys["big"][1])}
+_dmarc IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@example.test"
+""",
+        "other.test": f"""
+@ IN TXT "v=spf1 ip4:192.0.2.0/24 -all"
+sel1._domainkey IN TXT {txt_strings(keys["other"][1])}
+_dmarc IN TXT "v=DMARC1; p=quarantine"
+""",
+        "norecord.test": "@ IN A 192.0.2.200\n",
+        "hostile.test": f"""
+@ IN TXT "v=spf1 include:c0.spf.hostile.test -all"
+{chain}
+loop IN TXT "v=spf1 include:loop2.hostile.test -all"
+loop2 IN TXT "v=spf1 include:loop.hostile.test -all"
+_dmarc IN TXT "v=DMARC1; p=reject"
+""",
+        "dbl.test": """
+spam-domain.test IN A 127.0.1.2
+phish-site.test IN A 127.0.1.4
+errorcase.test IN A 127.0.1.255
+""",
+    }
+    return nsd_factory(zones)
+
+
+def services_for(port: int, timeout: float = 2.0) -> Services:
+    config = Config(
+        smtp=SmtpConfig(hostname="mx.mailmoat.test"),
+        auth=AuthConfig(dns_timeout=timeout),
+        urlbl=UrlblConfig(zones=("DBL:dbl.test=127.0.1.[2..199]*4",)),
+    )
+    resolver = CachingResolver(f"127.0.0.1:{port}", timeout=timeout)
+    return Services(config=config, resolver=resolver)
+
+
+def run_data_stage(services: Services, data: bytes, mail_from: str, ip: str = CLIENT) -> Any:
+    checks = []
+    for module in (spf, dkim_check, dmarc, auth_results, urlbl, rules, attachments, bulk):
+        checks.extend(module.build(services))
+    pipeline = Pipeline(services, checks)
+    tx = make_tx(data, ip=ip, helo="mail.example.test", mail_from=mail_from)
+
+    async def go() -> Any:
+        return await pipeline.run(Stage.DATA, tx)
+
+    decision = asyncio.run(go())
+    return tx, decision, {s.name for s in tx.symbols}
+
+
+def message(
+    from_addr: str = "ceo@example.test", body: str = "Quarterly numbers attached.\r\n"
+) -> bytes:
+    return (
+        f"From: CEO <{from_addr}>\r\nTo: staff@mailmoat.test\r\nSubject: numbers\r\n"
+        f"Date: Mon, 2 Jan 2023 10:00:00 +0000\r\nMessage-ID: <q1@example.test>\r\n\r\n{body}"
+    ).encode()
+
+
+def signed(
+    data: bytes, key: bytes, selector: bytes = b"sel1", domain: bytes = b"example.test"
+) -> bytes:
+    return (
+        dkim.sign(
+            data, selector, domain, key, include_headers=[b"from", b"to", b"subject", b"date"]
+        )
+        + data
+    )
+
+
+def test_pass_everything_and_authentication_results(
+    nsd: Any, keys: dict[str, tuple[bytes, str]]
+) -> None:
+    services = services_for(nsd.port)
+    data = b"Authentication-Results: mx.mailmoat.test; dmarc=pass\r\n" + signed(
+        message(), keys["big"][0], b"big"
+    )
+    tx, decision, symbols = run_data_stage(services, data, "bounce@example.test")
+    assert {"SPF_PASS", "DKIM_VALID", "DMARC_PASS", "AUTH_RESULTS_FORGED"} <= symbols
+    assert decision.action is Action.ACCEPT
+    delivered = prepare(tx, decision, services.config)
+    head = delivered.split(b"\r\n\r\n", 1)[0].decode()
+    assert head.count("Authentication-Results: mx.mailmoat.test;") == 1  # the forged one is gone
+    unfolded = head.replace("\r\n\t", " ").replace("\r\n ", " ")
+    assert "spf=pass smtp.mailfrom=bounce@example.test" in unfolded
+    assert "dkim=pass header.d=example.test header.s=big" in unfolded
+    assert "dmarc=pass" in unfolded and "header.from=example.test" in unfolded
+
+
+def test_altered_body_and_unlisted_ip_rejected_by_dmarc(
+    nsd: Any, keys: dict[str, tuple[bytes, str]]
+) -> None:
+    data = signed(message(), keys["sel1"][0]).replace(b"Quarterly", b"Urgent wire")
+    _tx, decision, symbols = run_data_stage(
+        services_for(nsd.port), data, "ceo@example.test", ip="203.0.113.9"
+    )
+    assert {"SPF_FAIL", "DKIM_INVALID", "DMARC_POLICY_REJECT"} <= symbols
+    assert (decision.action, decision.code, decision.status, decision.reason) == (
+        Action.REJECT,
+        550,
+        "5.7.1",
+        "dmarc",
+    )
+
+
+def test_forged_from_without_signature(nsd: Any) -> None:
+    _tx, decision, symbols = run_data_stage(
+        services_for(nsd.port), message(), "x@norecord.test", ip="203.0.113.9"
+    )
+    assert {"SPF_NONE", "DKIM_NONE", "DMARC_POLICY_REJECT"} <= symbols
+    assert decision.action is Action.REJECT
+
+
+def test_misaligned_authentication_fails_dmarc(
+    nsd: Any, keys: dict[str, tuple[bytes, str]]
+) -> None:
+    data = signed(message("boss@other.test"), keys["sel1"][0], domain=b"example.test")
+    _tx, decision, symbols = run_data_stage(services_for(nsd.port), data, "bounce@example.test")
+    assert {"SPF_PASS", "DKIM_VALID", "DMARC_POLICY_QUARANTINE"} <= symbols
+    assert decision.action is Action.QUARANTINE and decision.reason == "dmarc"
+
+
+def test_wrong_key_for_selector(nsd: Any, keys: dict[str, tuple[bytes, str]]) -> None:
+    data = signed(message("boss@other.test"), keys["sel1"][0], domain=b"other.test")
+    _tx, _decision, symbols = run_data_stage(services_for(nsd.port), data, "bounce@other.test")
+    assert {"DKIM_INVALID", "SPF_PASS", "DMARC_PASS"} <= symbols
+
+
+def test_no_records_anywhere(nsd: Any) -> None:
+    _tx, decision, symbols = run_data_stage(
+        services_for(nsd.port), message("a@norecord.test"), "a@norecord.test"
+    )
+    assert {"SPF_NONE", "DKIM_NONE", "DMARC_NA"} <= symbols
+    assert decision.action is Action.ACCEPT
+
+
+def test_hostile_spf_chain_and_loop_bounded(nsd: Any) -> None:
+    started = time.monotonic()
+    for sender in ("a@hostile.test", "a@loop.hostile.test"):
+        _tx, _decision, symbols = run_data_stage(
+            services_for(nsd.port), message("a@hostile.test"), sender
+        )
+        assert "SPF_PERMERROR" in symbols, sender
+    assert time.monotonic() - started < 5
+
+
+def test_dbl_listings_and_error_codes(nsd: Any, caplog: pytest.LogCaptureFixture) -> None:
+    body = "Buy at http://www.spam-domain.test/x or log in at https://login.phish-site.test/ or http://errorcase.test/\r\n"
+    _tx, _decision, symbols = run_data_stage(
+        services_for(nsd.port), message(body=body), "a@norecord.test"
+    )
+    assert {"URIBL_DBL_SPAM", "URIBL_DBL_PHISH"} <= symbols
+    assert not any("LISTED" in s for s in symbols)
+    assert "error answer 127.0.1.255" in caplog.text
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A UDP port on loopback that receives queries and never answers."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+def test_dns_timeout_gives_temperrors_not_verdicts(
+    silent_port: int, keys: dict[str, tuple[bytes, str]]
+) -> None:
+    started = time.monotonic()
+    data = signed(message(body="see http://spam-domain.test/\r\n"), keys["sel1"][0])
+    tx, decision, symbols = run_data_stage(
+        services_for(silent_port, timeout=0.5), data, "ceo@example.test"
+    )
+    assert {"SPF_TEMPERROR", "DKIM_TEMPFAIL", "DMARC_TEMPERROR"} <= symbols
+    assert decision.action is Action.ACCEPT and not tx.forced
+    assert time.monotonic() - started < 6
