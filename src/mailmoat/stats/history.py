@@ -49,17 +49,19 @@ def history_key(node: str, hour: int) -> str:
 
 
 def encode_batch(entries: list[dict[str, Any]]) -> bytes:
-    lines = "\n".join(json.dumps(e, separators=(",", ":"), default=str) for e in entries)
-    return zlib.compress(lines.encode("utf-8"), 6)
+    text = json.dumps(entries, separators=(",", ":"), ensure_ascii=False, default=str)
+    return zlib.compress(text.encode("utf-8", "surrogateescape"), 1)
 
 
 def decode_batch(blob: bytes) -> list[dict[str, Any]]:
     try:
-        text = zlib.decompress(blob).decode("utf-8")
-        return [json.loads(line) for line in text.split("\n") if line]
+        entries = json.loads(zlib.decompress(blob).decode("utf-8", "surrogateescape"))
     except (zlib.error, UnicodeDecodeError, ValueError):
+        entries = None
+    if not isinstance(entries, list):
         log.warning("stats: skipping an unreadable history batch")
         return []
+    return [e for e in entries if isinstance(e, dict)]
 
 
 async def write_batch(

@@ -42,13 +42,14 @@ class Chart:
 
 
 def nice_max(value: float) -> float:
-    if value <= 0:
-        return 1.0
-    magnitude = float(10 ** math.floor(math.log10(value)))
-    for factor in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
-        if value <= factor * magnitude:
-            return factor * magnitude
-    return 10 * magnitude
+    """The smallest round maximum at or above ``value`` whose quarters are
+    round too (gridlines at 0, 1/4 ... 1); at least 4 for counts."""
+    quarter = max(value / 4, 1.0)
+    magnitude = float(10 ** math.floor(math.log10(quarter)))
+    for factor in (1, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        if quarter <= factor * magnitude:
+            return 4 * factor * magnitude
+    return 40 * magnitude
 
 
 def _fmt(value: float) -> str:
