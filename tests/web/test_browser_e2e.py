@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from dashboard_harness import EXPECTED_MESSAGES, PASSWORD, running, send_mix
+
 from servers import require_binary
 
 CHROMIUM_ARGS = [
