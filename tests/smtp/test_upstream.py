@@ -25,7 +25,14 @@ MESSAGE = (
     b"\r\n"
     b"line one\r\n.dot line\r\n\r\nlast line\r\n"
 )
-ADDED = {b"Received", b"X-Spam-Status", b"X-Spam-Score", b"X-Spam-Symbols", b"X-Spam-Flag"}
+ADDED = {
+    b"Received",
+    b"Authentication-Results",
+    b"X-Spam-Status",
+    b"X-Spam-Score",
+    b"X-Spam-Symbols",
+    b"X-Spam-Flag",
+}
 
 
 def relaying(tmp_path: Path, upstream: str, **relay: object) -> GatewayThread:
