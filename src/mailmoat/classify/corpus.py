@@ -7,6 +7,8 @@ member name, raw bytes) straight from the ``.tar.xz`` archives of
 ``dest/<set>/`` once (a marker file records completion) and returns
 (is_spam, path) pairs in the same order. ``shuffled`` orders any sequence
 deterministically from a seed. Missing archives raise ``FileNotFoundError``.
+``find_corpus`` locates the corpus (``$MAILMOAT_CORPUS`` or the
+``../shared/corpus`` beside the checkout), ``all_sets`` lists every archive.
 
 The sets are the usual de-duplicated selection (see the corpus README):
 easy_ham, easy_ham_2 and hard_ham (4150 ham), spam and the 2005 spam_2
@@ -15,6 +17,7 @@ easy_ham, easy_ham_2 and hard_ham (4150 ham), spam and the 2005 spam_2
 
 from __future__ import annotations
 
+import os
 import random
 import tarfile
 from collections.abc import Iterator, Sequence
@@ -31,6 +34,24 @@ DEFAULT_SETS: tuple[tuple[str, bool], ...] = (
     ("20050311_spam_2", True),
 )
 DEFAULT_SEED = 20030228
+
+
+def find_corpus(start: str | Path | None = None) -> Path | None:
+    """The shared corpus directory: ``$MAILMOAT_CORPUS``, else
+    ``../shared/corpus`` next to the repository, None when absent."""
+    candidates = [os.environ.get("MAILMOAT_CORPUS", "")]
+    here = Path(start) if start else Path(__file__).resolve()
+    candidates += [str(parent / ".." / "shared" / "corpus") for parent in here.parents]
+    for candidate in candidates:
+        if candidate and any(archive_dir(candidate).glob("*.tar.xz")):
+            return Path(candidate).resolve()
+    return None
+
+
+def all_sets(corpus_dir: str | Path) -> list[tuple[str, bool]]:
+    """Every archive in the corpus (both spam_2 versions included)."""
+    names = sorted(p.name.removesuffix(".tar.xz") for p in archive_dir(corpus_dir).glob("*.tar.xz"))
+    return [(name, "spam" in name) for name in names]
 
 
 def archive_dir(corpus_dir: str | Path) -> Path:

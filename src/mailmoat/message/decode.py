@@ -80,7 +80,8 @@ def decode_transfer(data: bytes, encoding: str, limit: int) -> tuple[bytes, bool
     if cte == "base64":
         truncated = len(data) > limit * 4 // 3 + 4096
         clean = _B64_JUNK.sub(b"", data[: limit * 4 // 3 + 4096] if truncated else data)
-        clean = clean[: len(clean) - len(clean) % 4]
+        # Padding was stripped with the junk: re-pad (one stray char is dropped).
+        clean = clean[:-1] if len(clean) % 4 == 1 else clean + b"=" * (-len(clean) % 4)
         try:
             out = binascii.a2b_base64(clean)
         except (binascii.Error, ValueError):

@@ -113,7 +113,9 @@ class _Walker:
         )
 
     def _headers(self, message: Message) -> list[tuple[str, str]]:
-        items = message.items()
+        # raw_items: items() wraps 8-bit values in Header objects that print
+        # as U+FFFD; the raw string keeps the bytes for decode_header_value.
+        items = list(message.raw_items())
         if len(items) > self.limits.max_headers:
             self.defects.append("headers_truncated")
             items = items[: self.limits.max_headers]

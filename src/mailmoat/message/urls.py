@@ -49,7 +49,7 @@ class UrlCollector:
         # Whitespace-split first: the regex then only runs on words with a
         # dot, which is many times faster than scanning every position.
         for word in text.split():
-            if "." not in word:
+            if "." not in word and "://" not in word:
                 continue
             for match in _IN_TEXT.finditer(word):
                 if not self.add(match.group(0)):

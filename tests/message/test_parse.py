@@ -1,0 +1,240 @@
+"""parse_message: decoding, HTML, URLs, attachments and hostile input."""
+
+from __future__ import annotations
+
+import base64
+import time
+from datetime import datetime
+
+import pytest
+
+from mailmoat.message import ParseLimits, parse_message
+
+
+def mail(headers: str, body: str = "body\n") -> bytes:
+    return (headers.strip("\n") + "\n\n" + body).encode("latin-1")
+
+
+def multipart(parts: list[str], boundary: str = "BOUND", extra: str = "") -> bytes:
+    body = "".join(f"--{boundary}\n{p}\n" for p in parts) + f"--{boundary}--\n"
+    head = f'Subject: m\nContent-Type: multipart/mixed; boundary="{boundary}"\n{extra}'
+    return mail(head, body)
+
+
+@pytest.mark.parametrize(
+    ("label", "header", "expected"),
+    [
+        ("plain", "Subject: hello there", "hello there"),
+        ("b-word", "Subject: =?utf-8?B?w6nDqMOg?=", "éèà"),
+        ("q-word", "Subject: =?iso-8859-1?Q?caf=E9_au_lait?=", "café au lait"),
+        ("adjacent words join", "Subject: =?utf-8?Q?a?= =?utf-8?Q?b?=", "ab"),
+        ("folded", "Subject: one\n two", "one two"),
+        ("unknown charset", "Subject: =?x-nope?Q?caf=E9?=", "café"),
+        ("broken base64", "Subject: x =?utf-8?B?###?= y", "x  y"),
+        ("raw 8-bit utf-8", "Subject: caf\xc3\xa9", "café"),
+        ("raw 8-bit latin-1", "Subject: caf\xe9", "café"),
+    ],
+)
+def test_header_decoding(label: str, header: str, expected: str) -> None:
+    assert parse_message(mail(header)).subject == expected, label
+
+
+def test_envelope_line_headers_and_derived_fields() -> None:
+    raw = b"From a@b  Tue Jul 31 22:36:21 2001\n" + mail(
+        "From: Joe <Joe@Example.COM>\nTo: x@y\nMessage-ID: <id@h>\n"
+        "Date: Tue, 31 Jul 2001 21:36:20 +0000\nX-A: 1\nX-A: 2",
+        "hi\n",
+    )
+    message = parse_message(raw)
+    assert message.raw.startswith(b"From: Joe")
+    assert message.from_addr == "joe@example.com"
+    assert message.message_id == "<id@h>"
+    assert isinstance(message.date, datetime)
+    assert message.header("x-a") == "1" and message.header_all("X-A") == ["1", "2"]
+    assert [n for n, _ in message.headers] == ["From", "To", "Message-ID", "Date", "X-A", "X-A"]
+    assert message.body == b"hi\n"
+    assert message.header("missing") is None
+
+
+def test_bad_date_is_none() -> None:
+    assert parse_message(mail("Date: yesterday-ish")).date is None
+
+
+def test_transfer_encodings_and_charsets() -> None:
+    b64 = base64.b64encode("Grüße aus Köln".encode("iso-8859-1")).decode()
+    raw = multipart(
+        [
+            "Content-Type: text/plain; charset=iso-8859-1\n"
+            f"Content-Transfer-Encoding: base64\n\n{b64}",
+            "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n"
+            "\nna=C3=AFve =\nsoft break",
+            "Content-Type: text/plain; charset=bogus-42\n\nstill text",
+        ]
+    )
+    message = parse_message(raw)
+    assert "Grüße aus Köln" in message.text
+    assert "naïve soft break" in message.text
+    assert "still text" in message.text
+    assert message.parts_count == 4
+    assert message.charsets == ["iso-8859-1", "utf-8", "bogus-42"]
+
+
+def test_html_reduced_to_text_with_links() -> None:
+    html = (
+        "<html><head><style>p {color: red}</style></head><body>"
+        "<p>V<!-- x -->iag<b></b>ra &amp; more</p><script>evil()</script>"
+        "<a href=\"http://Example.COM/buy?x=1\">click</a><img src='//cdn.example.net/i.gif'>"
+        '<a href="mailto:sales@shop.example">mail</a></body></html>'
+    )
+    message = parse_message(mail("Content-Type: text/html", html))
+    assert message.html_text.splitlines() == ["Viagra & more", "clickmail"]
+    assert "evil" not in message.html_text and "color" not in message.html_text
+    assert message.urls == ["http://example.com/buy?x=1", "http://cdn.example.net/i.gif"]
+    assert message.domains == ["example.com", "cdn.example.net", "shop.example"]
+    assert message.text == ""
+
+
+@pytest.mark.parametrize(
+    ("label", "text", "url", "host"),
+    [
+        ("scheme", "see http://www.Example.com/a.", "http://www.example.com/a", "www.example.com"),
+        ("hxxp", "hxxp://bad.example.org/x", "http://bad.example.org/x", "bad.example.org"),
+        (
+            "brackets",
+            "go to evil[.]example[.]com now",
+            "http://evil.example.com",
+            "evil.example.com",
+        ),
+        ("dot word", "evil(dot)example(dot)net", "http://evil.example.net", "evil.example.net"),
+        (
+            "userinfo",
+            "http://paypal.com@phish.example.ru/login",
+            "http://phish.example.ru/login",
+            "phish.example.ru",
+        ),
+        (
+            "percent host",
+            "http://%65vil.example.com/",
+            "http://evil.example.com/",
+            "evil.example.com",
+        ),
+        ("decimal ip", "http://3232235777/x", "http://192.168.1.1/x", "192.168.1.1"),
+        ("port", "https://example.com:8443/p", "https://example.com/p", "example.com"),
+        ("bare www", "(www.example.biz)", "http://www.example.biz", "www.example.biz"),
+        ("bare domain", "visit cheap-pills.com today", "http://cheap-pills.com", "cheap-pills.com"),
+    ],
+)
+def test_url_extraction(label: str, text: str, url: str, host: str) -> None:
+    message = parse_message(mail("Subject: u", text + "\n"))
+    assert url in message.urls, (label, message.urls)
+    assert host in message.domains, label
+
+
+def test_attachments_listed_and_bounded() -> None:
+    payload = bytes(range(256)) * 100
+    b64 = base64.encodebytes(payload).decode()
+    raw = multipart(
+        [
+            "Content-Type: text/plain\n\nsee attached",
+            'Content-Type: application/pdf; name="=?utf-8?Q?r=C3=A9sum=C3=A9.pdf?="\n'
+            'Content-Disposition: attachment; filename="=?utf-8?Q?r=C3=A9sum=C3=A9.pdf?="\n'
+            f"Content-Transfer-Encoding: base64\n\n{b64}",
+            'Content-Type: text/plain\nContent-Disposition: attachment; filename="notes.txt"\n\nx',
+        ]
+    )
+    message = parse_message(raw, ParseLimits(max_attachment_bytes=1000))
+    assert message.text == "see attached"
+    pdf, notes = message.attachments
+    assert (pdf.filename, pdf.content_type, pdf.size) == ("résumé.pdf", "application/pdf", 25600)
+    assert pdf.payload == payload[:1000]
+    assert (notes.filename, notes.content_type) == ("notes.txt", "text/plain")
+
+
+def _bounded(raw: bytes, limits: ParseLimits | None = None, seconds: float = 5.0) -> list[str]:
+    started = time.monotonic()
+    message = parse_message(raw, limits)
+    assert time.monotonic() - started < seconds
+    return message.defects
+
+
+def test_deep_nesting_is_cut() -> None:
+    depth = 400
+    head = "".join(
+        f'Content-Type: multipart/mixed; boundary="b{i}"\n\n--b{i}\n' for i in range(depth)
+    )
+    tail = "".join(f"\n--b{i}--" for i in reversed(range(depth)))
+    raw = ("Subject: deep\n" + head + "Content-Type: text/plain\n\ninner" + tail).encode()
+    defects = _bounded(raw)
+    assert "depth_truncated" in defects or any(d.startswith("parser_failed") for d in defects)
+
+
+def test_ten_thousand_parts_are_cut() -> None:
+    raw = multipart(["Content-Type: text/plain\n\nx"] * 10_000)
+    message = parse_message(raw)
+    assert message.parts_count == ParseLimits().max_parts
+    assert "parts_truncated" in message.defects
+
+
+def test_huge_base64_is_bounded() -> None:
+    blob = base64.encodebytes(b"A" * (12 * 1024 * 1024)).decode()
+    raw = multipart(
+        [f"Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n{blob}"]
+    )
+    limits = ParseLimits(max_part_bytes=1024 * 1024, max_attachment_bytes=4096)
+    message = parse_message(raw, limits)
+    (attachment,) = message.attachments
+    assert attachment.size <= 1024 * 1024 and len(attachment.payload) == 4096
+    assert "part_truncated" in message.defects
+
+
+def test_input_size_is_bounded() -> None:
+    raw = mail("Subject: big", "x" * 100_000)
+    message = parse_message(raw, ParseLimits(max_input_bytes=1000))
+    assert len(message.raw) == 1000 and "input_truncated" in message.defects
+
+
+@pytest.mark.parametrize(
+    ("label", "raw"),
+    [
+        ("empty", b""),
+        ("only from line", b"From x"),
+        ("nul bytes", b"Subject: a\x00b\n\n\x00\x00body\x00"),
+        ("binary noise", bytes(range(256)) * 50),
+        ("no body", b"Subject: x"),
+        ("broken boundary", b'Content-Type: multipart/mixed; boundary="\n\n--\n--x--\n'),
+        ("missing boundary", b"Content-Type: multipart/alternative\n\n--a\n\nx\n"),
+        (
+            "unterminated multipart",
+            b'Content-Type: multipart/mixed; boundary="q"\n\n--q\nContent-Type: text/plain\n\nhalf',
+        ),
+        ("bad cte", b"Content-Transfer-Encoding: base64\n\n!!!!====####"),
+        ("bad charset", b'Content-Type: text/plain; charset="\xff\xfe"\n\n\xff\xfe text'),
+        ("utf-7 codec", b"Content-Type: text/plain; charset=utf-7\n\n+AGEAYgBj-"),
+        ("rot13 codec", b"Content-Type: text/plain; charset=rot13\n\nuryyb"),
+        ("bytes codec", b"Content-Type: text/plain; charset=base64\n\naGVsbG8="),
+        ("header garbage", b": no name\n\x80\x81: \xff\n\nbody"),
+        ("bad rfc2231", b"Content-Type: text/plain; name*0*=utf-8''%E2%82; name*1*=%AC\n\nx"),
+        ("crlf", b"Subject: crlf\r\n\r\nline one\r\nline two\r\n"),
+    ],
+)
+def test_malformed_input_never_raises(label: str, raw: bytes) -> None:
+    message = parse_message(raw)
+    assert isinstance(message.text, str), label
+    assert message.body_offset <= len(message.raw)
+
+
+def test_non_bytes_input_is_a_defect() -> None:
+    message = parse_message(None)  # type: ignore[arg-type]
+    assert "input_not_bytes" in message.defects
+
+
+def test_hostile_html_is_linear() -> None:
+    body = "<!--" * 50_000 + "<script" * 50_000 + "<a href=" * 20_000
+    _bounded(mail("Content-Type: text/html", body), seconds=5.0)
+
+
+def test_many_urls_are_capped() -> None:
+    body = " ".join(f"http://h{i}.example.com/" for i in range(3000))
+    message = parse_message(mail("Subject: u", body))
+    assert len(message.urls) == ParseLimits().max_urls
+    assert "urls_truncated" in message.defects
