@@ -130,6 +130,8 @@ class SmtpSession:
             for cleanup in self.session.cleanups:
                 try:
                     await cleanup()
+                except StoreError as exc:
+                    log.warning("client=%s cleanup failed: %s", self.session.client_ip, exc)
                 except Exception:
                     log.exception("client=%s cleanup failed", self.session.client_ip)
 
