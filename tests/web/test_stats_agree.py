@@ -125,3 +125,19 @@ async def test_counters_history_cli_metrics_and_api_agree(tmp_path: Path) -> Non
             assert [m["queue_id"] for m in quarantine["messages"]] == [queue_id]
             unauthenticated = await httpx.AsyncClient(base_url=gw.base_url).get("/api/summary")
             assert unauthenticated.status_code == 401
+
+        # 6. "learn as spam" reaches the classifier (a logged-in session + CSRF token)
+        async with httpx.AsyncClient(base_url=gw.base_url, timeout=120) as browser:
+            login = await browser.get("/login")
+            token = re.search(r'name="csrf" value="(\w+)"', login.text)
+            assert token is not None
+            await browser.post("/login", data={"password": PASSWORD, "csrf": token.group(1)})
+            page = await browser.get("/quarantine")
+            token = re.search(r'name="csrf" value="(\w+)"', page.text)
+            assert token is not None
+            message_id = quarantine["messages"][0]["id"]
+            learned = await browser.post(
+                f"/api/quarantine/{message_id}/learn-spam", headers={"X-CSRF-Token": token.group(1)}
+            )
+            assert learned.json() == {"ok": True, "result": learned.json()["result"]}
+            assert "learned as spam" in learned.json()["result"]

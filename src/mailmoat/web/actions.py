@@ -15,6 +15,7 @@ Contract:
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import logging
@@ -24,6 +25,7 @@ from mailmoat.config import Config, parse_hostport
 from mailmoat.quarantine import Quarantine
 from mailmoat.smtp.maildir import MaildirWriter
 from mailmoat.smtp.upstream import UpstreamError, UpstreamSession
+from mailmoat.store import open_store
 
 log = logging.getLogger("mailmoat.web")
 
@@ -92,17 +94,37 @@ def delete(quarantine: Quarantine, message_id: str) -> None:
 
 
 async def learn(config: Config, store: Any, message: bytes, *, spam: bool) -> str:
-    """Train the classifier; ``ActionError`` when there is none to train."""
+    """Train the classifier; ``ActionError`` when there is none to train.
+
+    Loading and saving a model takes seconds of CPU, so it runs in a worker
+    thread with its own event loop and its own connection to the configured
+    store: the gateway's loop keeps serving mail meanwhile."""
     function = _learn_api()
     if function is None:
         raise ActionError(
             "the classifier offers no learn API (mailmoat.classify.learn_message); "
             "nothing was learned"
         )
+
+    async def run(target: Any) -> Any:
+        result = function(config=config, store=target, message=message, is_spam=spam)
+        return await result if inspect.isawaitable(result) else result
+
+    def in_thread() -> Any:
+        async def with_own_store() -> Any:
+            own = open_store(config.store.url)
+            try:
+                return await run(own)
+            finally:
+                await own.close()
+
+        return asyncio.run(with_own_store())
+
     try:
-        result = function(config=config, store=store, message=message, is_spam=spam)
-        if inspect.isawaitable(result):
-            result = await result
+        if ":memory:" in config.store.url:
+            result = await run(store)  # a private store cannot be reopened
+        else:
+            result = await asyncio.to_thread(in_thread)
     except Exception as exc:
         log.exception("learn failed")
         raise ActionError(f"learning failed: {type(exc).__name__}: {exc}") from exc
