@@ -8,9 +8,9 @@ written atomically (temporary file, then rename).
 Format: ``MMCLS1`` magic, a 4-byte big-endian length, that many bytes of
 JSON (feature config, bias, calibration, learning settings, counters,
 version), then zlib-compressed arrays: the non-zero weight count (uint32),
-the gaps between their indices (uint32) and their values (float16), all
-little-endian. Hashed weights are sparse, so this is a fraction of the
-dense array.
+the byte width of the index gaps (uint8: 1, 2 or 4), the gaps between
+successive non-zero indices and their values (float16), all little-endian.
+Hashed weights are sparse, so this is a fraction of the dense array.
 
 Store sharing: ``save_to_store``/``load_from_store`` keep one model under one
 key with a version counter inside the blob, mirrored in ``<key>:version`` for
@@ -40,6 +40,7 @@ STORE_TTL = 10 * 365 * 86400.0
 # The key the gateway's shared model lives under (see mailmoat.cluster).
 MODEL_KEY = "classifier_model"
 _F16_MAX = 65000.0
+_GAP_TYPES = {1: "<u1", 2: "<u2", 4: "<u4"}
 
 
 class ModelFormatError(ValueError):
@@ -64,10 +65,16 @@ def dumps(model: Model, *, version: int | None = None) -> bytes:
     }
     values16 = np.clip(snapshot.weights, -_F16_MAX, _F16_MAX).astype("<f2")
     indices = np.flatnonzero(values16).astype("<u4")
-    gaps = np.diff(indices, prepend=np.uint32(0)).astype("<u4")
-    payload = struct.pack("<I", len(indices)) + gaps.tobytes() + values16[indices].tobytes()
+    gaps = np.diff(indices, prepend=np.uint32(0))
+    width = 1 if len(gaps) == 0 or int(gaps.max()) < 256 else 2 if int(gaps.max()) < 65536 else 4
+    payload = (
+        struct.pack("<IB", len(indices), width)
+        + gaps.astype(_GAP_TYPES[width]).tobytes()
+        + values16[indices].tobytes()
+    )
     header = json.dumps(meta, sort_keys=True).encode()
-    return MAGIC + struct.pack(">I", len(header)) + header + zlib.compress(payload, 9)
+    # Level 6: level 9 is 20 times slower on the gap bytes for 5% less.
+    return MAGIC + struct.pack(">I", len(header)) + header + zlib.compress(payload, 6)
 
 
 def loads(data: bytes) -> Model:
@@ -76,9 +83,9 @@ def loads(data: bytes) -> Model:
         meta = _meta(data)
         start = len(MAGIC) + 4 + struct.unpack(">I", data[len(MAGIC) : len(MAGIC) + 4])[0]
         payload = zlib.decompress(data[start:])
-        (count,) = struct.unpack("<I", payload[:4])
-        gaps = np.frombuffer(payload, dtype="<u4", count=count, offset=4)
-        values = np.frombuffer(payload, dtype="<f2", count=count, offset=4 + 4 * count)
+        count, width = struct.unpack("<IB", payload[:5])
+        gaps = np.frombuffer(payload, dtype=_GAP_TYPES[width], count=count, offset=5)
+        values = np.frombuffer(payload, dtype="<f2", count=count, offset=5 + width * count)
         features = FeatureConfig.from_dict(meta["features"])
         weights = np.zeros(1 << features.hash_bits, dtype=np.float32)
         weights[np.cumsum(gaps, dtype=np.uint64)] = values.astype(np.float32)
