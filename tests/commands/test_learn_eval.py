@@ -1,0 +1,120 @@
+"""``mailmoat learn`` and ``mailmoat eval`` end to end on synthetic mail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mailmoat.classify import Classifier
+from mailmoat.classify.testing import synthetic_corpus
+from mailmoat.cli import main
+from mailmoat.message import parse_message
+
+KEYS = {
+    "one_minus_auc_pct",
+    "lam_pct",
+    "fpr_at_99_recall",
+    "recall_at_0_1_fpr",
+    "msgs_per_sec",
+    "n_ham",
+    "n_spam",
+}
+
+
+def write_index(tmp_path: Path, n: int = 120) -> Path:
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    lines = []
+    for number, (is_spam, raw) in enumerate(synthetic_corpus(n)):
+        (folder / f"{number:04d}").write_bytes(raw)
+        lines.append(f"{'spam' if is_spam else 'ham'} mail/{number:04d}")
+    index = tmp_path / "index"
+    index.write_text("# synthetic\n" + "\n".join(lines) + "\n")
+    return index
+
+
+@pytest.mark.parametrize("mode", ["split", "online"])
+def test_eval_json_summary_and_outputs(
+    tmp_path: Path, mode: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = write_index(tmp_path)
+    out = tmp_path / "out"
+    status = main(["eval", str(index), "--mode", mode, "--out", str(out), "--json"])
+    assert status == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert set(summary) == KEYS
+    expected_scored = 60 if mode == "split" else 120
+    assert summary["n_ham"] + summary["n_spam"] == expected_scored
+    assert summary["one_minus_auc_pct"] < 5.0
+    assert summary["msgs_per_sec"] > 0
+    results = (out / "results.txt").read_text().splitlines()
+    assert len(results) == expected_scored
+    path, truth, judged, margin, probability = results[0].split("\t")
+    assert truth in ("spam", "ham") and judged in ("spam", "ham")
+    assert (
+        0.0 <= float(probability) <= 1.0 and Path(path).exists() and float(margin) == float(margin)
+    )
+    assert (out / "roc.png").read_bytes().startswith(b"\x89PNG")
+    assert any(line.startswith("(1-AUC)%") for line in lines)
+
+
+def test_eval_train_fraction(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    index = write_index(tmp_path, 40)
+    argv = ["eval", str(index), "--train-fraction", "0.75", "--out", str(tmp_path / "o"), "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["n_ham"] + summary["n_spam"] == 10
+
+
+@pytest.mark.parametrize(
+    ("label", "content"),
+    [("bad label", "junk mail/0001\n"), ("no path", "spam\n")],
+)
+def test_eval_bad_index(
+    tmp_path: Path, label: str, content: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = tmp_path / "index"
+    index.write_text(content)
+    assert main(["eval", str(index), "--out", str(tmp_path / "o")]) == 2, label
+    assert "index:1" in capsys.readouterr().err
+
+
+def test_eval_missing_index(tmp_path: Path) -> None:
+    assert main(["eval", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_learn_from_dir_mbox_and_maildir(tmp_path: Path) -> None:
+    mail = synthetic_corpus(60, seed=11)
+    spam = [raw for is_spam, raw in mail if is_spam]
+    ham = [raw for is_spam, raw in mail if not is_spam]
+    spam_dir = tmp_path / "spam"
+    spam_dir.mkdir()
+    for number, raw in enumerate(spam):
+        (spam_dir / f"{number}.eml").write_bytes(raw)
+    mbox = tmp_path / "ham.mbox"
+    mbox.write_bytes(
+        b"".join(b"From x@y Mon Jan  1 00:00:00 2001\n" + raw + b"\n" for raw in ham[:20])
+    )
+    maildir = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    for number, raw in enumerate(ham[20:]):
+        (maildir / "cur" / f"{number}:2,S").write_bytes(raw)
+    model = tmp_path / "model.bin"
+    probe = parse_message(spam[0])
+    before = Classifier.load().score(probe)
+    argv = ["learn", "--spam", str(spam_dir), "--ham", str(mbox), str(maildir)]
+    assert main([*argv, "--model", str(model), "--force"]) == 0
+    after = Classifier.load(model).score(probe)
+    assert after > before
+    assert Classifier.load(model).model.n_learned > Classifier.load().model.n_learned
+
+
+def test_learn_needs_a_model_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "m").write_bytes(synthetic_corpus(1)[0][1])
+    assert main(["learn", "--spam", str(tmp_path / "m")]) == 2
+    assert "--model" in capsys.readouterr().err
+    assert main(["learn", "--spam", str(tmp_path / "nope"), "--model", str(tmp_path / "x")]) == 2
