@@ -8,7 +8,7 @@ or ``file:N`` for the N-th message of an mbox.
 * A Maildir (a directory with ``cur``/``new``) yields ``new`` then ``cur``.
 * Any other directory is walked recursively; hidden files are skipped.
 * A file holding two or more mbox ``From `` separators (each at the start
-  of the file or after a blank line) is split as an mbox, with ``>From``
+  of the file or after a blank line, with a time of day) is split as an mbox, with ``>From``
   unquoting; any other file is one message (a single leading ``From`` line
   is left for ``parse_message`` to strip).
 
@@ -22,7 +22,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-_SEPARATOR = re.compile(rb"(?:\A|\n\n|\r\n\r\n)From [^\n]*\n")
+# "From sender Mon Jan  1 00:00:00 2001": the time of day tells a separator
+# from a body line that happens to start with "From ".
+_SEPARATOR = re.compile(rb"(?:\A|\n\n|\r\n\r\n)From [^\n]*\d\d:\d\d[^\n]*\n")
 _QUOTED_FROM = re.compile(rb"^>(>*From )", re.M)
 
 
