@@ -24,6 +24,7 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar
 
 from mailmoat.checks.base import Check, Services
@@ -92,9 +93,11 @@ def format_value(server_id: str, results: list[AuthResult]) -> str:
     return f"{server_id}; " + "; ".join(r.render() for r in results)
 
 
-def header_fields(message: bytes) -> list[tuple[str, str]]:
+@lru_cache(maxsize=16)
+def header_fields(message: bytes) -> tuple[tuple[str, str], ...]:
     """Top-level header fields as (name, unfolded value), exactly as
-    ``smtp.content.edit_headers`` presents them to its ``drop`` callback."""
+    ``smtp.content.edit_headers`` presents them to its ``drop`` callback.
+    Cached: SPF, DKIM, DMARC and this check read the same message."""
     head = message[: header_end(message)]
     fields: list[bytes] = []
     for line in head.splitlines(keepends=True):
@@ -109,7 +112,7 @@ def header_fields(message: bytes) -> list[tuple[str, str]]:
             continue
         text = _CONTINUATION.sub(b" ", value).decode("utf-8", "replace").strip()
         out.append((name.decode("ascii", "replace").strip(), text))
-    return out
+    return tuple(out)
 
 
 def claimed_id(value: str) -> str:

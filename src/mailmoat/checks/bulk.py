@@ -43,7 +43,7 @@ log = logging.getLogger("mailmoat.checks.bulk")
 BINS = 20
 ROWS = 4
 BANDS = BINS // ROWS
-MAX_WORDS = 3000
+MAX_WORDS = 1500
 _EMPTY = 0xFFFFFFFF
 
 _URL = re.compile(r"(?:https?|ftp)://\S+|www\.\S+", re.I)
@@ -123,6 +123,8 @@ class BulkCheck(Check):
                 break
 
     async def _count(self, band: str, network: str) -> int:
+        # A network counts once per band: only a new (band, network) pair
+        # increments that band's counter.
         window = self.config.window
         if await self.store.add(f"bulk:s:{band}:{network}", b"1", window):
             return int(await self.store.incr(f"bulk:n:{band}", 1, window))

@@ -245,7 +245,9 @@ class RulesCheck(Check):
 def match(rules: list[Rule], tx: Transaction) -> list[Rule]:
     """The rules that hit ``tx``, in evaluation order."""
     message = tx.message
-    headers: list[tuple[str, str]] = list(message.headers)
+    headers: dict[str, list[str]] = {}
+    for field_name, value in message.headers:
+        headers.setdefault(field_name.lower(), []).append(value)
     body = "\n".join((message.subject, message.text, message.html_text))
     raw = ""
     urls: list[str] = list(message.urls)
@@ -259,9 +261,9 @@ def match(rules: list[Rule], tx: Transaction) -> list[Rule]:
             search = rule.regex.search
             if rule.kind == "header":
                 values = (
-                    [f"{n}: {v}" for n, v in headers]
+                    [f"{n}: {v}" for n, v in message.headers]
                     if rule.header == "all"
-                    else [v for n, v in headers if n.lower() == rule.header]
+                    else headers.get(rule.header, ())
                 )
                 hit = any(search(v) for v in values)
             elif rule.kind == "body":
