@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from html import escape
 
@@ -85,9 +85,8 @@ def _time_labels(times: Sequence[int], step: int, view: str, height: int) -> lis
         return []
     plot_w = WIDTH - LEFT - RIGHT
     fmt = _TIME_FORMATS.get(view, "%d %b")
-    every = max(1, n // 8)
     parts = []
-    for i in range(0, n, every):
+    for i in _tick_indices(times, view):
         x = LEFT + plot_w * i / n
         text = time.strftime(fmt, time.gmtime(times[i]))
         parts.append(
@@ -95,6 +94,20 @@ def _time_labels(times: Sequence[int], step: int, view: str, height: int) -> lis
         )
         parts.append(f'<text x="{x + 3:.1f}" y="{height - 8}" class="axis">{escape(text)}</text>')
     return parts
+
+
+def _tick_indices(times: Sequence[int], view: str) -> list[int]:
+    """Ticks on calendar boundaries: every 3 hours, midnights, every 4th
+    midnight, first of the month; evenly spaced for anything else."""
+    rules: dict[str, Callable[[int], bool]] = {
+        "day": lambda t: t % (3 * 3600) == 0,
+        "week": lambda t: t % 86_400 == 0,
+        "month": lambda t: t % 86_400 == 0 and (t // 86_400) % 4 == 0,
+        "year": lambda t: time.gmtime(t).tm_mday == 1,
+    }
+    rule = rules.get(view)
+    found = [i for i, t in enumerate(times) if rule(t)] if rule else []
+    return found or list(range(0, len(times), max(1, len(times) // 8)))
 
 
 def _marks(marks: Sequence[Mark], times: Sequence[int], step: int, height: int) -> list[str]:
