@@ -15,6 +15,7 @@ from mailmoat.checks.auth_results import (
     AuthResult,
     AuthResultsCheck,
     claimed_id,
+    header_fields,
 )
 from mailmoat.checks.dmarc import DmarcCheck, aligned, from_domain, org_domain
 from mailmoat.core.symbols import Action, Evidence
@@ -198,9 +199,9 @@ def test_pct_samples_failures() -> None:
     ],
 )
 def test_from_domain(header: str, expected: str | None) -> None:
-    assert from_domain(f"From: {header}\r\n\r\n".encode()) == expected
-    assert from_domain(b"From: a@x.test\r\nFrom: b@x.test\r\n\r\n") is None
-    assert from_domain(b"Subject: no from\r\n\r\n") == ""
+    assert from_domain(header_fields(f"From: {header}\r\n\r\n".encode())) == expected
+    assert from_domain(header_fields(b"From: a@x.test\r\nFrom: b@x.test\r\n\r\n")) is None
+    assert from_domain(header_fields(b"Subject: no from\r\n\r\n")) == ""
 
 
 def test_alignment_helpers() -> None:

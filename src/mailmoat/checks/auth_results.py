@@ -24,7 +24,6 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import ClassVar
 
 from mailmoat.checks.base import Check, Services
@@ -40,6 +39,7 @@ NOTE_SPF = "auth.spf"
 NOTE_DKIM = "auth.dkim"
 NOTE_ARC = "auth.arc"
 NOTE_DMARC = "auth.dmarc"
+NOTE_FIELDS = "auth.header_fields"
 
 _CONTINUATION = re.compile(rb"\r?\n[ \t]+")
 _COMMENT = re.compile(r"\([^()]*\)")
@@ -93,11 +93,20 @@ def format_value(server_id: str, results: list[AuthResult]) -> str:
     return f"{server_id}; " + "; ".join(r.render() for r in results)
 
 
-@lru_cache(maxsize=16)
+def fields_of(tx: Transaction) -> tuple[tuple[str, str], ...]:
+    """``header_fields(tx.data)``, computed once per transaction (DKIM, DMARC
+    and this check all read it)."""
+    found = tx.notes.get(NOTE_FIELDS)
+    if found is None or found[0] is not tx.data:
+        found = (tx.data, header_fields(tx.data))
+        tx.notes[NOTE_FIELDS] = found
+    fields: tuple[tuple[str, str], ...] = found[1]
+    return fields
+
+
 def header_fields(message: bytes) -> tuple[tuple[str, str], ...]:
     """Top-level header fields as (name, unfolded value), exactly as
-    ``smtp.content.edit_headers`` presents them to its ``drop`` callback.
-    Cached: SPF, DKIM, DMARC and this check read the same message."""
+    ``smtp.content.edit_headers`` presents them to its ``drop`` callback."""
     head = message[: header_end(message)]
     fields: list[bytes] = []
     for line in head.splitlines(keepends=True):
@@ -155,7 +164,7 @@ class AuthResultsCheck(Check):
     async def run(self, tx: Transaction, evidence: Evidence) -> None:
         forged = [
             (name, value)
-            for name, value in header_fields(tx.data)
+            for name, value in fields_of(tx)
             if name.lower() == "authentication-results" and claimed_id(value) == self.server_id
         ]
         if forged:

@@ -43,7 +43,7 @@ log = logging.getLogger("mailmoat.checks.bulk")
 BINS = 20
 ROWS = 4
 BANDS = BINS // ROWS
-MAX_WORDS = 1500
+MAX_WORDS = 600
 _EMPTY = 0xFFFFFFFF
 
 _URL = re.compile(r"(?:https?|ftp)://\S+|www\.\S+", re.I)
@@ -67,10 +67,10 @@ def fingerprint(words: list[str]) -> list[str]:
     if not words:
         return []
     mins = [_EMPTY] * BINS
+    hashes = [zlib.crc32(w.encode("utf-8", "replace")) for w in words] + [0, 0]
     for i in range(max(1, len(words) - 2)):
-        shingle = " ".join(words[i : i + 3]).encode("utf-8", "replace")
-        value = zlib.crc32(shingle)
-        value = (value * 0x9E3779B1) & 0xFFFFFFFF  # spread the bits before binning
+        # A 3-word shingle's hash from its words' hashes, bits spread before binning.
+        value = (hashes[i] * 0x9E3779B1 ^ hashes[i + 1] * 0x85EBCA77 ^ hashes[i + 2]) & 0xFFFFFFFF
         slot = value % BINS
         if value < mins[slot]:
             mins[slot] = value

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import dkim
 from dkim.canonicalization import CanonicalizationPolicy
 
-from mailmoat.checks.auth_results import NOTE_ARC, NOTE_DKIM, AuthResult, header_fields, lookup
+from mailmoat.checks.auth_results import NOTE_ARC, NOTE_DKIM, AuthResult, fields_of, lookup
 from mailmoat.checks.base import Check, Services
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
@@ -103,7 +103,7 @@ class DkimCheck(Check):
         self.min_key_bits = min_key_bits
 
     async def run(self, tx: Transaction, evidence: Evidence) -> None:
-        fields = header_fields(tx.data)
+        fields = fields_of(tx)
         signatures = [tags(v) for n, v in fields if n.lower() in SIGNATURE_FIELDS]
         arc = [tags(v) for n, v in fields if n.lower() in ARC_FIELDS]
         if len(signatures) > self.max_signatures:

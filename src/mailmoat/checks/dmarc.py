@@ -30,7 +30,7 @@ from mailmoat.checks.auth_results import (
     NOTE_DMARC,
     NOTE_SPF,
     AuthResult,
-    header_fields,
+    fields_of,
     lookup,
 )
 from mailmoat.checks.base import Check, Services
@@ -75,9 +75,9 @@ def parse_record(text: str) -> dict[str, str]:
     return found
 
 
-def from_domain(message: bytes) -> str | None:
+def from_domain(fields: tuple[tuple[str, str], ...]) -> str | None:
     """The one From domain; None when there is not exactly one ("" if absent)."""
-    values = [v for n, v in header_fields(message) if n.lower() == "from"]
+    values = [v for n, v in fields if n.lower() == "from"]
     if not values:
         return ""
     domains = {a.rpartition("@")[2].strip().lower().rstrip(".") for _, a in getaddresses(values)}
@@ -106,7 +106,7 @@ class DmarcCheck(Check):
         self.rng = rng or random.Random()
 
     async def run(self, tx: Transaction, evidence: Evidence) -> None:
-        domain = from_domain(tx.data)
+        domain = from_domain(fields_of(tx))
         if domain is None:
             evidence.add("DMARC_BAD_FROM", SCORES["DMARC_BAD_FROM"])
             return
