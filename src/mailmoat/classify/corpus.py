@@ -41,7 +41,7 @@ def find_corpus(start: str | Path | None = None) -> Path | None:
     ``../shared/corpus`` next to the repository, None when absent."""
     candidates = [os.environ.get("MAILMOAT_CORPUS", "")]
     here = Path(start) if start else Path(__file__).resolve()
-    candidates += [str(parent / ".." / "shared" / "corpus") for parent in here.parents]
+    candidates += [str(folder / ".." / "shared" / "corpus") for folder in (here, *here.parents)]
     for candidate in candidates:
         if candidate and any(archive_dir(candidate).glob("*.tar.xz")):
             return Path(candidate).resolve()

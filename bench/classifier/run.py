@@ -1,0 +1,188 @@
+"""Classifier benchmark: mailmoat vs bogofilter vs SpamAssassin Bayes.
+
+Usage (from the repository root)::
+
+    .venv/bin/python bench/classifier/run.py [--corpus ../shared/corpus] [--sa-limit 600]
+
+The corpus: the five de-duplicated sets of the SpamAssassin public corpus
+(``mailmoat.classify.corpus.DEFAULT_SETS``: 20030228 easy_ham, easy_ham_2,
+hard_ham, spam, and 20050311 spam_2; 4150 ham + 1896 spam = 6046 messages),
+unpacked under ``bench/out/corpus``. Split: the messages sorted by set and
+file name, shuffled with ``random.Random(20030228)``; the first half (3023)
+is the training set, the second half (3023) the test set. The index
+``bench/out/classifier/index.txt`` lists them in that order, so
+``mailmoat eval INDEX --mode split`` (train fraction 0.5) uses exactly this
+split, and ``--mode online`` the same order.
+
+Each filter learns the training half from scratch and scores the test half:
+
+* mailmoat: ``mailmoat eval`` (one process; parse + features + score time);
+* bogofilter: ``bogofilter -d TMP -s/-n -B`` to train, ``-t -B`` with a
+  precise terse format to score (one process for all test messages);
+* SpamAssassin 4: ``sa-learn`` into a private Bayes db, then one
+  ``spamassassin -L --mbox`` run (local tests only, no network) with a
+  private site config (``use_bayes 1``, ``bayes_auto_learn 0``) that writes
+  the Bayes probability (``_BAYES_``) and the total score into headers. It
+  is slow, so it scores a deterministic subsample: every k-th test message,
+  at most ``--sa-limit``; the output says how many.
+
+Prints (1-AUC)%, FPR at 99% spam recall, spam recall at 0.1% FPR and
+scoring msgs/s for each, as a Markdown table. Writes nothing outside
+``bench/out`` and a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mailmoat.classify import metrics
+from mailmoat.classify.corpus import find_corpus, shuffled, unpack
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "bench" / "out"
+Item = tuple[bool, Path]
+
+
+def figures(scores: list[float], labels: list[bool], rate: float) -> dict[str, float]:
+    return {
+        "one_minus_auc_pct": metrics.one_minus_auc_pct(scores, labels),
+        "fpr_at_99_recall": metrics.fpr_at_recall(scores, labels, 0.99),
+        "recall_at_0_1_fpr": metrics.recall_at_fpr(scores, labels, 0.001),
+        "msgs_per_sec": rate,
+        "n": len(scores),
+    }
+
+
+def run_mailmoat(index: Path, mode: str) -> dict[str, float]:
+    command = [sys.executable, "-m", "mailmoat", "eval", str(index), "--mode", mode]
+    command += ["--out", str(OUT / "classifier" / f"mailmoat-{mode}"), "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    summary["n"] = summary["n_ham"] + summary["n_spam"]
+    return dict(summary)
+
+
+def run_bogofilter(train: list[Item], test: list[Item], tmp: Path) -> dict[str, float]:
+    db = tmp / "bogofilter"
+    db.mkdir()
+    for flag, wanted in (("-s", True), ("-n", False)):
+        paths = [str(p) for is_spam, p in train if is_spam == wanted]
+        subprocess.run(["bogofilter", "-d", str(db), flag, "-B", *paths], check=True)
+    command = ["bogofilter", "-d", str(db), "-t", "--terse-format=%1.1c %.12e", "-B"]
+    started = time.perf_counter()
+    out = subprocess.run(
+        [*command, *(str(p) for _, p in test)], capture_output=True, text=True, check=False
+    ).stdout.split("\n")
+    elapsed = time.perf_counter() - started
+    scores = [float(line.split()[1]) for line in out if line.strip()]
+    if len(scores) != len(test):
+        raise RuntimeError(f"bogofilter scored {len(scores)} of {len(test)} messages")
+    return figures(scores, [y for y, _ in test], len(test) / elapsed)
+
+
+SA_CONFIG = """\
+use_bayes 1
+bayes_auto_learn 0
+bayes_path {db}/bayes
+use_auto_whitelist 0
+lock_method flock
+clear_headers
+add_header all Bayes _BAYES_
+add_header all Score _SCORE_
+"""
+
+
+def run_spamassassin(
+    train: list[Item], test: list[Item], tmp: Path, limit: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    site = tmp / "sa-site"
+    site.mkdir()
+    for pre in Path("/etc/spamassassin").glob("*.pre"):
+        shutil.copy(pre, site / pre.name)
+    (site / "local.cf").write_text(SA_CONFIG.format(db=tmp / "sa-db"))
+    (tmp / "sa-db").mkdir()
+    base = ["--siteconfigpath", str(site), "--dbpath", str(tmp / "sa-db")]
+    for flag, wanted in (("--spam", True), ("--ham", False)):
+        paths = [str(p) for is_spam, p in train if is_spam == wanted]
+        subprocess.run(["sa-learn", *base, flag, *paths], check=True, capture_output=True)
+    step = max(1, math.ceil(len(test) / limit)) if limit else 1
+    sample = test[::step]
+    mbox = tmp / "sa-test.mbox"
+    with mbox.open("wb") as handle:
+        for _, path in sample:
+            raw = path.read_bytes()
+            if raw.startswith(b"From "):
+                raw = raw.split(b"\n", 1)[1]
+            raw = re.sub(rb"(?m)^(>*From )", rb">\1", raw)
+            handle.write(b"From bench@localhost Thu Jan  1 00:00:00 1970\n" + raw + b"\n")
+    command = ["spamassassin", "-L", "--siteconfigpath", str(site), "--mbox", str(mbox)]
+    started = time.perf_counter()
+    output = subprocess.run(command, capture_output=True, check=True).stdout
+    elapsed = time.perf_counter() - started
+    bayes = [float(v) for v in re.findall(rb"(?m)^X-Spam-Bayes: ([0-9.]+)", output)]
+    total = [float(v) for v in re.findall(rb"(?m)^X-Spam-Score: (-?[0-9.]+)", output)]
+    if len(bayes) != len(sample) or len(total) != len(sample):
+        raise RuntimeError(f"spamassassin scored {len(bayes)}/{len(total)} of {len(sample)}")
+    labels = [y for y, _ in sample]
+    rate = len(sample) / elapsed
+    return figures(bayes, labels, rate), figures(total, labels, rate)
+
+
+def table(rows: list[tuple[str, dict[str, float]]]) -> str:
+    lines = [
+        "| filter | test msgs | (1-AUC)% | FPR at 99% recall | recall at 0.1% FPR | msgs/s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, f in rows:
+        lines.append(
+            f"| {name} | {int(f['n'])} | {f['one_minus_auc_pct']:.4f} | "
+            f"{f['fpr_at_99_recall']:.2f}% | {f['recall_at_0_1_fpr']:.2f}% | "
+            f"{f['msgs_per_sec']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="mailmoat vs bogofilter vs SpamAssassin")
+    parser.add_argument("--corpus", help="corpus directory (default: ../shared/corpus)")
+    parser.add_argument("--sa-limit", type=int, default=600, help="SA test messages (0: all)")
+    parser.add_argument("--skip-sa", action="store_true", help="leave SpamAssassin out")
+    args = parser.parse_args()
+    corpus = Path(args.corpus) if args.corpus else find_corpus(ROOT)
+    if corpus is None:
+        print("bench: corpus not found", file=sys.stderr)
+        return 2
+    items = shuffled(unpack(corpus, OUT / "corpus"))
+    half = len(items) // 2
+    train, test = items[:half], items[half:]
+    index = OUT / "classifier" / "index.txt"
+    index.parent.mkdir(parents=True, exist_ok=True)
+    index.write_text(
+        "".join(f"{'spam' if s else 'ham'} {os.path.relpath(p, index.parent)}\n" for s, p in items)
+    )
+    print(f"corpus: {len(items)} messages, train {len(train)}, test {len(test)}", file=sys.stderr)
+    rows = [("mailmoat (split)", run_mailmoat(index, "split"))]
+    with tempfile.TemporaryDirectory(prefix="mailmoat-bench-") as name:
+        tmp = Path(name)
+        rows.append(("bogofilter 1.2.5", run_bogofilter(train, test, tmp)))
+        if not args.skip_sa:
+            bayes, total = run_spamassassin(train, test, tmp, args.sa_limit)
+            rows.append(("SpamAssassin 4.0.1 Bayes (sample)", bayes))
+            rows.append(("SpamAssassin 4.0.1 -L score (sample)", total))
+    rows.append(("mailmoat (online, all 6046)", run_mailmoat(index, "online")))
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
