@@ -138,13 +138,14 @@ async def read_events(
     store: Store, settings: StatsConfig, now: float, node: str | None = None
 ) -> list[StepEvent]:
     """Step changes of spam and refusals: daily (7-day median) and hourly
-    (median of the same hour on the 7 days before)."""
+    (median of the same hour on the 7 days before, held for 3 hours); both
+    judged only from ``stats.step_min_baseline`` messages per period."""
     events: list[StepEvent] = []
     daily = await read_series(store, View("days", 60 * DAY, DAY, "d"), now, node)
     hourly = await read_series(store, View("hours", 14 * DAY, HOUR, "h"), now, node)
     for series, window, period, sustain, unit in (
         (daily, 7, 1, 1, "7-day median"),
-        (hourly, 7, 24, 2, "median of this hour on the 7 days before"),
+        (hourly, 7, 24, 3, "median of this hour on the 7 days before"),
     ):
         # The running period is incomplete; judging it would flag every morning.
         times = series.times[:-1]
@@ -157,7 +158,7 @@ async def read_events(
                 period=period,
                 sustain=sustain,
                 threshold=settings.step_threshold,
-                min_baseline=settings.step_min_baseline * (1 if period == 1 else 1 / 24),
+                min_baseline=settings.step_min_baseline,
                 baseline_label=unit,
                 step=series.view.step,
             )

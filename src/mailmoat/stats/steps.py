@@ -48,19 +48,19 @@ def detect_steps(
     step: int = 86_400,
 ) -> list[StepEvent]:
     events: list[StepEvent] = []
+    baselines: list[float] = []
     run_direction = 0
     run_length = 0
     reported = False
     for i, value in enumerate(values):
         history = [values[i - k * period] for k in range(1, window + 1) if i - k * period >= 0]
         direction = 0
-        baseline = 0.0
-        if len(history) == window:
-            baseline = statistics.median(history)
-            if baseline >= min_baseline and baseline > 0:
-                change = (value - baseline) / baseline
-                if abs(change) >= threshold:
-                    direction = 1 if change > 0 else -1
+        baseline = statistics.median(history) if len(history) == window else 0.0
+        baselines.append(baseline)
+        if baseline >= min_baseline and baseline > 0:
+            change = (value - baseline) / baseline
+            if abs(change) >= threshold:
+                direction = 1 if change > 0 else -1
         if direction != 0 and direction == run_direction:
             run_length += 1
         else:
@@ -72,8 +72,8 @@ def detect_steps(
                     series=name,
                     time=times[first],
                     value=values[first],
-                    baseline=baseline,
-                    change=round((values[first] - baseline) / baseline, 4),
+                    baseline=baselines[first],
+                    change=round((values[first] - baselines[first]) / baselines[first], 4),
                     baseline_label=baseline_label,
                     step=step,
                 )

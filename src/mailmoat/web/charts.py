@@ -88,6 +88,8 @@ def _time_labels(times: Sequence[int], step: int, view: str, height: int) -> lis
     parts = []
     for i in _tick_indices(times, view):
         x = LEFT + plot_w * i / n
+        if x > WIDTH - RIGHT - 44:  # the label would be cut off
+            continue
         text = time.strftime(fmt, time.gmtime(times[i]))
         parts.append(
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{height - BOTTOM}" class="tick"/>'
