@@ -48,16 +48,21 @@ def attach(gateway: Gateway, recorder: StatsRecorder) -> None:
 
 
 def install(services: Services) -> StatsRecorder | None:
+    """Register the hooks; returns the recorder (None with stats disabled,
+    the dashboard then still runs when enabled, showing what is stored)."""
     config = services.config
-    if not config.stats.enabled or services.store is None:
+    if services.store is None or not (config.stats.enabled or config.web.enabled):
         return None
-    recorder = StatsRecorder(services.store, config.stats, node_name(config))
-    services.extras["stats_recorder"] = recorder
+    recorder = None
+    if config.stats.enabled:
+        recorder = StatsRecorder(services.store, config.stats, node_name(config))
+        services.extras["stats_recorder"] = recorder
     state: dict[str, Any] = {}
 
     async def start(gateway: Gateway) -> None:
-        attach(gateway, recorder)
-        await recorder.start()
+        if recorder is not None:
+            attach(gateway, recorder)
+            await recorder.start()
         if config.web.enabled:
             from mailmoat.web.server import start_dashboard
 
@@ -70,7 +75,8 @@ def install(services: Services) -> StatsRecorder | None:
         web = state.pop("web", None)
         if web is not None:
             await web.stop()
-        await recorder.stop()
+        if recorder is not None:
+            await recorder.stop()
 
     services.extras.setdefault("starters", []).append(start)
     services.extras.setdefault("stoppers", []).append(stop)
