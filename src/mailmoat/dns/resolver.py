@@ -111,6 +111,7 @@ class CachingResolver:
 
     async def _query(self, name: str, rdtype: str) -> DnsAnswer:
         self.queries += 1
+        log.debug("dns query=%s/%s sent", name, rdtype)
         answer = await self._ask(name, rdtype)
         if not answer.failed:
             self._store((name, rdtype), answer)
