@@ -54,6 +54,8 @@ class Gateway:
         self.node = socket.gethostname()
         self.sessions: dict[asyncio.Task[None], SmtpSession] = {}
         self.stopping = False
+        # Called for every accepted connection, before any check (statistics).
+        self.connection_observers: list[Callable[[], None]] = []
         self._server: asyncio.Server | None = None
         self._apply(config)
 
@@ -83,6 +85,8 @@ class Gateway:
         return str(bound[0]), int(bound[1])
 
     def _on_connection(self, conn: Connection) -> None:
+        for observe in self.connection_observers:
+            observe()
         if self.stopping or len(self.sessions) >= self.config.smtp.max_connections:
             conn.write(b"421 4.7.0 Too many connections, try again later\r\n")
             conn.close()

@@ -22,7 +22,6 @@ from mailmoat.stats.recorder import StatsRecorder
 
 if TYPE_CHECKING:
     from mailmoat.smtp.server import Gateway
-    from mailmoat.smtp.wire import Connection
 
 log = logging.getLogger("mailmoat.stats")
 
@@ -35,16 +34,8 @@ def attach(gateway: Gateway, recorder: StatsRecorder) -> None:
     """Record the gateway's transactions and count its connections."""
     if recorder not in gateway.pipeline.recorders:
         gateway.pipeline.recorders.append(recorder)
-    if getattr(gateway, "_stats_counted", False):
-        return
-    accept = gateway._on_connection
-
-    def counted(conn: Connection) -> None:
-        recorder.count_connection()
-        accept(conn)
-
-    gateway._on_connection = counted  # type: ignore[method-assign]
-    gateway._stats_counted = True  # type: ignore[attr-defined]
+    if recorder.count_connection not in gateway.connection_observers:
+        gateway.connection_observers.append(recorder.count_connection)
 
 
 def install(services: Services) -> StatsRecorder | None:
