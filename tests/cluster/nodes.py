@@ -33,8 +33,11 @@ enabled = false
 
 
 class Node:
-    def __init__(self, name: str, workdir: Path, store_url: str, extra: str = "") -> None:
+    def __init__(
+        self, name: str, workdir: Path, store_url: str, extra: str = "", upstream: str = ""
+    ) -> None:
         self.name = name
+        self.upstream = upstream
         self.workdir = workdir / name
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.store_url = store_url
@@ -53,6 +56,7 @@ listen = "127.0.0.1:{self.port}"
 hostname = "{self.name}.{DOMAIN}"
 [relay]
 domains = ["{DOMAIN}"]
+upstream = "{self.upstream}"
 [delivery]
 maildir = "{self.maildir}"
 [quarantine]
