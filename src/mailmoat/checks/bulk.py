@@ -55,7 +55,7 @@ SCORES = {"BULK_LOW": 0.5, "BULK_MEDIUM": 1.5, "BULK_HIGH": 3.0}
 
 
 def normalised_words(text: str) -> list[str]:
-    text = _URL.sub(" zurlz ", text[: MAX_WORDS * 20])
+    text = _URL.sub(" zurlz ", text[: MAX_WORDS * 10])
     text = _EMAIL.sub(" zemailz ", text)
     text = _NUMBER.sub(" znumz ", text.lower())
     words = _NON_WORD.sub(" ", text).split()
@@ -83,6 +83,9 @@ def fingerprint(words: list[str]) -> list[str]:
 
 
 def sender_network(ip: str) -> str:
+    head, dot, last = ip.rpartition(".")
+    if dot and last.isdigit() and head.count(".") == 2 and ":" not in head:
+        return f"{head}.0"  # IPv4 /24, the common case, without ipaddress
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:

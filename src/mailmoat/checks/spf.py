@@ -22,6 +22,7 @@ no resolver configured: the check is not built.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import ipaddress
 import logging
@@ -110,6 +111,11 @@ async def evaluate(
 ) -> tuple[str, str]:
     """(result, explanation) of one SPF evaluation; never raises."""
     answers: Answers = {}
+    # Every evaluation starts with the TXT lookup of the domain: fetch it
+    # before the first run instead of discovering it by one.
+    domain = (sender.rpartition("@")[2] if sender else helo).lower().rstrip(".")
+    if domain and "." in domain and len(domain) < 254:
+        answers[(domain, "TXT")] = await lookup(resolver, domain, "TXT", timeout)
     for _ in range(MAX_QUERIES + 1):
         need = _run(answers, ip, sender, helo, timeout)
         if isinstance(need, tuple):
@@ -132,6 +138,10 @@ def _run(answers: Answers, ip: str, sender: str, helo: str, timeout: float) -> A
         return "permerror", f"{type(exc).__name__}: {exc}"
     finally:
         _ANSWERS.reset(token)
+
+
+async def _none(why: str = "") -> tuple[str, str]:
+    return "none", why
 
 
 def _is_address(text: str) -> bool:
@@ -165,25 +175,25 @@ class SpfCheck(Check):
         helo = _helo_domain(tx.session.helo)
         sender = tx.mail_from.strip().strip("<>")
         results: list[AuthResult] = []
-        helo_result = ""
-        if helo and self.check_helo:
-            helo_result, why = await evaluate(self.resolver, ip, "", helo, self.timeout)
-            evidence.add(f"SPF_HELO_{helo_result.upper()}", HELO_SCORES[helo_result], helo)
-            results.append(AuthResult("spf", helo_result, why[:100], (("smtp.helo", helo),)))
         if not sender and not helo:
             return
-        if not sender:
-            # Null sender: the MAIL FROM identity is postmaster@<helo>.
-            sender = f"postmaster@{helo}"
-            result, why = (
-                (helo_result, "")
-                if helo_result
-                else await evaluate(self.resolver, ip, "", helo, self.timeout)
-            )
-        elif "@" not in sender:
-            result, why = "none", "no domain in MAIL FROM"
+        # Both identities at once; the null sender's MAIL FROM identity is
+        # postmaster@<helo>, which is the HELO evaluation itself.
+        want_helo = bool(helo) and (self.check_helo or not sender)
+        helo_job = evaluate(self.resolver, ip, "", helo, self.timeout) if want_helo else _none()
+        if sender and "@" not in sender:
+            mail_job = _none("no domain in MAIL FROM")
+        elif sender:
+            mail_job = evaluate(self.resolver, ip, sender, helo, self.timeout)
         else:
-            result, why = await evaluate(self.resolver, ip, sender, helo, self.timeout)
+            mail_job = _none()
+        (helo_result, helo_why), (result, why) = await asyncio.gather(helo_job, mail_job)
+        if helo and self.check_helo:
+            evidence.add(f"SPF_HELO_{helo_result.upper()}", HELO_SCORES[helo_result], helo)
+            results.append(AuthResult("spf", helo_result, helo_why[:100], (("smtp.helo", helo),)))
+        if not sender:
+            sender = f"postmaster@{helo}"
+            result, why = helo_result, helo_why
         evidence.add(f"SPF_{result.upper()}", SCORES[result], sender[:80])
         results.insert(0, AuthResult("spf", result, why[:100], (("smtp.mailfrom", sender),)))
         tx.notes[NOTE_SPF] = results
