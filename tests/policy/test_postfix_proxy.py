@@ -37,13 +37,17 @@ def _send(port: int, sender: str) -> tuple[int, str]:
 
 def test_mailmoat_as_smtpd_proxy_filter(postfix_factory, tmp_path) -> None:
     back_port = free_port()
-    node = Node(
-        "proxy",
-        tmp_path,
-        f"sqlite:///{tmp_path}/state.db",
-        '[lists]\ndeny = ["from:spammer@bad.test"]\n',
-        upstream=f"127.0.0.1:{back_port}",
-    ).start()
+    while True:  # the node's own port must not be the one kept for Postfix
+        node = Node(
+            "proxy",
+            tmp_path,
+            f"sqlite:///{tmp_path}/state.db",
+            '[lists]\ndeny = ["from:spammer@bad.test"]\n',
+            upstream=f"127.0.0.1:{back_port}",
+        ).start()
+        if node.port != back_port:
+            break
+        node.stop()
     try:
         ports = {"127.0.0.1:2525": f"127.0.0.1:{node.port}"}
         ports["127.0.0.1:10026"] = f"127.0.0.1:{back_port}"
