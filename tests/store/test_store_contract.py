@@ -40,7 +40,9 @@ class Backend:
     open_shared: Callable[[], Store] | None
 
 
-@pytest.fixture(params=["sqlite-memory", "sqlite-file", "redis"])
+@pytest.fixture(
+    params=["sqlite-memory", "sqlite-file", pytest.param("redis", marks=pytest.mark.integration)]
+)
 async def backend(
     request: pytest.FixtureRequest, tmp_path: Path, redis_server_lazy: Callable[[], Redis]
 ) -> AsyncIterator[Backend]:
