@@ -165,6 +165,9 @@ class MilterSession:
         self.session = Session(
             client_ip=address, client_port=info.port, client_rdns=rdns, front="milter"
         )
+        recorder = self.runtime.services.extras.get("stats_recorder")
+        if recorder is not None:
+            recorder.count_connection()  # the SMTP client's connection to the MTA
         return await self._decide(Stage.CONNECT, Transaction(self.session))
 
     async def _helo(self, helo: str) -> bytes:
