@@ -26,6 +26,8 @@ multi    IN A   192.0.2.3
 multi    IN A   192.0.2.4
 text     IN TXT "v=spf1 " "-all"
 mail     IN MX  10 mx.dns.test.
+alias    IN CNAME short
+big      IN TXT "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy" "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"
 """
 REVERSE = """
 $TTL 300
@@ -57,8 +59,21 @@ def make(nsd: Nsd, clock: FakeClock | None = None, timeout: float = 2.0) -> Cach
         ("missing.dns.test", "A", "nxdomain", (), 120),  # SOA minimum 120 (RFC 2308)
         ("short.dns.test", "AAAA", "nodata", (), 120),
         ("SHORT.dns.test.", "A", "ok", ("192.0.2.1",), 60),  # case and final dot
+        ("alias.dns.test", "A", "ok", ("192.0.2.1",), 60),  # CNAME followed
+        ("big.dns.test", "TXT", "ok", ("x" * 250 + "y" * 250 + "z" * 250,), 60),  # TC -> TCP
     ],
-    ids=["ok-min-ttl", "ok-max-ttl", "txt", "mx", "ptr", "nxdomain", "nodata", "case"],
+    ids=[
+        "ok-min-ttl",
+        "ok-max-ttl",
+        "txt",
+        "mx",
+        "ptr",
+        "nxdomain",
+        "nodata",
+        "case",
+        "cname",
+        "truncated",
+    ],
 )
 async def test_answers(
     nsd: Nsd, name: str, rdtype: str, status: str, records: tuple[str, ...], ttl: int

@@ -1,4 +1,4 @@
-"""A caching, de-duplicating async resolver on dnspython's asyncio resolver.
+"""A caching, de-duplicating async stub resolver (dnspython messages, own sockets).
 
 Contract: ``CachingResolver.resolve(name, rdtype)`` returns a ``DnsAnswer``
 and never raises for DNS trouble: a missing name is ``nxdomain``, a name
@@ -28,14 +28,17 @@ import os
 import time
 from collections.abc import Callable
 
-import dns.asyncresolver
 import dns.exception
 import dns.message
 import dns.name
+import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
+import dns.rrset
 
 from mailmoat.dns.base import DnsAnswer
+from mailmoat.dns.transport import DnsClient
 
 log = logging.getLogger("mailmoat.dns")
 
@@ -70,19 +73,18 @@ class CachingResolver:
             from mailmoat.config import parse_hostport
 
             host, port = parse_hostport(nameserver, where="dns.nameserver", default_port=53)
-            self._resolver = dns.asyncresolver.Resolver(configure=False)
-            self._resolver.nameservers = [host]
-            self._resolver.port = port
+            servers = [(host, port)]
         else:
             try:
-                self._resolver = dns.asyncresolver.Resolver(configure=True)
+                system = dns.resolver.Resolver(configure=True)
+                servers = [(str(ns), int(system.port)) for ns in system.nameservers]
             except dns.resolver.NoResolverConfiguration:
+                servers = []
+            if not servers:
                 log.warning("no usable /etc/resolv.conf; using 127.0.0.1:53")
-                self._resolver = dns.asyncresolver.Resolver(configure=False)
-                self._resolver.nameservers = ["127.0.0.1"]
-        self._resolver.cache = None
-        self._resolver.timeout = timeout
-        self._resolver.lifetime = timeout
+                servers = [("127.0.0.1", 53)]
+        # Tried in turn, one per attempt, like resolv.conf's nameserver lines.
+        self._clients = [DnsClient(host, port) for host, port in servers]
 
     async def resolve(self, name: str, rdtype: str) -> DnsAnswer:
         key = (name.lower().rstrip("."), rdtype.upper())
@@ -119,26 +121,58 @@ class CachingResolver:
 
     async def _ask(self, name: str, rdtype: str) -> DnsAnswer:
         try:
-            qname = dns.name.from_text(name)
-            result = await self._resolver.resolve(
-                qname, rdtype, search=False, raise_on_no_answer=False, lifetime=self.timeout
-            )
-        except dns.resolver.NXDOMAIN as exc:
-            response = _first_response(exc)
-            return DnsAnswer("nxdomain", (), self._negative_ttl(response))
-        except dns.exception.Timeout:
+            query = dns.message.make_query(dns.name.from_text(name), rdtype)
+        except (dns.exception.DNSException, ValueError) as exc:
+            log.info("dns query=%s/%s status=servfail: %s", name, rdtype, exc)
+            return DnsAnswer("servfail")
+        problem = "no nameserver"
+        for client in self._clients:
+            try:
+                response = await client.exchange(query, self.timeout / len(self._clients))
+            except dns.exception.Timeout:
+                problem = "timeout"
+                continue
+            except (dns.exception.DNSException, OSError, ValueError) as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+                continue
+            return self._interpret(query, response, rdtype)
+        if problem == "timeout":
             log.info("dns query=%s/%s status=timeout after %gs", name, rdtype, self.timeout)
             return DnsAnswer("timeout")
-        except (dns.resolver.NoNameservers, dns.resolver.NoAnswer) as exc:
-            log.info("dns query=%s/%s status=servfail: %s", name, rdtype, exc)
+        log.info("dns query=%s/%s status=servfail: %s", name, rdtype, problem)
+        return DnsAnswer("servfail")
+
+    def _interpret(
+        self, query: dns.message.Message, response: dns.message.Message, rdtype: str
+    ) -> DnsAnswer:
+        rcode = response.rcode()
+        if rcode == dns.rcode.NXDOMAIN:
+            return DnsAnswer("nxdomain", (), self._negative_ttl(response))
+        if rcode != dns.rcode.NOERROR:
+            log.info(
+                "dns query=%s/%s status=servfail: rcode %s",
+                query.question[0].name,
+                rdtype,
+                dns.rcode.to_text(rcode),
+            )
             return DnsAnswer("servfail")
-        except (dns.exception.DNSException, ValueError, OSError) as exc:
-            log.info("dns query=%s/%s status=servfail: %s", name, rdtype, exc)
-            return DnsAnswer("servfail")
-        if result.rrset is None:
-            return DnsAnswer("nodata", (), self._negative_ttl(result.response))
-        records = tuple(_present(rdata, rdtype) for rdata in result.rrset)
-        return DnsAnswer("ok", records, self._clamp(result.rrset.ttl))
+        wanted = dns.rdatatype.from_text(rdtype)
+        name = query.question[0].name
+        ttl = float(self.max_ttl)
+        # Follow CNAMEs inside the answer section (a recursive resolver
+        # includes the chain), at most a few hops.
+        for _hop in range(8):
+            rrset = _find(response, name, wanted)
+            if rrset is not None:
+                ttl = min(ttl, rrset.ttl)
+                records = tuple(_present(rdata, rdtype) for rdata in rrset)
+                return DnsAnswer("ok", records, self._clamp(ttl))
+            alias = _find(response, name, dns.rdatatype.CNAME)
+            if alias is None or wanted == dns.rdatatype.CNAME:
+                break
+            ttl = min(ttl, alias.ttl)
+            name = alias[0].target  # type: ignore[attr-defined]
+        return DnsAnswer("nodata", (), self._negative_ttl(response))
 
     def _negative_ttl(self, response: dns.message.Message | None) -> int:
         """RFC 2308: min(SOA TTL, SOA MINIMUM) from the authority section."""
@@ -162,9 +196,13 @@ class CachingResolver:
         self._cache[key] = (now + answer.ttl, answer)
 
 
-def _first_response(exc: dns.resolver.NXDOMAIN) -> dns.message.Message | None:
-    responses = exc.responses()  # type: ignore[no-untyped-call]
-    return next(iter(responses.values()), None) if responses else None
+def _find(
+    response: dns.message.Message, name: dns.name.Name, rdtype: dns.rdatatype.RdataType
+) -> dns.rrset.RRset | None:
+    for rrset in response.answer:
+        if rrset.rdtype == rdtype and rrset.rdclass == dns.rdataclass.IN and rrset.name == name:
+            return rrset
+    return None
 
 
 def _present(rdata: object, rdtype: str) -> str:

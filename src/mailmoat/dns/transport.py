@@ -1,0 +1,124 @@
+"""A lean DNS client: long-lived UDP sockets, TCP when the answer is truncated.
+
+Why not dnspython's resolver for every query: it opens a new UDP socket per
+query and runs its generic answer machinery, which under a botnet storm
+(thousands of DNSBL lookups a second) costs more CPU than the rest of a
+connection. This client keeps a few connected UDP sockets per nameserver and
+matches replies to queries by id and question; dnspython still builds and
+parses the messages.
+
+Contract: ``exchange(query, timeout)`` returns the nameserver's response to
+``query`` (any rcode) or raises ``dns.exception.Timeout`` when none came
+within ``timeout`` seconds (the query is re-sent once, halfway), or
+``OSError`` when the nameserver is unreachable (ICMP port unreachable on the
+connected socket). Spoofing resistance: a connected socket only accepts
+datagrams from the nameserver's address; ids are random and the question
+must match; the sockets' source ports are random ephemeral ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.message
+
+_SOCKETS = 4
+
+
+class _Endpoint(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.pending: dict[
+            int, tuple[dns.message.Message, asyncio.Future[dns.message.Message]]
+        ] = {}
+        self.alive = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        if len(data) < 12:
+            return
+        entry = self.pending.get(int.from_bytes(data[:2], "big"))
+        if entry is None:
+            return
+        query, future = entry
+        try:
+            response = dns.message.from_wire(data)
+        except (dns.exception.DNSException, ValueError):
+            return
+        if query.is_response(response) and not future.done():
+            future.set_result(response)
+
+    def error_received(self, exc: Exception) -> None:
+        # The kernel does not say which query the ICMP error belongs to.
+        for _query, future in self.pending.values():
+            if not future.done():
+                future.set_exception(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.alive = False
+        self.error_received(exc or ConnectionResetError("DNS socket closed"))
+
+
+class DnsClient:
+    """Queries to one nameserver ``host:port``."""
+
+    def __init__(self, host: str, port: int = 53, sockets: int = _SOCKETS) -> None:
+        self.host = host
+        self.port = port
+        self.sockets = sockets
+        self._endpoints: list[_Endpoint] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def _endpoint(self) -> _Endpoint:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new event loop (tests): start afresh
+            self._loop, self._endpoints, self._lock = loop, [], asyncio.Lock()
+        assert self._lock is not None
+        self._endpoints = [e for e in self._endpoints if e.alive]
+        if len(self._endpoints) >= self.sockets:
+            return random.choice(self._endpoints)
+        async with self._lock:
+            if len(self._endpoints) < self.sockets:
+                _transport, endpoint = await loop.create_datagram_endpoint(
+                    _Endpoint, remote_addr=(self.host, self.port)
+                )
+                self._endpoints.append(endpoint)
+                return endpoint
+        return random.choice(self._endpoints)
+
+    async def exchange(self, query: dns.message.Message, timeout: float) -> dns.message.Message:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for attempt in range(2):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            wait = remaining if attempt else min(remaining, max(timeout / 2, 0.1))
+            endpoint = await self._endpoint()
+            query.id = random.randrange(65536)
+            while query.id in endpoint.pending:
+                query.id = random.randrange(65536)
+            future: asyncio.Future[dns.message.Message] = loop.create_future()
+            endpoint.pending[query.id] = (query, future)
+            try:
+                assert endpoint.transport is not None
+                endpoint.transport.sendto(query.to_wire())
+                async with asyncio.timeout(wait):
+                    response = await future
+            except TimeoutError:
+                continue
+            finally:
+                endpoint.pending.pop(query.id, None)
+            if response.flags & dns.flags.TC:
+                return await dns.asyncquery.tcp(
+                    query, self.host, timeout=max(deadline - loop.time(), 0.1), port=self.port
+                )
+            return response
+        raise dns.exception.Timeout(timeout=timeout)  # type: ignore[no-untyped-call]
