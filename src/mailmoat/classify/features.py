@@ -36,8 +36,8 @@ IndexArray = npt.NDArray[np.uint32]
 # an optional currency sign in front and "!" or "%" behind.
 _WORD = re.compile(r"[$€£¥]?\w+(?:[.'@+-]\w+)*[!%]?")
 _HEADER_WORD = re.compile(r"[$]?\w+(?:[.@-]\w+)*[!%]?")
-_TAG = re.compile(r"<(/?[a-zA-Z][a-zA-Z0-9]{0,15})([^>]{0,300})")
-_ATTR = re.compile(r"([a-zA-Z-]{1,20})\s*=")
+_TAG = re.compile(r"<(/?[a-z][a-z0-9]{0,15})([^>]{0,300})")
+_ATTR = re.compile(r"([a-z-]{1,20})\s*=")
 _PATH_WORD = re.compile(r"[A-Za-z0-9]{2,30}")
 # Fields whose values carry no signal or only noise unique to each message.
 _SKIP_VALUES = frozenset({"date", "content-length", "lines", "status", "x-uid", "x-status"})
@@ -155,11 +155,11 @@ def _content_keys(message: ParsedMessage, config: FeatureConfig, keys: list[str]
             keys.append("up:" + word.lower())
     keys.append("urls:" + str(_bucket(len(message.urls))))
     if message.html:
-        for tag, attrs in _TAG.findall(message.html)[: config.max_tags]:
-            tag = tag.lower()
+        # Distinct (tag, attributes) pairs only: HTML spam repeats its markup.
+        pairs = dict.fromkeys(_TAG.findall(message.html.lower()))
+        for tag, attrs in list(pairs)[: config.max_tags]:
             keys.append("tag:" + tag)
-            for attr in _ATTR.findall(attrs)[:6]:
-                keys.append(f"ta:{tag}:{attr.lower()}")
+            keys.extend([f"ta:{tag}:{attr}" for attr in _ATTR.findall(attrs)[:6]])
         ratio = len(message.html_text) / max(len(message.html), 1)
         keys.append(f"hratio:{int(ratio * 10)}")
         keys.append("html:" + ("only" if not message.text else "alt"))
