@@ -10,6 +10,7 @@ falls back to a default.
 
 from __future__ import annotations
 
+import socket
 import tomllib
 import types
 import typing
@@ -399,6 +400,11 @@ class Config:
 
     def check(self, name: str) -> CheckSettings:
         return self.checks.get(name, CheckSettings())
+
+    @property
+    def node(self) -> str:
+        """This gateway's name in statistics and history (``[stats] node``)."""
+        return self.stats.node or socket.gethostname()
 
 
 T = TypeVar("T")

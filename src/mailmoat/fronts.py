@@ -45,11 +45,10 @@ class FrontRuntime:
     async def open(cls, config: Config) -> FrontRuntime:
         from mailmoat.cluster import start_model_sync
         from mailmoat.stats.recorder import StatsRecorder
-        from mailmoat.stats.wiring import node_name
 
         services = await build_services(config)
         pipeline = Pipeline(services, build_checks(services))
-        runtime = cls(config, services, pipeline, node_name(config))
+        runtime = cls(config, services, pipeline, config.node)
         if config.stats.enabled and services.store is not None:
             recorder = StatsRecorder(services.store, config.stats, runtime.node)
             pipeline.recorders.append(recorder)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 from collections.abc import Callable
 
@@ -51,7 +50,7 @@ class Gateway:
         self.config_path = config_path
         self.pipeline_factory = pipeline_factory
         self.pipeline = pipeline_factory(services)
-        self.node = socket.gethostname()
+        self.node = config.node
         self.sessions: dict[asyncio.Task[None], SmtpSession] = {}
         self.stopping = False
         # Called for every accepted connection, before any check (statistics).

@@ -13,7 +13,7 @@ from mailmoat.stats.history import Filters, search
 from mailmoat.stats.recorder import StatsRecorder
 from mailmoat.stats.series import VIEWS, parse_since, read_series, summary
 from mailmoat.stats.steps import StepEvent, detect_steps
-from mailmoat.stats.wiring import attach, install, node_name
+from mailmoat.stats.wiring import attach, install
 
 __all__ = [
     "VIEWS",
@@ -24,7 +24,6 @@ __all__ = [
     "attach",
     "detect_steps",
     "install",
-    "node_name",
     "parse_since",
     "read_series",
     "read_totals",

@@ -13,21 +13,15 @@ a password) raises ``ConfigError`` so ``mailmoat serve`` refuses to start.
 from __future__ import annotations
 
 import logging
-import socket
 from typing import TYPE_CHECKING, Any
 
 from mailmoat.checks.base import Services
-from mailmoat.config import Config
 from mailmoat.stats.recorder import StatsRecorder
 
 if TYPE_CHECKING:
     from mailmoat.smtp.server import Gateway
 
 log = logging.getLogger("mailmoat.stats")
-
-
-def node_name(config: Config) -> str:
-    return config.stats.node or socket.gethostname()
 
 
 def attach(gateway: Gateway, recorder: StatsRecorder) -> None:
@@ -46,7 +40,7 @@ def install(services: Services) -> StatsRecorder | None:
         return None
     recorder = None
     if config.stats.enabled:
-        recorder = StatsRecorder(services.store, config.stats, node_name(config))
+        recorder = StatsRecorder(services.store, config.stats, config.node)
         services.extras["stats_recorder"] = recorder
     state: dict[str, Any] = {}
 

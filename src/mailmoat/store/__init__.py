@@ -14,7 +14,7 @@ def open_store(url: str, clock: Callable[[], float] = time.time) -> Store:
     if url.startswith("sqlite:"):
         return SqliteStore.from_url(url, clock)
     if url.startswith(("redis://", "rediss://", "unix://")):
-        from mailmoat.store.redis import RedisStore  # type: ignore[import-not-found]
+        from mailmoat.store.redis import RedisStore
 
         store: Store = RedisStore.from_url(url)
         return store

@@ -22,7 +22,6 @@ import uvicorn
 
 from mailmoat.config import Config
 from mailmoat.stats.recorder import StatsRecorder
-from mailmoat.stats.wiring import node_name
 from mailmoat.store.base import Store
 from mailmoat.web.app import Dashboard, create_app
 from mailmoat.web.auth import Sessions, check_bind
@@ -63,7 +62,7 @@ def make_dashboard(
     web = current.web
     sessions = Sessions(web.secret_key, web.session_hours * 3600, web.password_hash)
     extras = {"gateway": gateway} if gateway is not None else {}
-    return Dashboard(config, store, node_name(current), sessions, recorder, extras=extras)
+    return Dashboard(config, store, current.node, sessions, recorder, extras=extras)
 
 
 async def start_dashboard(
