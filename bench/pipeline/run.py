@@ -9,6 +9,7 @@ the config points at. The corpus archives are read as bytes at run time
 (never copied into the repository); line ends become CRLF as on the wire.
 
     .venv/bin/python bench/pipeline/run.py [--limit N] [--concurrency 16] [--passes 1]
+        [--disable classifier,bulk]
 
 Prints messages per second (wall clock, one process, one event loop: one
 core) and the p50/p99 time per message (from start of the data stage to its
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from mailmoat.checks.base import Services  # noqa: E402
 from mailmoat.checks.registry import build_checks  # noqa: E402
 from mailmoat.config import (  # noqa: E402
+    CheckSettings,
     Config,
     DnsblConfig,
     DnsConfig,
@@ -120,6 +122,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--passes", type=int, default=1)
+    parser.add_argument("--disable", default="", help="check names to leave out, comma-separated")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     messages = load_corpus(args.limit)
@@ -130,6 +133,7 @@ def main() -> None:
             dnsbl=DnsblConfig(sites=("ZEN:zen.test*3",)),
             urlbl=UrlblConfig(zones=("DBL:dbl.test=127.0.1.[2..199]*4",)),
             store=StoreConfig(url=f"sqlite:///{tmp}/bench.db"),
+            checks={n: CheckSettings(enabled=False) for n in args.disable.split(",") if n},
         )
         resolver = resolver_from_config(config.dns)  # its cache is kept across passes
         for n in range(args.passes):
