@@ -239,3 +239,33 @@ def test_dns_timeout_gives_temperrors_not_verdicts(
     assert {"SPF_TEMPERROR", "DKIM_TEMPFAIL", "DMARC_TEMPERROR"} <= symbols
     assert decision.action is Action.ACCEPT and not tx.forced
     assert time.monotonic() - started < 6
+
+
+def test_ed25519_signature(nsd_factory: Callable[..., Any]) -> None:
+    """Needs PyNaCl (not a dependency yet): skipped where it is missing."""
+    nacl_signing = pytest.importorskip("nacl.signing")
+    import base64
+
+    key = nacl_signing.SigningKey.generate()
+    private = base64.b64encode(bytes(key))
+    public = base64.b64encode(bytes(key.verify_key)).decode()
+    server = nsd_factory(
+        {
+            "example.test": f'ed._domainkey IN TXT "v=DKIM1; k=ed25519; p={public}"\n'
+            '_dmarc IN TXT "v=DMARC1; p=reject"\n'
+        }
+    )
+    data = (
+        dkim.sign(
+            message(),
+            b"ed",
+            b"example.test",
+            private,
+            signature_algorithm=b"ed25519-sha256",
+            include_headers=[b"from", b"subject"],
+        )
+        + message()
+    )
+    _tx, decision, symbols = run_data_stage(services_for(server.port), data, "x@norecord.test")
+    assert {"DKIM_VALID", "DMARC_PASS"} <= symbols
+    assert decision.action is Action.ACCEPT
