@@ -123,12 +123,8 @@ def message(
 def signed(
     data: bytes, key: bytes, selector: bytes = b"sel1", domain: bytes = b"example.test"
 ) -> bytes:
-    return (
-        dkim.sign(
-            data, selector, domain, key, include_headers=[b"from", b"to", b"subject", b"date"]
-        )
-        + data
-    )
+    headers = [b"from", b"to", b"subject", b"date"]
+    return bytes(dkim.sign(data, selector, domain, key, include_headers=headers)) + data
 
 
 def test_pass_everything_and_authentication_results(

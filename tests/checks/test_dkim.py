@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import dkim
 import pytest
 
 from authfakes import FakeResolver, make_tx, names, rsa_key
-from mailmoat.checks.auth_results import NOTE_DKIM
+from mailmoat.checks.auth_results import NOTE_DKIM, AuthResult
 from mailmoat.checks.dkim import DkimCheck, key_name, tags
 from mailmoat.core.symbols import Evidence
 
@@ -25,10 +26,15 @@ def keys() -> dict[str, tuple[bytes, str]]:
 
 
 def sign(message: bytes, key: bytes, domain: bytes = b"example.org", **kw: object) -> bytes:
-    return dkim.sign(message, b"sel", domain, key, include_headers=[b"from", b"subject"], **kw)
+    header: bytes = dkim.sign(
+        message, b"sel", domain, key, include_headers=[b"from", b"subject"], **kw
+    )
+    return header
 
 
-def verify(data: bytes, table: dict[tuple[str, str], object]) -> tuple[dict[str, float], list]:
+def verify(
+    data: bytes, table: Mapping[tuple[str, str], object]
+) -> tuple[dict[str, float], list[AuthResult]]:
     check = DkimCheck(FakeResolver(table), 0.5, max_signatures=4, min_key_bits=1024)
     tx = make_tx(data)
     evidence = Evidence()
@@ -94,6 +100,7 @@ def test_cases(keys: dict[str, tuple[bytes, str]]) -> None:
         ),
     ]
     for label, data, tbl, symbol, result in cases:
+        assert isinstance(data, bytes) and isinstance(tbl, dict)
         symbols, notes = verify(data, tbl)
         assert symbol in symbols, label
         assert [n.result for n in notes] == [result], label
