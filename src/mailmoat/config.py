@@ -10,6 +10,7 @@ falls back to a default.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import tomllib
 import types
@@ -43,6 +44,9 @@ class SmtpConfig:
     bare_newline: str = "normalize"
     tls_cert: str = ""
     tls_key: str = ""
+    # Clients (CIDR) offered XFORWARD: a Postfix that uses us as its
+    # smtpd_proxy_filter passes the real client's address, name and HELO.
+    xforward_hosts: tuple[str, ...] = ()
     # Seconds SIGTERM waits for transactions in flight before tempfailing them.
     shutdown_grace: float = 30.0
 
@@ -452,6 +456,11 @@ def _validate(config: Config) -> None:
             )
         if settings.timeout <= 0:
             raise ConfigError(f"{config.source}: checks.{name}.timeout must be positive")
+    for entry in config.smtp.xforward_hosts:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"{config.source}: smtp.xforward_hosts: {exc}") from exc
     if config.smtp.max_message_size <= 0:
         raise ConfigError(f"{config.source}: smtp.max_message_size must be positive")
     if bool(config.smtp.tls_cert) != bool(config.smtp.tls_key):

@@ -34,7 +34,13 @@ enabled = false
 
 class Node:
     def __init__(
-        self, name: str, workdir: Path, store_url: str, extra: str = "", upstream: str = ""
+        self,
+        name: str,
+        workdir: Path,
+        store_url: str,
+        extra: str = "",
+        upstream: str = "",
+        smtp_extra: str = "",
     ) -> None:
         self.name = name
         self.upstream = upstream
@@ -42,6 +48,7 @@ class Node:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.store_url = store_url
         self.extra = extra
+        self.smtp_extra = smtp_extra
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -54,6 +61,7 @@ class Node:
 [smtp]
 listen = "127.0.0.1:{self.port}"
 hostname = "{self.name}.{DOMAIN}"
+{self.smtp_extra}
 [relay]
 domains = ["{DOMAIN}"]
 upstream = "{self.upstream}"

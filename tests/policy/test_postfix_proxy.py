@@ -20,12 +20,12 @@ pytestmark = pytest.mark.integration
 BOX = "ham@mailmoat.test"
 
 
-def _send(port: int, sender: str) -> tuple[int, str]:
+def _send(port: int, sender: str, source: str = "127.0.0.1") -> tuple[int, str]:
     message = (
         f"From: {sender}\r\nTo: {BOX}\r\nSubject: via proxy\r\n"
         "Message-ID: <p1@ham.test>\r\nDate: Sat, 28 Nov 2026 03:00:00 +0000\r\n\r\nhello\r\n"
     )
-    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30, source_address=(source, 0)) as client:
         client.ehlo("client.ham.test")
         client.mail(sender)
         code, text = client.rcpt(BOX)
@@ -44,6 +44,7 @@ def test_mailmoat_as_smtpd_proxy_filter(postfix_factory, tmp_path) -> None:
             f"sqlite:///{tmp_path}/state.db",
             '[lists]\ndeny = ["from:spammer@bad.test"]\n',
             upstream=f"127.0.0.1:{back_port}",
+            smtp_extra='xforward_hosts = ["127.0.0.1/32"]',
         ).start()
         if node.port != back_port:
             break
@@ -53,7 +54,9 @@ def test_mailmoat_as_smtpd_proxy_filter(postfix_factory, tmp_path) -> None:
         ports["127.0.0.1:10026"] = f"127.0.0.1:{back_port}"
         options, others = master_cf("proxy/master.cf", ports)
         postfix = postfix_factory(virtual_mailboxes=[BOX], smtpd_options=options, master_cf=others)
-        assert _send(postfix.port, "friend@ham.test")[0] == 250
+        # The client connects from 127.0.0.9; Postfix passes that on with
+        # XFORWARD, so mailmoat screens and logs the real client.
+        assert _send(postfix.port, "friend@ham.test", "127.0.0.9")[0] == 250
         code, text = _send(postfix.port, "spammer@bad.test")
         assert code == 554 and "5.7.1" in text
         postfix.wait_delivered(1, timeout=20)
@@ -63,5 +66,6 @@ def test_mailmoat_as_smtpd_proxy_filter(postfix_factory, tmp_path) -> None:
         assert "(mailmoat)" in " ".join(message.get_all("Received"))
         log = node.log_text()
         assert "reason=denylist" in log and "from=<spammer@bad.test>" in log
+        assert "client=127.0.0.9[" in log
     finally:
         node.stop()

@@ -23,6 +23,7 @@ from mailmoat.config import Config, ConfigError, load_config, parse_hostport
 from mailmoat.core.transaction import Transaction
 from mailmoat.pipeline import Pipeline
 from mailmoat.quarantine import Quarantine
+from mailmoat.smtp import xforward
 from mailmoat.smtp.content import subject_of
 from mailmoat.smtp.maildir import MaildirWriter
 from mailmoat.smtp.session import SmtpSession
@@ -60,6 +61,7 @@ class Gateway:
 
     def _apply(self, config: Config) -> None:
         self.config = config
+        self.xforward_networks = xforward.trusted_networks(config.smtp.xforward_hosts)
         self.upstream_address = (
             parse_hostport(config.relay.upstream) if config.relay.upstream else None
         )

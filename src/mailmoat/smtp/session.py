@@ -23,7 +23,7 @@ from mailmoat.core.relay import AddressError, parse_path, relay_allowed
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Forced, Precedence, Stage
 from mailmoat.core.transaction import Session, Transaction
-from mailmoat.smtp import content
+from mailmoat.smtp import content, xforward
 from mailmoat.smtp.outcome import prepare
 from mailmoat.smtp.upstream import ClientFacts, Reply, UpstreamError, UpstreamSession
 from mailmoat.smtp.wire import Connection, LineTooLong
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mailmoat.smtp")
 
 _NON_SMTP = frozenset({"GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS", "USER", "PASS"})
-_NOT_OFFERED = frozenset({"AUTH", "BDAT", "ETRN", "TURN", "ATRN", "XCLIENT", "XFORWARD"})
+_NOT_OFFERED = frozenset({"AUTH", "BDAT", "ETRN", "TURN", "ATRN", "XCLIENT"})
 
 
 class Hangup(Exception):
@@ -55,6 +55,8 @@ class SmtpSession:
         self.pipelining_offered = False
         self.in_data = False
         self.closing = False
+        self.xforward_offered = xforward.is_trusted(conn.peer[0], gateway.xforward_networks)
+        self.forwarded: dict[str, str] = {}
 
     # -- plumbing -----------------------------------------------------------
 
@@ -90,9 +92,9 @@ class SmtpSession:
         headers = content.parse_header_block(tx.data) if tx.data else None
         record = TransactionRecord(
             queue_id=tx.queue_id,
-            client_ip=self.session.client_ip,
-            client_rdns=self.session.client_rdns,
-            helo=self.session.helo,
+            client_ip=tx.session.client_ip,
+            client_rdns=tx.session.client_rdns,
+            helo=tx.session.helo,
             mail_from=tx.mail_from,
             rcpts=tuple(tx.rcpts) if rcpts is None else rcpts,
             action=action,
@@ -105,7 +107,7 @@ class SmtpSession:
             stage=stage.value,
             reply=reply,
             duration=time.time() - tx.started,
-            front=self.session.front,
+            front=tx.session.front,
             node=self.gw.node,
         )
         await self.pipeline.finish(record)
@@ -127,13 +129,24 @@ class SmtpSession:
         finally:
             await self._close_upstream()
             self.conn.close()
-            for cleanup in self.session.cleanups:
-                try:
-                    await cleanup()
-                except StoreError as exc:
-                    log.warning("client=%s cleanup failed: %s", self.session.client_ip, exc)
-                except Exception:
-                    log.exception("client=%s cleanup failed", self.session.client_ip)
+            await self._end_tx()
+            await self._run_cleanups(self.session)
+
+    async def _run_cleanups(self, session: Session) -> None:
+        for cleanup in session.cleanups:
+            try:
+                await cleanup()
+            except StoreError as exc:
+                log.warning("client=%s cleanup failed: %s", session.client_ip, exc)
+            except Exception:
+                log.exception("client=%s cleanup failed", session.client_ip)
+        session.cleanups.clear()
+
+    async def _end_tx(self) -> None:
+        """Forget the transaction; a forwarded client's session ends with it."""
+        tx, self.tx = self.tx, None
+        if tx is not None and tx.session is not self.session:
+            await self._run_cleanups(tx.session)
 
     async def _close_upstream(self) -> None:
         if self.upstream is not None:
@@ -272,7 +285,7 @@ class SmtpSession:
         await self.conn.drain()
 
     async def _abort_tx(self) -> None:
-        self.tx = None
+        await self._end_tx()
         if self.upstream is not None:
             await self.upstream.rset()
 
@@ -312,6 +325,8 @@ class SmtpSession:
         ]
         if self.gw.tls_context is not None and not self.session.tls:
             lines.append("STARTTLS")
+        if self.xforward_offered:
+            lines.append(xforward.OFFERED)
         self.reply("\r\n".join(f"250-{x}" for x in lines[:-1]) + f"\r\n250 {lines[-1]}")
 
     async def _refuse(self, tx: Transaction, decision: Decision, stage: Stage) -> None:
@@ -352,10 +367,23 @@ class SmtpSession:
         if not sender.isascii() and "SMTPUTF8" not in options:
             self.reply("553 5.6.7 Non-ASCII address requires SMTPUTF8")
             return
-        tx = Transaction(self.session, mail_from=sender, mail_options=options)
+        session = self.session
+        if self.forwarded:
+            session = xforward.forwarded_session(self.session, self.forwarded)
+            self.forwarded = {}
+            scratch = Transaction(session)
+            for stage in (Stage.CONNECT, Stage.HELO):
+                early = await self.pipeline.run(stage, scratch)
+                if early.is_final_refusal:
+                    await self._refuse(scratch, early, stage)
+                    await self._run_cleanups(session)
+                    return
+        tx = Transaction(session, mail_from=sender, mail_options=options)
         decision = await self.pipeline.run(Stage.MAIL, tx)
         if decision.is_final_refusal:
             await self._refuse(tx, decision, Stage.MAIL)
+            if session is not self.session:
+                await self._run_cleanups(session)
             return
         self.tx = tx
         self.reply("250 2.1.0 Ok")
@@ -446,9 +474,7 @@ class SmtpSession:
                 if self.upstream is None or not self.upstream.connected:
                     self.upstream = self.gw.new_upstream()
                     await self.upstream.open(
-                        ClientFacts(
-                            self.session.client_ip, self.session.client_rdns, self.session.helo
-                        )
+                        ClientFacts(tx.session.client_ip, tx.session.client_rdns, tx.session.helo)
                     )
                 reply = await self.upstream.mail(tx.mail_from, tx.mail_options)
                 if not reply.ok:
@@ -482,7 +508,7 @@ class SmtpSession:
             await self._data(tx)
         finally:
             self.in_data = False
-            self.tx = None
+            await self._end_tx()
 
     async def _data(self, tx: Transaction) -> None:
         limits = self.config.smtp
@@ -561,6 +587,20 @@ class SmtpSession:
             self.upstream = None
             return exc.reply.lines()
         return reply.lines()
+
+    async def smtp_XFORWARD(self, arg: str) -> None:
+        if not self.xforward_offered:
+            self.reply("502 5.5.1 Command not implemented")
+            return
+        if self.tx is not None:
+            self.reply("503 5.5.1 Error: MAIL transaction in progress")
+            return
+        try:
+            self.forwarded.update(xforward.parse_xforward(arg))
+        except ValueError as exc:
+            self.reply(f"501 5.5.4 Syntax: XFORWARD attribute=value... ({exc})")
+            return
+        self.reply("250 2.0.0 Ok")
 
     async def smtp_RSET(self, arg: str) -> None:
         if arg:
