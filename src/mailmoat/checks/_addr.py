@@ -8,20 +8,32 @@ any of these CIDR networks"; a malformed entry raises ``ValueError`` naming it.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def client_net(ip: str, ipv4_prefix: int = 24, ipv6_prefix: int = 64) -> str:
-    """``192.0.2.77`` -> ``192.0.2.0/24``; unparsable input comes back as is."""
+@functools.lru_cache(maxsize=65_536)
+def address_of(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The parsed address (IPv4-mapped IPv6 as IPv4), None if not one; cached,
+    as a storm asks about the same addresses over and over."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
-        return ip
+        return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+        return address.ipv4_mapped
+    return address
+
+
+@functools.lru_cache(maxsize=65_536)
+def client_net(ip: str, ipv4_prefix: int = 24, ipv6_prefix: int = 64) -> str:
+    """``192.0.2.77`` -> ``192.0.2.0/24``; unparsable input comes back as is."""
+    address = address_of(ip)
+    if address is None:
+        return ip
     prefix = ipv4_prefix if address.version == 4 else ipv6_prefix
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
@@ -38,13 +50,12 @@ class NetworkSet:
     def __contains__(self, ip: object) -> bool:
         if not isinstance(ip, str) or not self.networks:
             return False
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
+        address = address_of(ip)
+        if address is None:
             return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address in network for network in self.networks)
+        return any(
+            address.version == network.version and address in network for network in self.networks
+        )
 
     def __bool__(self) -> bool:
         return bool(self.networks)
