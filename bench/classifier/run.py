@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python bench/classifier/run.py [--corpus ../shared/corpus] [--sa-limit 600]
+    .venv/bin/python bench/classifier/run.py [--corpus ../shared/corpus] [--sa-limit 1000]
 
 The corpus: the five de-duplicated sets of the SpamAssassin public corpus
 (``mailmoat.classify.corpus.DEFAULT_SETS``: 20030228 easy_ham, easy_ham_2,
@@ -164,7 +164,7 @@ def table(rows: list[tuple[str, dict[str, float]]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description="mailmoat vs bogofilter vs SpamAssassin")
     parser.add_argument("--corpus", help="corpus directory (default: ../shared/corpus)")
-    parser.add_argument("--sa-limit", type=int, default=600, help="SA test messages (0: all)")
+    parser.add_argument("--sa-limit", type=int, default=1000, help="SA test messages (0: all)")
     parser.add_argument("--skip-sa", action="store_true", help="leave SpamAssassin out")
     args = parser.parse_args()
     corpus = Path(args.corpus) if args.corpus else find_corpus(ROOT)

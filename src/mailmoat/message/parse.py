@@ -149,7 +149,8 @@ class _Walker:
         return count
 
     def _leaf(self, part: Message, payload: str) -> None:
-        content_type = part.get_content_type()
+        # "text/plain charset=x" (no semicolon) is still text/plain.
+        content_type = part.get_content_type().split(None, 1)[0].rstrip(";")
         self.part_types.append(content_type)
         raw_name = part.get_filename()
         filename = decode_header_value(str(raw_name)) if raw_name else ""

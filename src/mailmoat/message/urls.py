@@ -40,16 +40,19 @@ class UrlCollector:
         self.domains: list[str] = []
         self._seen_urls: set[str] = set()
         self._seen_domains: set[str] = set()
+        self._seen_raw: set[str] = set()
         self.truncated = False
 
     def add_text(self, text: str) -> None:
         """Every URL written in running text."""
         if ".]" in text or ".)" in text or "dot" in text or "DOT" in text:
             text = _DOTS.sub(".", text)
-        # Whitespace-split first: the regex then only runs on words with a
-        # dot, which is many times faster than scanning every position.
-        for word in text.split():
-            if "." not in word and "://" not in word:
+        # Whitespace-split first: the regex then only runs on distinct words
+        # with an inner dot (not just a full stop) or a scheme, which is many
+        # times faster than scanning every position.
+        for word in dict.fromkeys(text.split()):
+            stem = word.rstrip(_TRAILING)
+            if "." not in stem and "://" not in stem:
                 continue
             for match in _IN_TEXT.finditer(word):
                 if not self.add(match.group(0)):
@@ -71,6 +74,9 @@ class UrlCollector:
         if len(self.urls) >= self.limit:
             self.truncated = True
             return False
+        if candidate in self._seen_raw:
+            return True
+        self._seen_raw.add(candidate)
         normalised = normalise_url(candidate)
         if normalised is None:
             return True
