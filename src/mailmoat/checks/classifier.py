@@ -10,7 +10,7 @@ classifier model and adds at most one symbol:
   along ``classifier.ham_curve`` (default -0.5 at 0.1 down to -3.0 at 0.001).
 
 The detail carries the probability. The model is the file named by
-``classifier.model_path`` or the shipped default, loaded once at build; when
+``classifier.model_path`` or the shipped default, loaded once per process; when
 ``mailmoat.cluster`` publishes a newer shared model (``services.extras``
 ``classifier_model``/``classifier_model_listeners``) the check swaps to it
 with one reference assignment, so a scan sees either model, never a mix.
@@ -20,6 +20,7 @@ runner's default.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -76,13 +77,16 @@ class ClassifierCheck(Check):
             )
 
 
+@functools.lru_cache(maxsize=8)
+def _load(path: str) -> Classifier:
+    """Models by path, loaded once per process (the check only reads them)."""
+    return Classifier.load(path or None)
+
+
 def build(services: Services) -> list[Check]:
     config = services.config.classifier
     shared = services.extras.get(MODEL_EXTRA)
-    if isinstance(shared, Model):
-        classifier = Classifier(shared)
-    else:
-        classifier = Classifier.load(config.model_path or None)
+    classifier = Classifier(shared) if isinstance(shared, Model) else _load(config.model_path)
     check = ClassifierCheck(classifier, config)
     services.extras.setdefault(LISTENERS_EXTRA, []).append(check.use_model)
     return [check]
