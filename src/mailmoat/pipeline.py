@@ -55,7 +55,12 @@ class Pipeline:
             runnable = [c for c in wave if c.runs_when_allowlisted or not allowlisted]
             if not runnable:
                 continue
-            for evidence in await asyncio.gather(*(self._run_one(c, tx) for c in runnable)):
+            # One check needs no task of its own: await it in place.
+            if len(runnable) == 1:
+                results = [await self._run_one(runnable[0], tx)]
+            else:
+                results = await asyncio.gather(*(self._run_one(c, tx) for c in runnable))
+            for evidence in results:
                 found.symbols.extend(evidence.symbols)
                 found.forced.extend(evidence.forced)
         symbols = [self.rescored(s.name, s.score, s.detail) for s in found.symbols]
@@ -91,7 +96,8 @@ class Pipeline:
         fail_mode = settings.fail_mode
         evidence = Evidence()
         try:
-            await asyncio.wait_for(check.run(tx, evidence), settings.timeout)
+            async with asyncio.timeout(settings.timeout):
+                await check.run(tx, evidence)
             return evidence
         except TimeoutError:
             problem = f"timeout after {settings.timeout:g}s"
