@@ -85,7 +85,15 @@ def behaviour(n: int) -> str:
 
 
 async def bots_main(port: int, count: int, status_path: Path, ramp: float) -> None:
-    state = {"open": 0, "peak": 0, "connects": 0, "refused": 0, "errors": 0, "dropped": 0}
+    state = {
+        "open": 0,
+        "peak": 0,
+        "connects": 0,
+        "refused": 0,
+        "limited": 0,
+        "errors": 0,
+        "dropped": 0,
+    }
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -150,7 +158,7 @@ async def behave(
         return
     banner = await reader.readline()
     if not banner.startswith(b"220"):
-        state["refused"] += 1
+        state["limited"] += 1  # 421: a rate or concurrency limit
         await stop.wait()
         return
     if kind == "drip":
@@ -161,7 +169,8 @@ async def behave(
                 return
         await stop.wait()
         return
-    # blocklisted: a real attempt, refused at RCPT; then it lingers.
+    # blocklisted: a real attempt, refused at RCPT (554, DNSBL) or earlier
+    # (451, e.g. the shared bot sender's message rate); then it lingers.
     for line in (
         b"EHLO spam.bot.example",
         b"MAIL FROM:<x@bot.example>",
@@ -171,8 +180,9 @@ async def behave(
         reply = await reader.readline()
         while reply[3:4] == b"-":
             reply = await reader.readline()
-    if reply.startswith(b"554"):
-        state["refused"] += 1
+        if reply[:1] in (b"4", b"5"):
+            state["refused" if reply[:1] == b"5" else "limited"] += 1
+            break
     await stop.wait()
 
 
