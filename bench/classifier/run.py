@@ -105,6 +105,7 @@ bayes_auto_learn 0
 bayes_path {db}/bayes
 use_auto_whitelist 0
 lock_method flock
+report_safe 0
 clear_headers
 add_header all Bayes _BAYES_
 add_header all Score _SCORE_
@@ -128,23 +129,37 @@ def run_spamassassin(
     sample = test[::step]
     mbox = tmp / "sa-test.mbox"
     with mbox.open("wb") as handle:
-        for _, path in sample:
+        for number, (_, path) in enumerate(sample):
             raw = path.read_bytes()
             if raw.startswith(b"From "):
                 raw = raw.split(b"\n", 1)[1]
             raw = re.sub(rb"(?m)^(>*From )", rb">\1", raw)
-            handle.write(b"From bench@localhost Thu Jan  1 00:00:00 1970\n" + raw + b"\n")
+            # SpamAssassin's mbox mode reorders messages (by date): tag them.
+            handle.write(b"From bench@localhost Thu Jan  1 00:00:00 1970\n")
+            handle.write(b"X-Bench-Id: %d\n" % number + raw + b"\n")
     command = ["spamassassin", "-L", "--siteconfigpath", str(site), "--mbox", str(mbox)]
     started = child_cpu()
     output = subprocess.run(command, capture_output=True, check=True).stdout
     elapsed = child_cpu() - started
-    bayes = [float(v) for v in re.findall(rb"(?m)^X-Spam-Bayes: ([0-9.]+)", output)]
-    total = [float(v) for v in re.findall(rb"(?m)^X-Spam-Score: (-?[0-9.]+)", output)]
-    if len(bayes) != len(sample) or len(total) != len(sample):
-        raise RuntimeError(f"spamassassin scored {len(bayes)}/{len(total)} of {len(sample)}")
+    bayes: dict[int, float] = {}
+    total: dict[int, float] = {}
+    for message in re.split(rb"\nFrom bench@localhost ", output):
+        head = message.split(b"\n\n", 1)[0]
+        number = re.search(rb"(?m)^X-Bench-Id: (\d+)", head)
+        probability = re.search(rb"(?m)^X-Spam-Bayes: ([0-9.]+)", head)
+        score = re.search(rb"(?m)^X-Spam-Score: (-?[0-9.]+)", head)
+        if number and probability and score:
+            bayes[int(number.group(1))] = float(probability.group(1))
+            total[int(number.group(1))] = float(score.group(1))
+    if len(bayes) != len(sample):
+        raise RuntimeError(f"spamassassin scored {len(bayes)} of {len(sample)}")
     labels = [y for y, _ in sample]
     rate = len(sample) / elapsed
-    return figures(bayes, labels, rate), figures(total, labels, rate)
+    order = range(len(sample))
+    return (
+        figures([bayes[i] for i in order], labels, rate),
+        figures([total[i] for i in order], labels, rate),
+    )
 
 
 def table(rows: list[tuple[str, dict[str, float]]]) -> str:
