@@ -57,6 +57,9 @@ class FeatureConfig:
     osb_window: int = 4
     max_body_words: int = 3000
     max_header_words: int = 20
+    # Received fields tokenised: the nearest hops (older ones are forgeable
+    # and cost time).
+    max_received: int = 3
     max_urls: int = 50
     max_tags: int = 400
     # Byte 4-grams over the first this many bytes of the raw message.
@@ -128,12 +131,17 @@ def _hashes(keys: list[str]) -> npt.NDArray[np.uint64]:
 def _header_keys(message: ParsedMessage, config: FeatureConfig, keys: list[str]) -> None:
     names = []
     limit = config.max_header_words
+    received = 0
     for name, value in message.headers:
         field = name.lower()
         names.append(field)
         keys.append("hn:" + field)
         if field in _SKIP_VALUES or field.startswith("x-spam"):
             continue
+        if field == "received":
+            received += 1
+            if received > config.max_received:
+                continue
         prefix = field + ":"
         tokens = _HEADER_WORD.findall(value.lower())[:limit]
         keys.extend([prefix + token for token in tokens])
