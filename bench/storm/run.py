@@ -404,7 +404,11 @@ def orchestrate(args: argparse.Namespace) -> int:
             peak_open = max(peak_open, status_of(status).get("open", 0))
             time.sleep(0.25)
         bots.send_signal(signal.SIGTERM)
-        bots.wait(60)
+        try:
+            bots.wait(30)
+        except subprocess.TimeoutExpired:
+            bots.kill()  # its last status report is on disk
+            bots.wait()
         storm = status_of(status)
         alive = gateway.poll() is None
         gateway.send_signal(signal.SIGTERM)
