@@ -26,22 +26,32 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class SmtpConfig:
+    """The SMTP front (``mailmoat serve``)."""
+
+    # Address and port to listen on: "host:port", "[v6]:port"; port 0: any free.
     listen: str = "127.0.0.1:2525"
+    # Our name in the banner, EHLO reply and Received headers.
     hostname: str = "localhost"
+    # Text after the host name in the 220 banner.
     banner: str = "mailmoat ESMTP"
+    # Largest message accepted, in bytes (advertised as SIZE; over it: 552 5.3.4).
     max_message_size: int = 26_214_400
+    # Recipients per transaction; more get 452 4.5.3.
     max_recipients: int = 100
+    # Concurrent connections; more get 421 4.7.0 and are closed.
     max_connections: int = 20_000
     # Command lines longer than this (RFC 5321: 512 with CRLF) get 500 5.5.2.
     max_command_length: int = 512
     # DATA lines longer than this many characters, not counting CRLF (RFC
     # 5322: 998), make the message be refused with 554 5.6.0 at end of DATA.
     max_line_length: int = 998
+    # Seconds to wait for a command or for the whole of DATA: then 421 4.4.2.
     command_timeout: float = 300.0
     # "normalize": a bare LF in DATA is taken as a line end (and sent on as
     # CRLF); "reject": the message is refused with 554 5.5.2 (Postfix 3.9's
     # smtpd_forbid_bare_newline).
     bare_newline: str = "normalize"
+    # PEM certificate chain and key for STARTTLS; empty: STARTTLS not offered.
     tls_cert: str = ""
     tls_key: str = ""
     # Clients (CIDR) offered XFORWARD: a Postfix that uses us as its
@@ -53,9 +63,15 @@ class SmtpConfig:
 
 @dataclass(frozen=True)
 class RelayConfig:
+    """Which mail we take, and where it goes."""
+
+    # Recipient domains we accept mail for; ".example.org" also covers its
+    # subdomains. Everything else: 554 5.7.1 relay access denied.
     domains: tuple[str, ...] = ("localhost",)
     # host:port of the mail server behind us; empty: deliver to the Maildir.
     upstream: str = ""
+    # Seconds for connecting and greeting the upstream, for each of its
+    # replies, and for its reply after the message: past them, 451 4.4.x.
     connect_timeout: float = 10.0
     command_timeout: float = 60.0
     data_timeout: float = 120.0
@@ -63,6 +79,9 @@ class RelayConfig:
 
 @dataclass(frozen=True)
 class DeliveryConfig:
+    """Embedded delivery, when no upstream is configured."""
+
+    # Maildir that accepted mail is written to (fsynced before 250).
     maildir: str = "var/maildir"
 
 
@@ -70,9 +89,13 @@ class DeliveryConfig:
 class ActionsConfig:
     """Score thresholds, each "at or above". 0 or negative disables one."""
 
+    # 554 5.7.1 at end of DATA (550 5.7.1 at RCPT, see reject_before_data).
     reject: float = 15.0
+    # Accepted with 250 but kept in the quarantine, not delivered.
     quarantine: float = 0.0
+    # 451 4.7.1: the sender must retry (greylisting by score).
     soft_reject: float = 0.0
+    # Delivered with X-Spam-Flag: YES and X-Spam-Status: Yes.
     add_header: float = 6.0
     # Reject before DATA (at RCPT) once connection/helo/mail/rcpt evidence
     # alone reaches the reject threshold.
@@ -112,7 +135,9 @@ class PregreetConfig:
 
 @dataclass(frozen=True)
 class CheckSettings:
+    # false: the check is not built.
     enabled: bool = True
+    # Seconds the check may take; past it, it has failed.
     timeout: float = 10.0
     # What a crashed or timed-out check means: "accept" (ignore it) or
     # "tempfail" (451 so the sender retries later).
@@ -121,6 +146,10 @@ class CheckSettings:
 
 @dataclass(frozen=True)
 class StoreConfig:
+    """Shared state: greylist, rate limits, caches, statistics, model."""
+
+    # sqlite:///relative/path.db, sqlite:////absolute/path.db, or
+    # redis://host:port/db?prefix=mm:&timeout=1.0 for a cluster.
     url: str = "sqlite:///var/mailmoat.db"
     # On store failure: "tempfail" (451) or "accept" (skip the stateful checks).
     fail_mode: str = "tempfail"
@@ -128,13 +157,17 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class QuarantineConfig:
+    """Messages kept aside instead of delivered (action quarantine)."""
+
     # Quarantined messages are files (fsynced before the client hears 250).
     directory: str = "var/quarantine"
+    # Days a quarantined message is kept before it is deleted.
     retention_days: int = 30
 
 
 @dataclass(frozen=True)
 class LogConfig:
+    # DEBUG, INFO (one line per transaction), WARNING or ERROR.
     level: str = "INFO"
 
 
