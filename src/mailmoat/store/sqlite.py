@@ -76,6 +76,15 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite store {self.path}: {exc}") from exc
 
+    def _all(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+        """Run to completion (a RETURNING statement only ends, and commits,
+        once all its rows are read)."""
+        try:
+            rows: list[tuple[object, ...]] = self._db.execute(sql, args).fetchall()
+            return rows
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+
     # -- plain keys ---------------------------------------------------------
 
     async def get(self, key: str) -> bytes | None:
@@ -83,11 +92,9 @@ class SqliteStore:
         return None if row is None else _as_bytes(row[0])
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
-        self._tx(
-            lambda db: db.execute(
-                "INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?,?,?)",
-                (key, value, self.clock() + ttl),
-            )
+        self._one(
+            "INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?,?,?)",
+            (key, value, self.clock() + ttl),
         )
 
     async def add(self, key: str, value: bytes, ttl: float) -> bool:
@@ -124,25 +131,20 @@ class SqliteStore:
         self._tx(drop)
 
     async def incr(self, key: str, amount: int, ttl: float) -> int:
+        # One statement (atomic on its own in autocommit mode): a live counter
+        # grows and keeps its expiry; a missing or expired one starts afresh.
         now = self.clock()
-
-        def bump(db: sqlite3.Connection) -> int:
-            row = db.execute(
-                "SELECT value FROM kv WHERE key=? AND expires>?", (key, now)
-            ).fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?,?,?)",
-                    (key, str(amount).encode(), now + ttl),
-                )
-                return amount
-            value = int(_as_bytes(row[0])) + amount
-            db.execute("UPDATE kv SET value=? WHERE key=?", (str(value).encode(), key))
-            return value
-
-        result = self._tx(bump)
-        assert isinstance(result, int)
-        return result
+        rows = self._all(
+            "INSERT INTO kv (key, value, expires) VALUES (?1, ?2, ?3) "
+            "ON CONFLICT (key) DO UPDATE SET "
+            "value = CASE WHEN kv.expires > ?4 THEN CAST(kv.value AS INTEGER) + ?2 ELSE ?2 END, "
+            "expires = CASE WHEN kv.expires > ?4 THEN kv.expires ELSE ?3 END "
+            "RETURNING value",
+            (key, amount, now + ttl, now),
+        )
+        value = rows[0][0]
+        assert isinstance(value, int)
+        return value
 
     # -- hashes -------------------------------------------------------------
 
