@@ -21,6 +21,7 @@ from mailmoat.checks.base import Services
 from mailmoat.checks.registry import build_checks
 from mailmoat.config import Config, ConfigError, load_config, parse_hostport
 from mailmoat.core.transaction import Transaction
+from mailmoat.dns import resolver_from_config
 from mailmoat.pipeline import Pipeline
 from mailmoat.quarantine import Quarantine
 from mailmoat.smtp import xforward
@@ -127,10 +128,15 @@ class Gateway:
             return
         try:
             config = load_config(self.config_path)
+            resolver = self.services.resolver
+            if config.dns != self.config.dns:
+                resolver = resolver_from_config(config.dns)
+            if config.store.url != self.config.store.url:
+                log.warning("reload: store.url changes need a restart; keeping the open store")
             services = Services(
                 config,
                 self.services.store,
-                self.services.resolver,
+                resolver,
                 self.services.clock,
                 self.services.extras,
             )
