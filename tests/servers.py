@@ -917,7 +917,9 @@ class Nsd(Server):
     """NSD, authoritative for the given zones, on 127.0.0.1:<port> (UDP and TCP).
 
     ``zones`` maps a zone name to zone file text; the text may omit ``$ORIGIN``/``$TTL``/SOA/NS:
-    if it has no SOA record, a default SOA and NS (``ns.<zone>``) are prepended.
+    if it has no SOA record, a default SOA and NS (``ns.<zone>``) are prepended.  Response rate
+    limiting is off (NSD's default of 200 answers per second per client network would drop
+    queries of busy tests and benchmarks, which then wait for their DNS timeout).
     """
 
     name = "nsd"
@@ -967,6 +969,8 @@ class Nsd(Server):
             f'  logfile: "{w}/nsd.log"',
             "  verbosity: 1",
             "  hide-version: yes",
+            "  rrl-ratelimit: 0",
+            "  rrl-whitelist-ratelimit: 0",
             "remote-control:",
             "  control-enable: no",
         ]

@@ -1,20 +1,25 @@
 """Sender authentication and URL blocklists against a real NSD on loopback.
 
 NSD serves SPF, DKIM keys (rsa, 1024 and 2048 bits, the latter split over
-several TXT strings), DMARC policies and DBL-style records; messages are
-signed here with keys made for the test. The data stage runs through the
+several TXT strings, and ed25519), ARC sealing keys, DMARC policies and
+DBL-style records; messages are signed and ARC-sealed here with keys made
+for the test. The data stage runs through the
 real ``Pipeline`` with the real ``CachingResolver``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import dkim
+import dns.flags
+import dns.message
+import nacl.signing
 import pytest
 
 from authfakes import make_tx, rsa_key
@@ -30,6 +35,7 @@ from mailmoat.checks import (
 from mailmoat.checks import (
     dkim as dkim_check,
 )
+from mailmoat.checks.auth_results import NOTE_ARC, NOTE_DKIM
 from mailmoat.checks.base import Services
 from mailmoat.config import AuthConfig, Config, SmtpConfig, UrlblConfig
 from mailmoat.core.symbols import Action, Stage
@@ -238,30 +244,107 @@ def test_dns_timeout_gives_temperrors_not_verdicts(
 
 
 def test_ed25519_signature(nsd_factory: Callable[..., Any]) -> None:
-    """Needs PyNaCl (not a dependency yet): skipped where it is missing."""
-    nacl_signing = pytest.importorskip("nacl.signing")
-    import base64
-
-    key = nacl_signing.SigningKey.generate()
+    """PyNaCl is a dependency: an ed25519-sha256 signature verifies against NSD's key."""
+    key = nacl.signing.SigningKey.generate()
     private = base64.b64encode(bytes(key))
     public = base64.b64encode(bytes(key.verify_key)).decode()
+    other = base64.b64encode(bytes(nacl.signing.SigningKey.generate().verify_key)).decode()
     server = nsd_factory(
         {
             "example.test": f'ed._domainkey IN TXT "v=DKIM1; k=ed25519; p={public}"\n'
+            f'wrong._domainkey IN TXT "v=DKIM1; k=ed25519; p={other}"\n'
             '_dmarc IN TXT "v=DMARC1; p=reject"\n'
         }
     )
-    data = (
-        dkim.sign(
-            message(),
-            b"ed",
+
+    def ed_signed(data: bytes, selector: bytes) -> bytes:
+        header = dkim.sign(
+            data,
+            selector,
             b"example.test",
             private,
             signature_algorithm=b"ed25519-sha256",
             include_headers=[b"from", b"subject"],
         )
-        + message()
+        return bytes(header) + data
+
+    tx, decision, symbols = run_data_stage(
+        services_for(server.port), ed_signed(message(), b"ed"), "x@example.test"
     )
-    _tx, decision, symbols = run_data_stage(services_for(server.port), data, "x@norecord.test")
-    assert {"DKIM_VALID", "DMARC_PASS"} <= symbols
+    assert {"DKIM_VALID", "DMARC_PASS"} <= symbols and "DKIM_UNSUPPORTED" not in symbols
     assert decision.action is Action.ACCEPT
+    [result] = tx.notes[NOTE_DKIM]
+    assert (result.result, result.prop("header.s")) == ("pass", "ed")
+    # The same signature over an altered body, or checked against another key, fails.
+    altered = ed_signed(message(), b"ed").replace(b"Quarterly", b"Annual")
+    _tx, decision, symbols = run_data_stage(services_for(server.port), altered, "x@example.test")
+    assert {"DKIM_INVALID", "DMARC_POLICY_REJECT"} <= symbols
+    assert decision.action is Action.REJECT
+    _tx, _decision, symbols = run_data_stage(
+        services_for(server.port), ed_signed(message(), b"wrong"), "x@example.test"
+    )
+    assert "DKIM_INVALID" in symbols and "DKIM_VALID" not in symbols
+
+
+def arc_sealed(data: bytes, key: bytes, srv_id: bytes, verdict: bytes) -> bytes:
+    """``data`` after one forwarding hop: its Authentication-Results and ARC set on top."""
+    hop = b"Authentication-Results: " + srv_id + b"; " + verdict + b"\r\n" + data
+    seal = dkim.arc_sign(hop, b"arc", b"forwarder.test", key, srv_id)
+    return b"".join(seal) + hop
+
+
+def test_passing_arc_chain_through_a_mailing_list(
+    nsd_factory: Callable[..., Any], keys: dict[str, tuple[bytes, str]]
+) -> None:
+    """A list alters a DKIM-signed message, then seals it: DKIM fails, ARC passes."""
+    arc_key, arc_txt = keys["other"]
+    server = nsd_factory(
+        {
+            "example.test": f"sel1._domainkey IN TXT {txt_strings(keys['sel1'][1])}\n",
+            "forwarder.test": f"arc._domainkey IN TXT {txt_strings(arc_txt)}\n",
+        }
+    )
+    original = signed(message(), keys["sel1"][0])
+    listed = original.replace(b"Subject: numbers", b"Subject: [staff] numbers")
+    one_hop = arc_sealed(
+        listed, arc_key, b"lists.forwarder.test", b"dkim=pass header.d=example.test"
+    )
+    two_hops = arc_sealed(one_hop, arc_key, b"mx2.forwarder.test", b"arc=pass")
+    for label, data in (("one hop", one_hop), ("two hops", two_hops)):
+        tx, _decision, symbols = run_data_stage(
+            services_for(server.port), data, "list-bounces@forwarder.test"
+        )
+        assert {"ARC_PASS", "DKIM_INVALID"} <= symbols and "ARC_FAIL" not in symbols, label
+        [arc] = tx.notes[NOTE_ARC]
+        assert arc.result == "pass", label
+    # The same chain, altered after the last seal, no longer passes.
+    tampered = two_hops.replace(b"Quarterly", b"Urgent wire")
+    _tx, _decision, symbols = run_data_stage(
+        services_for(server.port), tampered, "list-bounces@forwarder.test"
+    )
+    assert "ARC_FAIL" in symbols and "ARC_PASS" not in symbols
+
+
+def test_nsd_launcher_does_not_rate_limit(nsd: Any) -> None:
+    """tests/servers.Nsd turns NSD's response rate limiting off: a burst of 1000 queries
+    from one client is answered in full, none dropped or truncated (RRL would slip)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(2.0)
+    sock.connect(("127.0.0.1", nsd.port))
+    answered = truncated = 0
+    try:
+        for burst in range(10):
+            for n in range(100):
+                query = dns.message.make_query(f"x{burst}-{n}.norecord.test", "A")
+                query.id = burst * 100 + n
+                sock.send(query.to_wire())
+            for _ in range(100):
+                try:
+                    reply = dns.message.from_wire(sock.recv(4096))
+                except TimeoutError:
+                    break
+                answered += 1
+                truncated += bool(reply.flags & dns.flags.TC)
+    finally:
+        sock.close()
+    assert (answered, truncated) == (1000, 0)

@@ -9,7 +9,7 @@ import dkim
 import pytest
 
 from authfakes import FakeResolver, make_tx, names, rsa_key
-from mailmoat.checks.auth_results import NOTE_DKIM, AuthResult
+from mailmoat.checks.auth_results import NOTE_ARC, NOTE_DKIM, AuthResult
 from mailmoat.checks.dkim import DkimCheck, key_name, tags
 from mailmoat.core.symbols import Evidence
 
@@ -171,6 +171,40 @@ def test_broken_arc_chain_fails() -> None:
     )
     symbols, _ = verify(arc + MESSAGE, {})
     assert symbols.get("ARC_FAIL") == 0.5
+
+
+def arc_seal(message: bytes, key: bytes, srv_id: bytes) -> bytes:
+    """``message`` with one more ARC set (sealed by ``srv_id`` with ``key``) on top."""
+    with_ar = b"Authentication-Results: " + srv_id + b"; spf=pass smtp.mailfrom=example.org\r\n"
+    data = with_ar + message
+    return b"".join(dkim.arc_sign(data, b"sel", b"example.org", key, srv_id)) + data
+
+
+def test_passing_arc_chain_one_and_two_hops(keys: dict[str, tuple[bytes, str]]) -> None:
+    good, good_txt = keys["good"]
+    table = {("sel._domainkey.example.org", "TXT"): [good_txt]}
+    one_hop = arc_seal(MESSAGE, good, b"relay.example.org")
+    two_hops = arc_seal(one_hop, good, b"list.example.org")
+    for label, data in (("one hop", one_hop), ("two hops", two_hops)):
+        check = DkimCheck(FakeResolver(table), 0.5, max_signatures=4, min_key_bits=1024)
+        tx = make_tx(data)
+        evidence = Evidence()
+        asyncio.run(check.run(tx, evidence))
+        assert names(evidence) == {"DKIM_NONE": 0.0, "ARC_PASS": -0.2}, label
+        [arc] = tx.notes[NOTE_ARC]
+        assert (arc.method, arc.result) == ("arc", "pass"), label
+
+
+def test_arc_chain_broken_by_later_change_or_wrong_key(keys: dict[str, tuple[bytes, str]]) -> None:
+    good, good_txt = keys["good"]
+    sealed = arc_seal(MESSAGE, good, b"relay.example.org")
+    table = {("sel._domainkey.example.org", "TXT"): [good_txt]}
+    symbols, _ = verify(sealed.replace(b"tomorrow", b"never"), table)
+    assert "ARC_FAIL" in symbols and "ARC_PASS" not in symbols
+    symbols, _ = verify(sealed, {("sel._domainkey.example.org", "TXT"): [keys["other"][1]]})
+    assert "ARC_FAIL" in symbols and "ARC_PASS" not in symbols
+    symbols, _ = verify(sealed, {("sel._domainkey.example.org", "TXT"): "timeout"})
+    assert "ARC_PASS" not in symbols
 
 
 def test_tag_parsing() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib.util
 import time
 
+import dkim as dkimpy
 import pytest
 
 from authfakes import FakeResolver, make_tx
@@ -16,8 +16,6 @@ from mailmoat.config import Config, UrlblConfig
 from mailmoat.core.symbols import Stage
 from mailmoat.pipeline import Pipeline
 from mailmoat.store.sqlite import SqliteStore
-
-HAS_NACL = importlib.util.find_spec("nacl") is not None
 
 
 def run_all(data: bytes, table: dict[tuple[str, str], object] | None = None) -> set[str]:
@@ -62,16 +60,28 @@ def test_hostile_messages_are_bounded(label: str) -> None:
     assert time.monotonic() - started < 10, label
 
 
-def test_ed25519_without_pynacl_is_unsupported_not_a_crash() -> None:
-    if HAS_NACL:
-        pytest.skip("PyNaCl installed: ed25519 is verified for real (see test_auth_nsd)")
-    key = base64.b64encode(bytes(range(32))).decode()
-    sig = (
-        b"DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.org; s=ed;"
-        b" h=from; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA\r\n"
-    )
-    symbols = run_all(
-        sig + b"From: a@example.org\r\n\r\n",
-        {("ed._domainkey.example.org", "TXT"): [f"v=DKIM1; k=ed25519; p={key}"]},
-    )
+ED25519_SIG = (
+    b"DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.org; s=ed;"
+    b" h=from; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA\r\n"
+)
+ED25519_KEY: dict[tuple[str, str], object] = {
+    ("ed._domainkey.example.org", "TXT"): [
+        f"v=DKIM1; k=ed25519; p={base64.b64encode(bytes(range(32))).decode()}"
+    ]
+}
+
+
+def test_forged_ed25519_signature_fails_not_a_crash() -> None:
+    symbols = run_all(ED25519_SIG + b"From: a@example.org\r\n\r\n", ED25519_KEY)
+    assert "DKIM_VALID" not in symbols and "DKIM_UNSUPPORTED" not in symbols
+    assert symbols & {"DKIM_INVALID", "DKIM_PERMERROR"}
+
+
+def test_ed25519_without_pynacl_is_unsupported_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # dkimpy imports nacl optionally and raises NaClNotFoundError when the name is
+    # missing: simulate a deployment without PyNaCl.
+    monkeypatch.delattr(dkimpy, "nacl")
+    symbols = run_all(ED25519_SIG + b"From: a@example.org\r\n\r\n", ED25519_KEY)
     assert "DKIM_UNSUPPORTED" in symbols
