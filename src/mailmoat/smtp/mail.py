@@ -1,0 +1,285 @@
+"""The mail transaction commands: MAIL, RCPT, DATA, and delivery.
+
+Contract: ``MailCommands`` adds to a ``Dialogue`` the envelope and message
+handling: syntax and parameter checks, relay control, the mail/rcpt/data
+stages of the pipeline, the upstream leg in lockstep (before-queue) and the
+final delivery (upstream, Maildir or quarantine). The client hears ``250``
+at end of DATA only when the message is safely with one of them; anything
+else is a 4xx or 5xx reply with an enhanced status code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from mailmoat.core.relay import AddressError, parse_path, relay_allowed
+from mailmoat.core.scoring import Decision
+from mailmoat.core.symbols import Action, Stage
+from mailmoat.core.transaction import Transaction
+from mailmoat.smtp import content, xforward
+from mailmoat.smtp.dialogue import Dialogue
+from mailmoat.smtp.outcome import prepare
+from mailmoat.smtp.upstream import ClientFacts, Reply, UpstreamError
+
+log = logging.getLogger("mailmoat.smtp")
+
+
+class MailCommands(Dialogue):
+    async def smtp_MAIL(self, arg: str) -> None:
+        if not self.session.helo:
+            self.reply("503 5.5.1 Error: send HELO/EHLO first")
+            return
+        if self.tx is not None:
+            self.reply("503 5.5.1 Error: nested MAIL command")
+            return
+        if not arg.upper().startswith("FROM:"):
+            self.reply("501 5.5.4 Syntax: MAIL FROM:<address>")
+            return
+        path, params = _split_path(arg[5:])
+        try:
+            sender = parse_path(path, allow_null=True)
+        except AddressError as exc:
+            self.reply(f"501 5.1.7 Bad sender address syntax: {exc}")
+            return
+        options, problem = self._mail_options(params)
+        if problem:
+            self.reply(problem)
+            return
+        if not sender.isascii() and "SMTPUTF8" not in options:
+            self.reply("553 5.6.7 Non-ASCII address requires SMTPUTF8")
+            return
+        session = self.session
+        if self.forwarded:
+            session = xforward.forwarded_session(self.session, self.forwarded)
+            self.forwarded = {}
+            scratch = Transaction(session)
+            for stage in (Stage.CONNECT, Stage.HELO):
+                early = await self.pipeline.run(stage, scratch)
+                if early.is_final_refusal:
+                    await self._refuse(scratch, early, stage)
+                    await self._run_cleanups(session)
+                    return
+        tx = Transaction(session, mail_from=sender, mail_options=options)
+        decision = await self.pipeline.run(Stage.MAIL, tx)
+        if decision.is_final_refusal:
+            await self._refuse(tx, decision, Stage.MAIL)
+            if session is not self.session:
+                await self._run_cleanups(session)
+            return
+        self.tx = tx
+        self.reply("250 2.1.0 Ok")
+
+    def _mail_options(self, params: list[str]) -> tuple[list[str], str]:
+        options: list[str] = []
+        if params and not self.session.esmtp:
+            return [], "501 5.5.4 Syntax: MAIL FROM:<address> (no parameters after HELO)"
+        for param in params:
+            keyword, _, value = param.partition("=")
+            keyword = keyword.upper()
+            if keyword == "SIZE" and value.isdigit():
+                if int(value) > self.config.smtp.max_message_size:
+                    return [], "552 5.3.4 Message size exceeds fixed maximum message size"
+                options.append(f"SIZE={int(value)}")
+            elif keyword == "BODY" and value.upper() in ("7BIT", "8BITMIME"):
+                options.append(f"BODY={value.upper()}")
+            elif keyword == "SMTPUTF8" and not value:
+                options.append("SMTPUTF8")
+            else:
+                return [], f"555 5.5.4 Unsupported parameter {param[:40]}"
+        return options, ""
+
+    async def smtp_RCPT(self, arg: str) -> None:
+        tx = self.tx
+        if tx is None:
+            self.reply("503 5.5.1 Error: need MAIL command")
+            return
+        if not arg.upper().startswith("TO:"):
+            self.reply("501 5.5.4 Syntax: RCPT TO:<address>")
+            return
+        path, params = _split_path(arg[3:])
+        if params:
+            self.reply(f"555 5.5.4 Unsupported parameter {params[0][:40]}")
+            return
+        try:
+            rcpt = parse_path(path)
+        except AddressError as exc:
+            self.reply(f"501 5.1.3 Bad recipient address syntax: {exc}")
+            return
+        if not rcpt.isascii() and "SMTPUTF8" not in tx.mail_options:
+            self.reply("553 5.6.7 Non-ASCII address requires SMTPUTF8")
+            return
+        if len(tx.rcpts) >= self.config.smtp.max_recipients:
+            self.reply("452 4.5.3 Too many recipients")
+            return
+        tx.notes["rcpt_attempts"] = tx.notes.get("rcpt_attempts", 0) + 1
+        tx.current_rcpt = rcpt
+        if not relay_allowed(rcpt, self.config.relay.domains):
+            line = f"554 5.7.1 <{rcpt[:100]}>: Relay access denied"
+            self.reply(line)
+            await self._record(
+                tx,
+                None,
+                action=Action.REJECT.value,
+                reason="relay_denied",
+                stage=Stage.RCPT,
+                reply=line,
+                rcpts=(rcpt,),
+            )
+            return
+        decision = await self.pipeline.run(Stage.RCPT, tx)
+        if decision.is_final_refusal:
+            await self._refuse(tx, decision, Stage.RCPT)
+            return
+        if self.gw.upstream_address is not None:
+            reply = await self._upstream_rcpt(tx, rcpt)
+            if not reply.ok:
+                line = reply.lines()
+                self.reply(line)
+                reason = "unknown_recipient" if reply.code >= 500 else "upstream_tempfail"
+                await self._record(
+                    tx,
+                    decision,
+                    action=(Action.REJECT if reply.code >= 500 else Action.SOFT_REJECT).value,
+                    reason=reason,
+                    stage=Stage.RCPT,
+                    reply=line,
+                    rcpts=(rcpt,),
+                )
+                return
+        tx.rcpts.append(rcpt)
+        self.reply("250 2.1.5 Ok")
+
+    async def _upstream_rcpt(self, tx: Transaction, rcpt: str) -> Reply:
+        try:
+            if not tx.notes.get("upstream_mail"):
+                if self.upstream is None or not self.upstream.connected:
+                    self.upstream = self.gw.new_upstream()
+                    await self.upstream.open(
+                        ClientFacts(tx.session.client_ip, tx.session.client_rdns, tx.session.helo)
+                    )
+                reply = await self.upstream.mail(tx.mail_from, tx.mail_options)
+                if not reply.ok:
+                    return reply
+                tx.notes["upstream_mail"] = True
+            assert self.upstream is not None
+            return await self.upstream.rcpt(rcpt)
+        except UpstreamError as exc:
+            log.warning("queue_id=%s upstream: %s", tx.queue_id, exc.detail)
+            tx.notes["upstream_mail"] = False
+            self.upstream = None
+            return exc.reply
+
+    async def smtp_DATA(self, arg: str) -> None:
+        tx = self.tx
+        if tx is None:
+            self.reply("503 5.5.1 Error: need MAIL command")
+            return
+        if arg:
+            self.reply("501 5.5.4 Syntax: DATA")
+            return
+        if not tx.rcpts:
+            if tx.notes.get("rcpt_attempts"):
+                self.reply("554 5.5.1 Error: no valid recipients")
+            else:
+                self.reply("503 5.5.1 Error: need RCPT command")
+            return
+        self.reply("354 End data with <CR><LF>.<CR><LF>")
+        self.in_data = True
+        try:
+            await self._data(tx)
+        finally:
+            self.in_data = False
+            await self._end_tx()
+
+    async def _data(self, tx: Transaction) -> None:
+        limits = self.config.smtp
+        payload, size = await asyncio.wait_for(
+            self.conn.read_data(limits.max_message_size), limits.command_timeout
+        )
+        refusal = self._payload_refusal(tx, payload, size)
+        if refusal:
+            await self._refuse_data(
+                tx, refusal, "size" if refusal.startswith("552") else "protocol"
+            )
+            return
+        assert payload is not None
+        tx.data = content.normalize_line_ends(content.unstuff(payload))
+        decision = await self.pipeline.run(Stage.DATA, tx)
+        if decision.is_final_refusal:
+            await self._refuse_data(
+                tx, decision.reply().replace("550 5", "554 5", 1), decision.reason, decision
+            )
+            return
+        line = await self._deliver(tx, decision)
+        self.reply(line)
+        if line.startswith("2"):
+            reason = "quarantined" if decision.action is Action.QUARANTINE else decision.reason
+            action = decision.action.value
+        else:
+            reason, action = "delivery_failed", Action.SOFT_REJECT.value
+        await self._record(tx, decision, action=action, reason=reason, stage=Stage.DATA, reply=line)
+
+    def _payload_refusal(self, tx: Transaction, payload: bytes | None, size: int) -> str:
+        limits = self.config.smtp
+        if payload is None:
+            return "552 5.3.4 Message size exceeds fixed maximum message size"
+        facts = content.inspect(payload, limits.max_line_length)
+        if facts.long_line:
+            return f"554 5.6.0 Message has lines longer than {limits.max_line_length} bytes"
+        if facts.has_nul:
+            return "554 5.6.0 Message contains NUL characters"
+        if facts.bare_newline and limits.bare_newline == "reject":
+            return "554 5.5.2 Message contains bare <CR> or <LF> line ends"
+        if facts.has_8bit and not {"BODY=8BITMIME", "SMTPUTF8"} & set(tx.mail_options):
+            if self.config.protocol.strict_8bit:
+                return "554 5.6.1 8-bit data requires BODY=8BITMIME"
+            tx.symbols.append(self.pipeline.rescored("SMTP_8BIT_UNDECLARED", 0.5, ""))
+        return ""
+
+    async def _refuse_data(
+        self, tx: Transaction, line: str, reason: str, decision: Decision | None = None
+    ) -> None:
+        self.reply(line)
+        if self.upstream is not None:
+            await self.upstream.rset()
+        action = Action.SOFT_REJECT if line.startswith("4") else Action.REJECT
+        await self._record(
+            tx, decision, action=action.value, reason=reason, stage=Stage.DATA, reply=line
+        )
+
+    async def _deliver(self, tx: Transaction, decision: Decision) -> str:
+        message = prepare(tx, decision, self.config)
+        if decision.action is Action.QUARANTINE:
+            if self.upstream is not None:
+                await self.upstream.rset()
+            return await self.gw.quarantine_message(tx, message)
+        if decision.action is Action.DISCARD:
+            if self.upstream is not None:
+                await self.upstream.rset()
+            return f"250 2.0.0 Ok: queued as {tx.queue_id}"
+        if self.gw.upstream_address is None:
+            return await self.gw.deliver_local(tx, message)
+        if self.upstream is None:
+            return "451 4.4.1 Upstream mail server unavailable, try again later"
+        try:
+            reply = await self.upstream.data(message)
+        except UpstreamError as exc:
+            log.warning("queue_id=%s upstream: %s", tx.queue_id, exc.detail)
+            self.upstream = None
+            return exc.reply.lines()
+        return reply.lines()
+
+
+def _split_path(rest: str) -> tuple[str, list[str]]:
+    """``" <a@b> SIZE=1"`` -> ``("<a@b>", ["SIZE=1"])``."""
+    rest = rest.strip()
+    if not rest:
+        return "", []
+    if rest.startswith("<"):
+        end = rest.find(">")
+        if end < 0:
+            return rest, []
+        return rest[: end + 1], rest[end + 1 :].split()
+    head, *params = rest.split()
+    return head if head else "", params
