@@ -49,7 +49,7 @@ import tempfile
 from pathlib import Path
 
 from mailmoat.classify import metrics
-from mailmoat.classify.corpus import find_corpus, shuffled, unpack
+from mailmoat.classify.corpus import DEFAULT_SEED, find_corpus, shuffled, unpack
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench" / "out"
@@ -72,16 +72,24 @@ def figures(scores: list[float], labels: list[bool], rate: float) -> dict[str, f
     }
 
 
-def run_mailmoat(index: Path, mode: str) -> dict[str, float]:
+def run_mailmoat(index: Path, mode: str) -> tuple[dict[str, float], dict[str, float]]:
+    """The eval summary and the margin of every scored message by real path."""
+    out = OUT / "classifier" / f"mailmoat-{mode}"
     command = [sys.executable, "-m", "mailmoat", "eval", str(index), "--mode", mode]
-    command += ["--out", str(OUT / "classifier" / f"mailmoat-{mode}"), "--json"]
+    command += ["--out", str(out), "--json"]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     summary["n"] = summary["n_ham"] + summary["n_spam"]
-    return dict(summary)
+    margins = {}
+    for line in (out / "results.txt").read_text().splitlines():
+        fields = line.split("\t")
+        margins[os.path.realpath(fields[0])] = float(fields[3])
+    return dict(summary), margins
 
 
-def run_bogofilter(train: list[Item], test: list[Item], tmp: Path) -> dict[str, float]:
+def run_bogofilter(
+    train: list[Item], test: list[Item], tmp: Path
+) -> tuple[dict[str, float], list[float]]:
     db = tmp / "bogofilter"
     db.mkdir()
     for flag, wanted in (("-s", True), ("-n", False)):
@@ -96,7 +104,7 @@ def run_bogofilter(train: list[Item], test: list[Item], tmp: Path) -> dict[str, 
     scores = [float(line.split()[1]) for line in out if line.strip()]
     if len(scores) != len(test):
         raise RuntimeError(f"bogofilter scored {len(scores)} of {len(test)} messages")
-    return figures(scores, [y for y, _ in test], len(test) / elapsed)
+    return figures(scores, [y for y, _ in test], len(test) / elapsed), scores
 
 
 SA_CONFIG = """\
@@ -112,6 +120,12 @@ add_header all Score _SCORE_
 """
 
 
+def sa_sample(test: list[Item], limit: int) -> list[int]:
+    """Positions of the deterministic SpamAssassin subsample of ``test``."""
+    step = max(1, math.ceil(len(test) / limit)) if limit else 1
+    return list(range(0, len(test), step))
+
+
 def run_spamassassin(
     train: list[Item], test: list[Item], tmp: Path, limit: int
 ) -> tuple[dict[str, float], dict[str, float]]:
@@ -125,8 +139,7 @@ def run_spamassassin(
     for flag, wanted in (("--spam", True), ("--ham", False)):
         paths = [str(p) for is_spam, p in train if is_spam == wanted]
         subprocess.run(["sa-learn", *base, flag, *paths], check=True, capture_output=True)
-    step = max(1, math.ceil(len(test) / limit)) if limit else 1
-    sample = test[::step]
+    sample = [test[i] for i in sa_sample(test, limit)]
     mbox = tmp / "sa-test.mbox"
     with mbox.open("wb") as handle:
         for number, (_, path) in enumerate(sample):
@@ -145,12 +158,12 @@ def run_spamassassin(
     total: dict[int, float] = {}
     for message in re.split(rb"\nFrom bench@localhost ", output):
         head = message.split(b"\n\n", 1)[0]
-        number = re.search(rb"(?m)^X-Bench-Id: (\d+)", head)
+        tag = re.search(rb"(?m)^X-Bench-Id: (\d+)", head)
         probability = re.search(rb"(?m)^X-Spam-Bayes: ([0-9.]+)", head)
         score = re.search(rb"(?m)^X-Spam-Score: (-?[0-9.]+)", head)
-        if number and probability and score:
-            bayes[int(number.group(1))] = float(probability.group(1))
-            total[int(number.group(1))] = float(score.group(1))
+        if tag and probability and score:
+            bayes[int(tag.group(1))] = float(probability.group(1))
+            total[int(tag.group(1))] = float(score.group(1))
     if len(bayes) != len(sample):
         raise RuntimeError(f"spamassassin scored {len(bayes)} of {len(sample)}")
     labels = [y for y, _ in sample]
@@ -181,12 +194,13 @@ def main() -> int:
     parser.add_argument("--corpus", help="corpus directory (default: ../shared/corpus)")
     parser.add_argument("--sa-limit", type=int, default=1000, help="SA test messages (0: all)")
     parser.add_argument("--skip-sa", action="store_true", help="leave SpamAssassin out")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="shuffle seed")
     args = parser.parse_args()
     corpus = Path(args.corpus) if args.corpus else find_corpus(ROOT)
     if corpus is None:
         print("bench: corpus not found", file=sys.stderr)
         return 2
-    items = shuffled(unpack(corpus, OUT / "corpus"))
+    items = shuffled(unpack(corpus, OUT / "corpus"), args.seed)
     half = len(items) // 2
     train, test = items[:half], items[half:]
     index = OUT / "classifier" / "index.txt"
@@ -195,15 +209,27 @@ def main() -> int:
         "".join(f"{'spam' if s else 'ham'} {os.path.relpath(p, index.parent)}\n" for s, p in items)
     )
     print(f"corpus: {len(items)} messages, train {len(train)}, test {len(test)}", file=sys.stderr)
-    rows = [("mailmoat (split)", run_mailmoat(index, "split"))]
+    split, margins = run_mailmoat(index, "split")
+    rows = [("mailmoat (split)", split)]
     with tempfile.TemporaryDirectory(prefix="mailmoat-bench-") as name:
         tmp = Path(name)
-        rows.append(("bogofilter 1.2.5", run_bogofilter(train, test, tmp)))
+        bogo, bogo_scores = run_bogofilter(train, test, tmp)
+        rows.append(("bogofilter 1.2.5", bogo))
         if not args.skip_sa:
             bayes, total = run_spamassassin(train, test, tmp, args.sa_limit)
-            rows.append(("SpamAssassin 4.0.1 Bayes (sample)", bayes))
-            rows.append(("SpamAssassin 4.0.1 -L score (sample)", total))
-    rows.append(("mailmoat (online, all 6046)", run_mailmoat(index, "online")))
+            # The same subsample scored by the other two, for a like-for-like row.
+            positions = sa_sample(test, args.sa_limit)
+            labels = [test[i][0] for i in positions]
+            ours = [margins[os.path.realpath(test[i][1])] for i in positions]
+            theirs = [bogo_scores[i] for i in positions]
+            rows.append(
+                ("mailmoat (split, SA sample)", figures(ours, labels, split["msgs_per_sec"]))
+            )
+            rows.append(("bogofilter (SA sample)", figures(theirs, labels, bogo["msgs_per_sec"])))
+            rows.append(("SpamAssassin 4.0.1 Bayes (SA sample)", bayes))
+            rows.append(("SpamAssassin 4.0.1 -L score (SA sample)", total))
+    online, _ = run_mailmoat(index, "online")
+    rows.append((f"mailmoat (online, all {len(items)})", online))
     print(table(rows))
     return 0
 

@@ -55,7 +55,7 @@ class FeatureConfig:
 
     hash_bits: int = 22
     osb_window: int = 4
-    max_body_words: int = 3000
+    max_body_words: int = 1500
     max_header_words: int = 20
     # Received fields tokenised: the nearest hops (older ones are forgeable
     # and cost time).

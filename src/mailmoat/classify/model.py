@@ -39,7 +39,7 @@ class Model:
         features: FeatureConfig | None = None,
         *,
         learning_rate: float = 8.0,
-        margin_threshold: float = 1.5,
+        margin_threshold: float = 1.2,
         weights: npt.NDArray[np.float32] | None = None,
         bias: float = 0.0,
         calibration: tuple[float, float] = (1.0, 0.0),
