@@ -11,12 +11,14 @@ import pytest
 from authfakes import make_tx, names
 from mailmoat.checks.base import Services
 from mailmoat.checks.rules import (
+    BODY_LIMIT,
     RuleError,
     build,
     evaluate,
     load_rules,
     match,
     parse_meta,
+    required_literals,
     rule_sources,
 )
 from mailmoat.config import Config, RulesConfig
@@ -209,3 +211,78 @@ def test_bundled_rules_load_cleanly_and_hit_spam() -> None:
     } <= found
     ham = b"From: a@b.test\r\nTo: c@d.test\r\nSubject: lunch?\r\n\r\nShall we meet at noon?\r\n"
     assert match(rules, make_tx(ham)) == []
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        (r"(?i)\b(?:viagra|cialis)\b", (("cialis", "viagra"), True)),
+        (r"(?i)\b(?:lottery|jackpot)\b.{0,80}\b(?:won|prize)", (("jackpot", "lottery"), True)),
+        (r"^X-Mailer: Bulk", (("X-Mailer: Bulk",), False)),
+        (r"(?i:Free) money", ((" money",), True)),  # the longer required part
+        (r"a?bc", (("bc",), False)),  # an optional literal is not required
+        (r"x(?:abc|)", (("x",), False)),  # an empty branch requires nothing
+        (r"(?:ab)+cd", (("ab",), False)),
+        (r"[a-z]+\d", ((), False)),  # classes only: no literals
+        (r"(?!spam)\w+", ((), False)),  # lookarounds are never read
+        (r"(?i)straße", (("strasse",), True)),  # folded: ß is ss
+        (r"(?i)café", ((), False)),  # folded literals must be ASCII
+    ],
+)
+def test_required_literals(pattern: str, expected: tuple[tuple[str, ...], bool]) -> None:
+    import re
+
+    assert required_literals(re.compile(pattern)) == expected
+
+
+PREFILTER_PATTERNS = [
+    r"(?i)\b(?:viagra|cialis)\b",
+    r"(?i)lottery.{0,20}(?:won|prize)",
+    r"Free(?i:MONEY)",
+    r"(?i)\bkelvin\b",
+    r"(?i)bitcoin",
+    r"100%\s*free",
+    r"a?bc",
+]
+UTF8 = "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit"
+PREFILTER_BODIES = [
+    "Buy VIAGRA now",
+    "ViAgRa",
+    "viagras are not a word",
+    "You WON the LOTTERY? no: the Lottery prize was won",
+    "FreeMoney FREEMONEY Freemoney",
+    "\u212aelvin",  # KELVIN SIGN: re's IGNORECASE takes it for k
+    "B\u0130TCOIN and b\u0131tcoin",  # dotted and dotless i
+    "100%   free",
+    "xbc",
+    "nothing to see here",
+]
+
+
+def test_prefilter_gives_exactly_the_regex_results() -> None:
+    import re
+
+    rules = "\n".join(
+        f"[rules.R{n}]\nbody = '{pattern}'\n" for n, pattern in enumerate(PREFILTER_PATTERNS)
+    )
+    loaded, errors = load_rules([("t.toml", rules)])
+    assert errors == [] and all(rule.needles for rule in loaded)
+    for body in PREFILTER_BODIES:
+        tx = make_tx(f"Subject: s\r\n{UTF8}\r\n\r\n{body}\r\n".encode())
+        assert body in tx.message.text
+        got = {rule.name for rule in match(loaded, tx)}
+        want = {
+            f"R{n}"
+            for n, pattern in enumerate(PREFILTER_PATTERNS)
+            if re.search(pattern, tx.message.text)
+        }
+        assert got == want, body
+    assert {rule.name for rule in match(loaded, make_tx(b"Subject: s\r\n\r\nKELVIN\r\n"))} == {"R3"}
+
+
+def test_body_rules_search_a_bounded_prefix() -> None:
+    rules = "[rules.LATE]\nbody = 'needle'\n"
+    early = b"Subject: s\r\n\r\nneedle " + b"x" * (BODY_LIMIT + 100) + b"\r\n"
+    late = b"Subject: s\r\n\r\n" + b"x" * (BODY_LIMIT + 100) + b" needle\r\n"
+    assert hits(rules, early) == {"LATE": 1.0}
+    assert hits(rules, late) == {}

@@ -17,6 +17,16 @@ plus ``score`` (default 1.0) and ``description``. Names are UPPER_SNAKE and
 are the symbols; names starting with ``__`` are helpers for metas and never
 reported. Regexes are compiled once, at build.
 
+Speed: at build each regex also gets its *required literals* when they can
+be read off its parse tree (``required_literals``): strings of which every
+match must contain one (``\b(?:viagra|cialis)\b`` needs "viagra" or
+"cialis"). A rule whose literals occur nowhere in its text is a miss without
+running the regex; a substring test is far cheaper than a regex scan, and on
+most mail no literal occurs. Case-insensitive rules compare case-folded
+literals with the case-folded text (folded once per message). The result is
+the same as running every regex. Body rules search the first ``BODY_LIMIT``
+characters of the decoded text, raw-body rules the first ``RAW_LIMIT`` bytes.
+
 Failure mode: a broken rule (bad regex, unknown key, meta naming an unknown
 rule, a cycle) is logged as ``file:line: rule NAME: problem`` and skipped,
 never a crash; a file that is not valid TOML is logged and skipped whole.
@@ -24,6 +34,7 @@ never a crash; a file that is not valid TOML is logged and skipped whole.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import tomllib
@@ -43,6 +54,13 @@ KINDS = ("header", "body", "rawbody", "uri", "meta")
 _NAME = re.compile(r"^_{0,2}[A-Z][A-Z0-9_]{0,62}$")
 _TOKEN = re.compile(r"\s*(?:(&&)|(\|\|)|(!)|(\()|(\))|([A-Za-z_][A-Za-z0-9_]*))")
 RAW_LIMIT = 256 * 1024
+BODY_LIMIT = 256 * 1024
+
+# The stdlib's regex parser (stable since 3.11, private, untyped): only read here
+# to find required literals; any surprise there means "no literals known".
+_sre: Any = importlib.import_module("re._parser")
+# Characters whose case folding is not the ASCII letter re's IGNORECASE matches them to.
+_FOLD_FIX = {0x130: "i", 0x131: "i"}
 
 # Meta expression tree: a rule name, ("!", x), ("&&", a, b) or ("||", a, b).
 Expr = str | tuple[Any, ...]
@@ -62,6 +80,9 @@ class Rule:
     regex: re.Pattern[str] | None = None
     header: str = ""
     expr: Expr = ""
+    # A match contains one of these (case-folded when ``folded``); () = unknown.
+    needles: tuple[str, ...] = ()
+    folded: bool = False
 
 
 def parse_meta(text: str) -> Expr:
@@ -178,7 +199,79 @@ def compile_rule(name: str, table: Any, source: str) -> Rule:
     except re.error as exc:
         raise RuleError(f"bad regex: {exc}") from None
     header = spec.lower() if kind == "header" else ""
-    return Rule(**{**rule.__dict__, "regex": regex, "header": header})
+    needles, folded = required_literals(regex)
+    return Rule(
+        **{
+            **rule.__dict__,
+            "regex": regex,
+            "header": header,
+            "needles": needles,
+            "folded": folded,
+        }
+    )
+
+
+def fold(text: str) -> str:
+    """Case-fold ``text`` the way ``required_literals`` folds its literals."""
+    return text.casefold() if text.isascii() else text.translate(_FOLD_FIX).casefold()
+
+
+def required_literals(regex: re.Pattern[str]) -> tuple[tuple[str, ...], bool]:
+    """``(literals, folded)``: every match of ``regex`` contains one of ``literals``.
+
+    ``folded`` says the literals are case-folded (the pattern ignores case
+    somewhere) and must be looked for in folded text. ``()`` when no such
+    set is known (a class, a lookaround, an optional part...): the rule then
+    always runs its regex. Conservative by construction: only literals,
+    groups, alternations whose every branch has literals, and repeats of at
+    least one are read; of a sequence's candidate sets the one whose shortest
+    literal is longest is kept. Folded literals must be ASCII.
+    """
+    try:
+        tree = _sre.parse(regex.pattern, regex.flags)
+        found = _literals(tree.data)
+        # Global IGNORECASE, or a scoped (?i...) group anywhere (a false alarm only folds).
+        scoped = re.search(r"\(\?[a-zA-Z]*i", regex.pattern) is not None
+        folded = bool(tree.state.flags & re.IGNORECASE) or scoped
+    except Exception:  # the private parser changed: fall back to plain regexes
+        return (), False
+    if not found or "" in found:
+        return (), False
+    if folded:
+        found = {fold(n) for n in found}
+        if not all(n.isascii() for n in found):
+            return (), False
+    return tuple(sorted(found)), folded
+
+
+def _literals(items: Any) -> set[str] | None:
+    """Required-literal set of a parsed sequence, or None."""
+    candidates: list[set[str]] = []
+    run: list[str] = []
+    for op, av in items:
+        if op is _sre.LITERAL:
+            run.append(chr(av))
+            continue
+        if run:
+            candidates.append({"".join(run)})
+            run = []
+        sub: set[str] | None = None
+        if op is _sre.SUBPATTERN:
+            sub = _literals(av[3])
+        elif op is _sre.ATOMIC_GROUP:
+            sub = _literals(av)
+        elif op is _sre.BRANCH:
+            parts = [_literals(branch) for branch in av[1]]
+            sub = None if any(not p for p in parts) else set().union(*parts)  # type: ignore[arg-type]
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT) and av[0] >= 1:
+            sub = _literals(av[2])
+        if sub:
+            candidates.append(sub)
+    if run:
+        candidates.append({"".join(run)})
+    if not candidates:
+        return None
+    return max(candidates, key=lambda c: min(len(n) for n in c))
 
 
 def load_rules(sources: Iterable[tuple[str, str]]) -> tuple[list[Rule], list[str]]:
@@ -243,14 +336,12 @@ class RulesCheck(Check):
 
 
 def match(rules: list[Rule], tx: Transaction) -> list[Rule]:
-    """The rules that hit ``tx``, in evaluation order."""
+    """The rules that hit ``tx``, in evaluation order (same as running every regex)."""
     message = tx.message
     headers: dict[str, list[str]] = {}
     for field_name, value in message.headers:
         headers.setdefault(field_name.lower(), []).append(value)
-    body = "\n".join((message.subject, message.text, message.html_text))
-    raw = ""
-    urls: list[str] = list(message.urls)
+    texts = _Texts(tx, headers)
     hits: dict[str, bool] = {}
     found: list[Rule] = []
     for rule in rules:
@@ -258,26 +349,54 @@ def match(rules: list[Rule], tx: Transaction) -> list[Rule]:
             hit = evaluate(rule.expr, lambda n: hits.get(n, False))
         else:
             assert rule.regex is not None
+            values = texts.values(rule)
+            if rule.needles and values:
+                haystack = texts.haystack(rule, values)
+                if not any(n in haystack for n in rule.needles):
+                    values = []  # no required literal anywhere: the regex cannot match
             search = rule.regex.search
-            if rule.kind == "header":
-                values = (
-                    [f"{n}: {v}" for n, v in message.headers]
-                    if rule.header == "all"
-                    else headers.get(rule.header, ())
-                )
-                hit = any(search(v) for v in values)
-            elif rule.kind == "body":
-                hit = search(body) is not None
-            elif rule.kind == "uri":
-                hit = any(search(u) for u in urls)
-            else:
-                if not raw:
-                    raw = message.body[:RAW_LIMIT].decode("latin-1")
-                hit = search(raw) is not None
+            hit = any(search(v) for v in values)
         hits[rule.name] = hit
         if hit:
             found.append(rule)
     return found
+
+
+class _Texts:
+    """The texts rules search, each made (and case-folded) at most once per message."""
+
+    def __init__(self, tx: Transaction, headers: dict[str, list[str]]) -> None:
+        self.message = tx.message
+        self.headers = headers
+        self.made: dict[str, list[str]] = {}
+        self.joined: dict[tuple[str, bool], str] = {}
+
+    def values(self, rule: Rule) -> list[str]:
+        key = f"header:{rule.header}" if rule.kind == "header" else rule.kind
+        made = self.made.get(key)
+        if made is None:
+            made = self.made[key] = self._make(rule)
+        return made
+
+    def _make(self, rule: Rule) -> list[str]:
+        message = self.message
+        if rule.kind == "header":
+            if rule.header == "all":
+                return [f"{n}: {v}" for n, v in message.headers]
+            return self.headers.get(rule.header, [])
+        if rule.kind == "body":
+            return ["\n".join((message.subject, message.text, message.html_text))[:BODY_LIMIT]]
+        if rule.kind == "uri":
+            return list(message.urls)
+        return [message.body[:RAW_LIMIT].decode("latin-1")]
+
+    def haystack(self, rule: Rule, values: list[str]) -> str:
+        key = (f"header:{rule.header}" if rule.kind == "header" else rule.kind, rule.folded)
+        text = self.joined.get(key)
+        if text is None:
+            text = values[0] if len(values) == 1 else "\n".join(values)
+            text = self.joined[key] = fold(text) if rule.folded else text
+        return text
 
 
 def rule_sources(bundled: bool, files: Iterable[str]) -> list[tuple[str, str]]:
