@@ -152,7 +152,10 @@ class _Walker:
         # "text/plain charset=x" (no semicolon) is still text/plain.
         content_type = part.get_content_type().split(None, 1)[0].rstrip(";")
         self.part_types.append(content_type)
-        raw_name = part.get_filename()
+        disposition = str(part.get("Content-Disposition", "")).lower()
+        # get_filename parses every parameter: only ask when a name is there.
+        named = "name" in disposition or "name" in str(part.get("Content-Type", "")).lower()
+        raw_name = part.get_filename() if named else None
         filename = decode_header_value(str(raw_name)) if raw_name else ""
         encoding = str(part.get("Content-Transfer-Encoding", ""))
         data, truncated = decode_transfer(
@@ -160,7 +163,6 @@ class _Walker:
         )
         if truncated:
             self.defects.append("part_truncated")
-        disposition = str(part.get("Content-Disposition", "")).lower()
         is_attachment = bool(filename) or disposition.startswith("attachment")
         if content_type in ("text/plain", "text/html") and not is_attachment:
             charset = _charset(part)
