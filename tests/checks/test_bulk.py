@@ -81,7 +81,7 @@ def test_short_bodies_are_not_fingerprinted() -> None:
 
 
 class BrokenStore:
-    async def add(self, *args: object) -> bool:
+    async def incr(self, *args: object) -> int:
         raise StoreError("down")
 
 
@@ -94,3 +94,40 @@ def test_sender_network() -> None:
     assert sender_network("192.0.2.77") == "192.0.2.0"
     assert sender_network("2001:db8:1:2:3::9") == "2001:db8:1:2::"
     assert sender_network("bogus") == "bogus"
+
+
+def test_normalised_words_placeholders_and_case() -> None:
+    text = "See WWW.Example.com or HTTP://x.y/z, mail Bob@Example.ORG on 12.50 at 10:30 a b x_y"
+    assert normalised_words(text) == [
+        *("see", "zurlz", "or", "zurlz", "mail", "zemailz", "on", "znumz", "at", "znumz"),
+        *("a", "b", "x_y"),
+    ]
+    # No scheme, www. or @: nothing is taken for a URL or an address.
+    assert normalised_words("mail at example dot com, ftp-server") == [
+        *("mail", "at", "example", "dot", "com", "ftp", "server"),
+    ]
+
+
+class CountingStore:
+    """A SqliteStore that records the name of every operation called on it."""
+
+    def __init__(self) -> None:
+        self.inner = SqliteStore(":memory:")
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        self.calls.append(name)
+        return getattr(self.inner, name)
+
+
+def test_store_operations_per_message_are_bounded() -> None:
+    store = CountingStore()
+    rng = random.Random(7)
+    for n in range(3):
+        store.calls.clear()
+        run_check(store, f"198.51.{n}.7", variant(rng), BulkConfig())
+        # Per band: one marker incr, then the counter's incr (new network) or get.
+        assert len(store.calls) == 10 and set(store.calls) <= {"incr", "get"}, store.calls
+    store.calls.clear()
+    run_check(store, "198.51.0.8", variant(rng), BulkConfig())  # a network seen before
+    assert len(store.calls) == 10 and "add" not in store.calls
