@@ -18,9 +18,10 @@ at least one band with probability ~0.9, unrelated ones practically never.
 The message's count is the highest count of its bands. Bodies with fewer than
 ``bulk.min_words`` words are not fingerprinted.
 
-Store cost: two single-statement operations per band (``incr`` of the
-(band, network) marker, then ``incr`` or ``get`` of the band's counter),
-ten per fingerprinted message.
+Store cost (see ``BulkCheck._count``): for a band nobody sent before, one
+read and one write; for a repeat from a network already counted, reads
+only; for each further network, a read and two single-statement writes.
+Writes (each its own commit in SQLite) are what costs.
 
 Failure mode: a store failure is logged and gives no evidence (a hint is not
 worth a tempfail); no store configured: not built.
@@ -140,16 +141,27 @@ class BulkCheck(Check):
                 break
 
     async def _count(self, band: str, network: str) -> int:
-        # A network counts once per band: only a new (band, network) pair
-        # increments that band's counter. The pair is marked with ``incr``
-        # (one atomic statement, 1 when it created the key) rather than
-        # ``add`` (a read-and-write transaction): two store operations per
-        # band, each a single statement.
-        window = self.config.window
-        if await self.store.incr(f"bulk:s:{band}:{network}", 1, window) == 1:
-            return int(await self.store.incr(f"bulk:n:{band}", 1, window))
-        value = await self.store.get(f"bulk:n:{band}")
-        return int(value) if value else 0
+        """Distinct networks that sent ``band`` within the window, this one included.
+
+        A network counts once per band. The first network of a band is
+        remembered in ``bulk:f:<band>`` (one write); later networks are
+        marked with ``bulk:s:<band>:<network>`` and counted in
+        ``bulk:n:<band>``, which holds the networks *after* the first. Most
+        mail is unique, so most bands cost one read and one write; a repeat
+        from a known network costs reads only. Every key expires ``window``
+        seconds after it was made.
+        """
+        store, window = self.store, self.config.window
+        first_key, me = f"bulk:f:{band}", network.encode()
+        first = await store.get(first_key)
+        if first is None:
+            if await store.add(first_key, me, window):
+                return 1
+            first = await store.get(first_key)  # another message made it just now
+        if first != me and await store.incr(f"bulk:s:{band}:{network}", 1, window) == 1:
+            return 1 + int(await store.incr(f"bulk:n:{band}", 1, window))
+        value = await store.get(f"bulk:n:{band}")
+        return 1 + (int(value) if value else 0)
 
 
 def build(services: Services) -> list[Check]:
