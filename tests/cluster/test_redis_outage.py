@@ -49,19 +49,23 @@ def nodes(tmp_path: Path) -> Iterator[tuple[Redis, Node, Node]]:
         redis.stop()
 
 
-def _load(node_ports: list[int], stop: threading.Event, results: list[tuple[float, int, str]]):
+Result = tuple[float, float, int, str]  # started, finished, reply code, marker
+
+
+def _load(node_ports: list[int], stop: threading.Event, results: list[Result]):
     def worker(number: int) -> None:
         serial = 0
         while not stop.is_set():
             serial += 1
             marker = f"load-{number}-{serial}"
             port = node_ports[serial % len(node_ports)]
+            started = time.monotonic()
             try:
                 code, _text, _stage = send(port, body=marker, timeout=10)
             except (smtplib.SMTPException, OSError) as exc:
                 code = -1
                 marker += f" {exc}"
-            results.append((time.monotonic(), code, marker))
+            results.append((started, time.monotonic(), code, marker))
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(SENDERS)]
     for thread in threads:
@@ -71,7 +75,7 @@ def _load(node_ports: list[int], stop: threading.Event, results: list[tuple[floa
 
 def test_redis_outage_tempfails_loses_nothing_and_recovers(nodes) -> None:
     redis, a, b = nodes
-    results: list[tuple[float, int, str]] = []
+    results: list[Result] = []
     stop = threading.Event()
     threads = _load([a.port, b.port], stop, results)
     time.sleep(1.0)
@@ -90,20 +94,25 @@ def test_redis_outage_tempfails_loses_nothing_and_recovers(nodes) -> None:
     for thread in threads:
         thread.join(30)
 
-    codes = [code for _t, code, _m in results]
+    codes = [code for _s, _f, code, _m in results]
     assert codes.count(250) > 20
-    during = [c for t, c, _m in results if frozen_at + 0.5 < t < frozen_at + 1.5]
-    during += [c for t, c, _m in results if killed_at + 0.3 < t < restarted_at]
+    # A transaction that begins while Redis is frozen or dead needs the store
+    # at connect (rate limits) and must be tempfailed. (One that began before
+    # may rightly finish with 250: its store work was done; the Maildir check
+    # below proves nothing accepted was lost.)
+    thawed_at = frozen_at + 1.5
+    during = [c for s, f, c, _m in results if frozen_at + 0.1 < s and f < thawed_at]
+    during += [c for s, f, c, _m in results if killed_at + 0.2 < s and f < restarted_at]
     assert during and all(c in (421, 451) for c in during), during
     # Never an accept-and-lose: every 250 is a file in a Maildir.
     delivered = b"".join(a.delivered() + b.delivered())
-    accepted = [m for _t, c, m in results if c == 250]
+    accepted = [m for _s, _f, c, m in results if c == 250]
     missing = [m for m in accepted if m.encode() not in delivered]
     assert not missing
     # Nothing outside 250/4xx (no 5xx, no dropped connections).
     assert set(codes) <= {250, 421, 451}, sorted(set(codes))
     # Recovery: the last messages after the restart all went through.
-    after = [c for t, c, _m in results if t > restarted_at + 0.8]
+    after = [c for s, _f, c, _m in results if s > restarted_at + 0.8]
     assert after and all(c == 250 for c in after), after
     for node in (a, b):
         assert node.proc is not None and node.proc.poll() is None
