@@ -40,27 +40,42 @@ class Backend:
     open_shared: Callable[[], Store] | None
 
 
-@pytest.fixture(
-    params=["sqlite-memory", "sqlite-file", pytest.param("redis", marks=pytest.mark.integration)]
-)
-async def backend(
-    request: pytest.FixtureRequest, tmp_path: Path, redis_server_lazy: Callable[[], Redis]
-) -> AsyncIterator[Backend]:
-    kind = request.param
+def _make(kind: str, tmp_path: Path, redis_server_lazy: Callable[[], Redis]) -> Backend:
     if kind == "sqlite-memory":
         clock = FakeClock()
 
         async def tick(seconds: float) -> None:
             clock.now += seconds
 
-        made = Backend(kind, SqliteStore(":memory:", clock), tick, None)
-    elif kind == "sqlite-file":
+        return Backend(kind, SqliteStore(":memory:", clock), tick, None)
+    if kind == "sqlite-file":
         url = f"sqlite:///{tmp_path / 'shared.db'}"
-        made = Backend(kind, open_store(url), asyncio.sleep, lambda: open_store(url))
-    else:
-        redis = redis_server_lazy()
-        url = f"{redis.url}?prefix=test:&timeout=2"
-        made = Backend(kind, open_store(url), asyncio.sleep, lambda: open_store(url))
+        return Backend(kind, open_store(url), asyncio.sleep, lambda: open_store(url))
+    redis = redis_server_lazy()
+    url = f"{redis.url}?prefix=test:&timeout=2"
+    return Backend(kind, open_store(url), asyncio.sleep, lambda: open_store(url))
+
+
+REDIS = pytest.param("redis", marks=pytest.mark.integration)
+
+
+@pytest.fixture(params=["sqlite-memory", "sqlite-file", REDIS])
+async def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_server_lazy: Callable[[], Redis]
+) -> AsyncIterator[Backend]:
+    made = _make(request.param, tmp_path, redis_server_lazy)
+    try:
+        yield made
+    finally:
+        await made.store.close()
+
+
+@pytest.fixture(params=["sqlite-file", REDIS])
+async def shared_backend(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_server_lazy: Callable[[], Redis]
+) -> AsyncIterator[Backend]:
+    """Backends several processes (here: threads with own connections) share."""
+    made = _make(request.param, tmp_path, redis_server_lazy)
     try:
         yield made
     finally:
@@ -229,9 +244,9 @@ def _in_threads(open_shared: Callable[[], Store], work: Callable[[Store, int], A
     assert not errors, errors
 
 
-async def test_concurrent_incr_loses_nothing(backend: Backend) -> None:
-    if backend.open_shared is None:
-        pytest.skip("private backend")
+async def test_concurrent_incr_loses_nothing(shared_backend: Backend) -> None:
+    backend = shared_backend
+    assert backend.open_shared is not None
     seen: list[int] = []
 
     async def work(store: Store, _number: int) -> None:
@@ -245,9 +260,9 @@ async def test_concurrent_incr_loses_nothing(backend: Backend) -> None:
     assert sorted(seen) == list(range(1, total + 1))
 
 
-async def test_concurrent_compare_and_set_has_one_winner_per_value(backend: Backend) -> None:
-    if backend.open_shared is None:
-        pytest.skip("private backend")
+async def test_concurrent_compare_and_set_has_one_winner_per_value(shared_backend: Backend) -> None:
+    backend = shared_backend
+    assert backend.open_shared is not None
     wins: list[int] = []
     rounds = 40
 
@@ -273,9 +288,9 @@ async def test_concurrent_compare_and_set_has_one_winner_per_value(backend: Back
     assert await backend.store.get("cas") == str(rounds).encode()
 
 
-async def test_concurrent_add_has_one_winner(backend: Backend) -> None:
-    if backend.open_shared is None:
-        pytest.skip("private backend")
+async def test_concurrent_add_has_one_winner(shared_backend: Backend) -> None:
+    backend = shared_backend
+    assert backend.open_shared is not None
     winners: list[int] = []
 
     async def work(store: Store, number: int) -> None:
@@ -287,9 +302,9 @@ async def test_concurrent_add_has_one_winner(backend: Backend) -> None:
     assert sorted(winners) == list(range(30))
 
 
-async def test_concurrent_hincr_and_push(backend: Backend) -> None:
-    if backend.open_shared is None:
-        pytest.skip("private backend")
+async def test_concurrent_hincr_and_push(shared_backend: Backend) -> None:
+    backend = shared_backend
+    assert backend.open_shared is not None
 
     async def work(store: Store, number: int) -> None:
         await asyncio.gather(
