@@ -110,3 +110,11 @@ def test_config_section(tmp_path: Path) -> None:
     path.write_text("[classifier]\nspam_treshold = 0.95\n")
     with pytest.raises(ConfigError):
         load_config(path)
+
+
+def test_unreadable_model_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.bin"
+    path.write_bytes(b"not a model")
+    config = dataclasses.replace(Config(), classifier=ClassifierConfig(model_path=str(path)))
+    with pytest.raises(ConfigError):
+        build(Services(config))

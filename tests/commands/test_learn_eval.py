@@ -118,3 +118,10 @@ def test_learn_needs_a_model_file(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["learn", "--spam", str(tmp_path / "m")]) == 2
     assert "--model" in capsys.readouterr().err
     assert main(["learn", "--spam", str(tmp_path / "nope"), "--model", str(tmp_path / "x")]) == 2
+
+
+def test_learn_refuses_a_broken_model_file(tmp_path: Path) -> None:
+    (tmp_path / "m").write_bytes(synthetic_corpus(1)[0][1])
+    (tmp_path / "model.bin").write_bytes(b"junk")
+    argv = ["learn", "--spam", str(tmp_path / "m"), "--model", str(tmp_path / "model.bin")]
+    assert main(argv) == 2

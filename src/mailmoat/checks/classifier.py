@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from mailmoat.checks.base import Check, Services
-from mailmoat.classify import Classifier, Model
-from mailmoat.config import ClassifierConfig
+from mailmoat.classify import Classifier, Model, ModelFormatError
+from mailmoat.config import ClassifierConfig, ConfigError
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
 
@@ -86,7 +86,10 @@ def _load(path: str) -> Classifier:
 def build(services: Services) -> list[Check]:
     config = services.config.classifier
     shared = services.extras.get(MODEL_EXTRA)
-    classifier = Classifier(shared) if isinstance(shared, Model) else _load(config.model_path)
+    try:
+        classifier = Classifier(shared) if isinstance(shared, Model) else _load(config.model_path)
+    except (OSError, ModelFormatError) as exc:
+        raise ConfigError(f"classifier.model_path {config.model_path!r}: {exc}") from exc
     check = ClassifierCheck(classifier, config)
     services.extras.setdefault(LISTENERS_EXTRA, []).append(check.use_model)
     return [check]

@@ -13,7 +13,7 @@ Spam and ham are interleaved one by one so the online learner never sees a
 long run of one class. By default only messages the model gets wrong or
 nearly wrong change it (train on error); ``--force`` learns every message.
 Progress goes to stderr every two seconds. Exit status 2 when no model
-file is named or a PATH does not exist.
+file is named, it is not a model, or a PATH does not exist.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from mailmoat.classify import Classifier
+from mailmoat.classify import Classifier, ModelFormatError
 from mailmoat.config import load_config
 from mailmoat.message import parse_message
 from mailmoat.message.sources import iter_messages
@@ -59,7 +59,11 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"mailmoat learn: no such file or directory: {missing[0]}", file=sys.stderr)
         return 2
-    classifier = Classifier.load(target if Path(target).exists() else None)
+    try:
+        classifier = Classifier.load(target if Path(target).exists() else None)
+    except (OSError, ModelFormatError) as exc:
+        print(f"mailmoat learn: {target}: {exc}", file=sys.stderr)
+        return 2
     streams = itertools.zip_longest(_labelled(args.spam, True), _labelled(args.ham, False))
     seen = changed = spam = 0
     started = last_report = time.monotonic()
