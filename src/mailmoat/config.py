@@ -38,8 +38,10 @@ class SmtpConfig:
     max_message_size: int = 26_214_400
     # Recipients per transaction; more get 452 4.5.3.
     max_recipients: int = 100
-    # Concurrent connections; more get 421 4.7.0 and are closed.
+    # Concurrent connections per worker; more get 421 4.7.0 and are closed.
     max_connections: int = 20_000
+    # Gateway processes sharing the listening socket; 0: one per CPU core.
+    workers: int = 0
     # Command lines longer than this (RFC 5321: 512 with CRLF) get 500 5.5.2.
     max_command_length: int = 512
     # DATA lines longer than this many characters, not counting CRLF (RFC

@@ -25,6 +25,7 @@ class ServeProcess:
     def __init__(self, tmp_path: Path, domains: list[str]) -> None:
         self.tmp_path = tmp_path
         self.port = free_port()
+        self.workers = 2
         self.config_path = tmp_path / "mailmoat.toml"
         self.write_config(domains)
         self.log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
@@ -35,7 +36,8 @@ class ServeProcess:
             cwd=tmp_path,
         )
         deadline = time.monotonic() + 20
-        while not tcp_listening(self.port):
+        # Every worker says so once it accepts (two on this 2-core machine).
+        while not tcp_listening(self.port) or self.output().count("listening on") < self.workers:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise AssertionError(f"mailmoat serve did not start:\n{self.output()}")
@@ -45,7 +47,12 @@ class ServeProcess:
         self.config_path.write_text(
             toml_dumps(
                 {
-                    "smtp": {"listen": f"127.0.0.1:{self.port}", "shutdown_grace": 10},
+                    "smtp": {
+                        "listen": f"127.0.0.1:{self.port}",
+                        "shutdown_grace": 10,
+                        "workers": self.workers,
+                    },
+                    "web": {"enabled": False},
                     "relay": {"domains": domains},
                     "pregreet": {"delay": 0},
                 }
@@ -95,7 +102,7 @@ def test_sighup_reloads_without_dropping_connections(serve: ServeProcess) -> Non
     serve.write_config(["localhost", "other.test"])
     os.kill(serve.proc.pid, signal.SIGHUP)
     deadline = time.monotonic() + 10
-    while "reloaded config" not in serve.output() and time.monotonic() < deadline:
+    while serve.output().count("reloaded config") < serve.workers and time.monotonic() < deadline:
         time.sleep(0.05)
     assert "reloaded config" in serve.output()
     assert held.command("NOOP").startswith("250"), "open connection survived the reload"
@@ -109,7 +116,7 @@ def test_sighup_with_broken_config_keeps_running(serve: ServeProcess) -> None:
     serve.config_path.write_text("[smtp\n")
     os.kill(serve.proc.pid, signal.SIGHUP)
     deadline = time.monotonic() + 10
-    while "reload failed" not in serve.output() and time.monotonic() < deadline:
+    while serve.output().count("reload failed") < serve.workers and time.monotonic() < deadline:
         time.sleep(0.05)
     assert "reload failed" in serve.output()
     assert RawClient(serve.port).command("NOOP").startswith("250")
@@ -155,3 +162,23 @@ def test_starttls(tmp_path: Path) -> None:
             client.sendmail("a@sender.test", ["bob@example.org"], b"Subject: tls\r\n\r\nx\r\n")
         [stored] = gateway.maildir_messages()
         assert b"with ESMTPS id" in stored
+
+
+def test_a_crashed_worker_is_replaced(serve: ServeProcess) -> None:
+    children = subprocess.run(
+        ["pgrep", "-P", str(serve.proc.pid)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert len(children) == serve.workers
+    os.kill(int(children[0]), signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while (
+        "starting it again" not in serve.output()
+        or serve.output().count("listening on") < serve.workers + 1
+    ):
+        assert time.monotonic() < deadline, serve.output()
+        time.sleep(0.1)
+    for _ in range(4):  # both workers answer
+        client = RawClient(serve.port)
+        assert client.command("NOOP").startswith("250")
+        client.close()
+    assert serve.proc.poll() is None

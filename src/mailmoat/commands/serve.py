@@ -1,4 +1,9 @@
-"""``mailmoat serve``: run the gateway until SIGTERM/SIGINT; SIGHUP reloads."""
+"""``mailmoat serve``: run the gateway until SIGTERM/SIGINT; SIGHUP reloads.
+
+With ``smtp.workers`` other than 1 the socket is bound here and shared by
+forked workers (``mailmoat.smtp.workers``); worker 0 is the primary: it also
+serves the dashboard and does the periodic store upkeep.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,13 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 
 from mailmoat.cluster import install as install_cluster
 from mailmoat.config import load_config
 from mailmoat.runtime import build_services, run_loop
 from mailmoat.smtp.server import Gateway
+from mailmoat.smtp.workers import bind_listener, reload_requested, supervise, worker_count
 from mailmoat.stats.wiring import install as install_stats
 
 HELP = "run the SMTP gateway"
@@ -22,25 +29,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML config file (default: embedded defaults)")
 
 
-async def serve(config_path: str | None) -> int:
+async def serve(config_path: str | None, sock: socket.socket | None = None, index: int = 0) -> int:
     config = load_config(config_path)
     logging.getLogger().setLevel(config.log.level.upper())
     services = await build_services(config)
+    services.extras["primary"] = index == 0
     install_stats(services)
     install_cluster(services)
     gateway = Gateway(config, services, config_path=config_path)
     for starter in services.extras.get("starters", []):
         await starter(gateway)
-    await gateway.start()
+    await gateway.start(sock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, gateway.reload)
-    upkeep = loop.create_task(_upkeep(gateway))
+    if reload_requested():
+        gateway.reload()
+    upkeep = loop.create_task(_upkeep(gateway)) if index == 0 else None
     await stop.wait()
     log.info("shutting down")
-    upkeep.cancel()
+    if upkeep is not None:
+        upkeep.cancel()
     await gateway.stop()
     for stopper in services.extras.get("stoppers", []):
         await stopper()
@@ -59,4 +70,10 @@ async def _upkeep(gateway: Gateway) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_loop(serve(args.config))
+    config = load_config(args.config)
+    count = worker_count(config.smtp.workers)
+    if count == 1:
+        return run_loop(serve(args.config))
+    logging.getLogger().setLevel(config.log.level.upper())
+    sock = bind_listener(config.smtp.listen)
+    return supervise(count, sock, lambda index, shared: run_loop(serve(args.config, shared, index)))

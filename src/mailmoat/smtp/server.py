@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections.abc import Callable
 
@@ -76,12 +77,22 @@ class Gateway:
 
     # -- lifecycle ----------------------------------------------------------
 
-    async def start(self) -> tuple[str, int]:
-        host, port = parse_hostport(self.config.smtp.listen)
+    async def start(self, sock: socket.socket | None = None) -> tuple[str, int]:
+        """Listen on ``smtp.listen``, or accept on ``sock`` (a prefork worker)."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: Connection(self._on_connection), host, port, reuse_address=True, backlog=4096
-        )
+        if sock is not None:
+            self._server = await loop.create_server(
+                lambda: Connection(self._on_connection), sock=sock, backlog=4096
+            )
+        else:
+            host, port = parse_hostport(self.config.smtp.listen)
+            self._server = await loop.create_server(
+                lambda: Connection(self._on_connection),
+                host,
+                port,
+                reuse_address=True,
+                backlog=4096,
+            )
         bound = self._server.sockets[0].getsockname()
         log.info("listening on %s:%s", bound[0], bound[1])
         return str(bound[0]), int(bound[1])

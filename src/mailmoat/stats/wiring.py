@@ -48,7 +48,8 @@ def install(services: Services) -> StatsRecorder | None:
         if recorder is not None:
             attach(gateway, recorder)
             await recorder.start()
-        if config.web.enabled:
+        # One dashboard per gateway: with several workers, the primary's.
+        if config.web.enabled and services.extras.get("primary", True):
             from mailmoat.web.server import start_dashboard
 
             state["web"] = await start_dashboard(
