@@ -29,7 +29,6 @@ worth a tempfail); no store configured: not built.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import ipaddress
 import logging
@@ -81,11 +80,15 @@ def fingerprint(words: list[str]) -> list[str]:
     """``BANDS`` band keys (hex) for the word list; [] when it is empty."""
     if not words:
         return []
-    mins = [_EMPTY] * BINS
     hashes = [zlib.crc32(w.encode("utf-8", "replace")) for w in words] + [0, 0]
-    for i in range(max(1, len(words) - 2)):
-        # A 3-word shingle's hash from its words' hashes, bits spread before binning.
-        value = (hashes[i] * 0x9E3779B1 ^ hashes[i + 1] * 0x85EBCA77 ^ hashes[i + 2]) & 0xFFFFFFFF
+    # A 3-word shingle's hash from its words' hashes, bits spread before binning
+    # (one shingle, padded with zeros, for fewer than three words).
+    values = [
+        (a * 0x9E3779B1 ^ b * 0x85EBCA77 ^ c) & 0xFFFFFFFF
+        for a, b, c in zip(hashes, hashes[1:], hashes[2:], strict=False)
+    ][: max(1, len(words) - 2)]
+    mins = [_EMPTY] * BINS
+    for value in values:  # each bin keeps its minimum
         slot = value % BINS
         if value < mins[slot]:
             mins[slot] = value
@@ -126,7 +129,9 @@ class BulkCheck(Check):
         tx.notes["bulk.fingerprint"] = bands
         network = sender_network(tx.session.client_ip)
         try:
-            counts = await asyncio.gather(*(self._count(band, network) for band in bands))
+            # One band after the other: the store answers SQLite calls without
+            # suspending, so tasks would only add overhead.
+            counts = [await self._count(band, network) for band in bands]
         except StoreError as exc:
             log.warning("bulk: store failed, no evidence: %s", exc)
             return
