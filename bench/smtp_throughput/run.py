@@ -102,8 +102,9 @@ ZONES = {
 
 
 def start_mailmoat(
-    workdir: Path, upstream: str, nameserver: str
+    workdir: Path, upstream: str, nameserver: str, workers: int = 0
 ) -> tuple[subprocess.Popen[bytes], int]:
+    """``mailmoat serve`` relaying to ``upstream``; ``workers`` 0: one per core."""
     port = free_port()
     config = workdir / "mailmoat.toml"
     config.write_text(
