@@ -108,19 +108,22 @@ def header_fields(message: bytes) -> tuple[tuple[str, str], ...]:
     """Top-level header fields as (name, unfolded value), exactly as
     ``smtp.content.edit_headers`` presents them to its ``drop`` callback."""
     head = message[: header_end(message)]
-    fields: list[bytes] = []
+    fields: list[list[bytes]] = []
     for line in head.splitlines(keepends=True):
         if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += line
+            fields[-1].append(line)
         else:
-            fields.append(line)
+            fields.append([line])
     out: list[tuple[str, str]] = []
-    for raw in fields:
-        name, colon, value = raw.partition(b":")
+    for lines in fields:
+        name, colon, value = (lines[0] if len(lines) == 1 else b"".join(lines)).partition(b":")
         if not colon:
             continue
-        text = _CONTINUATION.sub(b" ", value).decode("utf-8", "replace").strip()
-        out.append((name.decode("ascii", "replace").strip(), text))
+        if len(lines) > 1:  # a one-line field has no continuation to unfold
+            value = _CONTINUATION.sub(b" ", value)
+        out.append(
+            (name.decode("ascii", "replace").strip(), value.decode("utf-8", "replace").strip())
+        )
     return tuple(out)
 
 
@@ -134,7 +137,9 @@ async def lookup(resolver: Resolver, name: str, rdtype: str, timeout: float) -> 
     """One DNS query bounded by ``timeout``; never raises (failures are
     answers with status ``timeout``/``servfail``)."""
     try:
-        return await asyncio.wait_for(resolver.resolve(name, rdtype), timeout)
+        # A timeout scope, not wait_for: no task per query (most are cache hits).
+        async with asyncio.timeout(timeout):
+            return await resolver.resolve(name, rdtype)
     except TimeoutError:
         return DnsAnswer("timeout")
     except asyncio.CancelledError:
