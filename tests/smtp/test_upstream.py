@@ -189,3 +189,30 @@ def test_real_postfix_upstream_validates_recipients_and_delivers(
         b"\n\t", b" "
     )
     assert delivered.replace(b"\r\n", b"\n").endswith(MESSAGE.replace(b"\r\n", b"\n"))
+
+
+def test_upstream_connections_are_reused_and_stale_ones_replaced(tmp_path: Path) -> None:
+    first_sink = SmtpSink().start()
+    port = first_sink.port
+    try:
+        with relaying(tmp_path, first_sink.address) as gateway:
+            assert send(gateway.port, ["bob@example.org"]) == {}
+            assert send(gateway.port, ["bob@example.org"]) == {}
+            assert len(first_sink.wait_messages(2)) == 2
+            assert gateway.gateway is not None
+            deadline = time.monotonic() + 5
+            while not gateway.gateway._idle_upstreams and time.monotonic() < deadline:
+                time.sleep(0.02)  # the session hands it back just after QUIT
+            pooled = [session for session, _since in gateway.gateway._idle_upstreams]
+            assert len(pooled) == 1, "the second client reused the first one's connection"
+            # The upstream restarts: the pooled connection is dead. The next
+            # client must still get 250 (a fresh connection), not a 451.
+            first_sink.stop()
+            second_sink = SmtpSink(port=port).start()
+            try:
+                assert send(gateway.port, ["bob@example.org"]) == {}
+                assert len(second_sink.wait_messages(1)) == 1
+            finally:
+                second_sink.stop()
+    finally:
+        first_sink.stop()

@@ -115,9 +115,14 @@ class Dialogue:
             await self._run_cleanups(tx.session)
 
     async def _close_upstream(self) -> None:
-        if self.upstream is not None:
-            await self.upstream.quit()
-            self.upstream = None
+        """Hand the upstream connection back to the gateway's pool when it is
+        between transactions; otherwise end it."""
+        upstream, self.upstream = self.upstream, None
+        if upstream is None:
+            return
+        if self.tx is not None and self.tx.notes.get("upstream_mail"):
+            await upstream.rset()
+        await self.gw.release_upstream(upstream)
 
     async def _abort_tx(self) -> None:
         await self._end_tx()

@@ -150,15 +150,26 @@ class MailCommands(Dialogue):
         tx.rcpts.append(rcpt)
         self.reply("250 2.1.5 Ok")
 
+    async def _upstream_mail(self, tx: Transaction) -> Reply:
+        """MAIL FROM upstream, on this session's connection or one from the
+        gateway's pool. A pooled connection the upstream has meanwhile closed
+        is replaced by a fresh one, once, so it never costs the client a 451."""
+        facts = ClientFacts(tx.session.client_ip, tx.session.client_rdns, tx.session.helo)
+        while True:
+            pooled = False
+            if self.upstream is None or not self.upstream.connected:
+                self.upstream, pooled = await self.gw.take_upstream()
+            try:
+                return await self.upstream.mail(tx.mail_from, tx.mail_options, facts)
+            except UpstreamError:
+                self.upstream = None
+                if not pooled:
+                    raise
+
     async def _upstream_rcpt(self, tx: Transaction, rcpt: str) -> Reply:
         try:
             if not tx.notes.get("upstream_mail"):
-                if self.upstream is None or not self.upstream.connected:
-                    self.upstream = self.gw.new_upstream()
-                    await self.upstream.open(
-                        ClientFacts(tx.session.client_ip, tx.session.client_rdns, tx.session.helo)
-                    )
-                reply = await self.upstream.mail(tx.mail_from, tx.mail_options)
+                reply = await self._upstream_mail(tx)
                 if not reply.ok:
                     return reply
                 tx.notes["upstream_mail"] = True

@@ -30,7 +30,7 @@ class MaildirWriter:
         now = time.time()
         seconds = int(now)
         micros = int((now - seconds) * 1_000_000)
-        return f"{seconds}.M{micros}P{os.getpid()}Q{next(_counter)}.{self._host}"
+        return f"{seconds}.M{micros:06d}P{os.getpid()}Q{next(_counter)}.{self._host}"
 
     def deliver_sync(self, message: bytes) -> str:
         name = self._unique_name()

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Callable
 
 from mailmoat.checks.base import Services
@@ -29,10 +30,15 @@ from mailmoat.smtp import xforward
 from mailmoat.smtp.content import subject_of
 from mailmoat.smtp.maildir import MaildirWriter
 from mailmoat.smtp.session import SmtpSession
-from mailmoat.smtp.upstream import UpstreamSession
+from mailmoat.smtp.upstream import UpstreamSession, upstream_from_config
 from mailmoat.smtp.wire import Connection
 
 log = logging.getLogger("mailmoat.server")
+
+# Upstream connections kept open between clients (Postfix's SMTP connection
+# cache does the same): saves a TCP handshake, banner and EHLO per client.
+UPSTREAM_POOL_SIZE = 64
+UPSTREAM_IDLE_SECONDS = 5.0
 
 
 def build_pipeline(services: Services) -> Pipeline:
@@ -58,6 +64,8 @@ class Gateway:
         self.stopping = False
         # Called for every accepted connection, before any check (statistics).
         self.connection_observers: list[Callable[[], None]] = []
+        # Idle upstream connections, with when each became idle.
+        self._idle_upstreams: list[tuple[UpstreamSession, float]] = []
         self._server: asyncio.Server | None = None
         self._apply(config)
 
@@ -130,6 +138,9 @@ class Gateway:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
+        while self._idle_upstreams:
+            idle, _since = self._idle_upstreams.pop()
+            await idle.quit()
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -164,16 +175,29 @@ class Gateway:
 
     # -- delivery targets ---------------------------------------------------
 
-    def new_upstream(self) -> UpstreamSession:
-        assert self.upstream_address is not None
-        relay = self.config.relay
-        return UpstreamSession(
-            *self.upstream_address,
-            self.config.smtp.hostname,
-            connect_timeout=relay.connect_timeout,
-            command_timeout=relay.command_timeout,
-            data_timeout=relay.data_timeout,
-        )
+    async def take_upstream(self) -> tuple[UpstreamSession, bool]:
+        """An idle pooled upstream connection (True), or a new one (False).
+
+        Raises UpstreamError (with the 451 to give) when no connection can
+        be opened."""
+        now = time.monotonic()
+        while self._idle_upstreams:
+            session, since = self._idle_upstreams.pop()
+            if session.connected and now - since < UPSTREAM_IDLE_SECONDS:
+                return session, True
+            session.close()
+        session = upstream_from_config(self.config)
+        await session.open()
+        return session, False
+
+    async def release_upstream(self, session: UpstreamSession) -> None:
+        """Keep a healthy idle connection for the next client (at most
+        ``UPSTREAM_POOL_SIZE``, for ``UPSTREAM_IDLE_SECONDS``); quit the rest."""
+        pool_full = len(self._idle_upstreams) >= UPSTREAM_POOL_SIZE
+        if session.connected and not self.stopping and not pool_full:
+            self._idle_upstreams.append((session, time.monotonic()))
+            return
+        await session.quit()
 
     async def deliver_local(self, tx: Transaction, message: bytes) -> str:
         try:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
+from mailmoat.config import Config, parse_hostport
 from mailmoat.smtp.content import stuff
 
 log = logging.getLogger("mailmoat.upstream")
@@ -90,7 +91,7 @@ class UpstreamSession:
     def connected(self) -> bool:
         return self._smtp.is_connected
 
-    async def open(self, client: ClientFacts | None) -> None:
+    async def open(self) -> None:
         try:
             await self._smtp.connect()
             reply = await self._smtp.ehlo()
@@ -103,15 +104,17 @@ class UpstreamSession:
         if reply.code != 250:
             raise UpstreamError(UNREACHABLE, f"upstream EHLO: {reply.code} {reply.message}")
         self.extensions = set(self._smtp.esmtp_extensions)
-        if client is not None and "xforward" in self.extensions:
-            await self._xforward(client)
 
     async def _xforward(self, client: ClientFacts) -> None:
         names = self._smtp.esmtp_extensions.get("xforward", "").upper().split()
         values = {"ADDR": client.addr, "NAME": client.name or "[UNAVAILABLE]", "HELO": client.helo}
         args = [f"{k}={v}" for k, v in values.items() if k in names and v and " " not in v]
         if args:
-            await self.command(b"XFORWARD", *(a.encode("utf-8", "surrogateescape") for a in args))
+            reply = await self.command(
+                b"XFORWARD", *(a.encode("utf-8", "surrogateescape") for a in args)
+            )
+            if not reply.ok:
+                log.warning("upstream refused XFORWARD: %s %s", reply.code, reply.text)
 
     async def command(self, *args: bytes, timeout: float | None = None) -> Reply:
         try:
@@ -126,7 +129,11 @@ class UpstreamSession:
             raise UpstreamError(LOST, f"upstream failed on {args[0]!r}: {exc}") from exc
         return Reply(response.code, response.message)
 
-    async def mail(self, sender: str, options: list[str]) -> Reply:
+    async def mail(self, sender: str, options: list[str], client: ClientFacts) -> Reply:
+        """MAIL FROM, preceded by XFORWARD when the upstream offers it (a
+        pooled connection serves many clients: their facts go per transaction)."""
+        if "xforward" in self.extensions:
+            await self._xforward(client)
         supported = [o for o in options if self._passes(o)]
         path = f"FROM:<{sender}>".encode("utf-8", "surrogateescape")
         return await self.command(b"MAIL", path, *(o.encode() for o in supported))
@@ -183,3 +190,17 @@ class UpstreamSession:
 
     def close(self) -> None:
         self._smtp.close()
+
+
+def upstream_from_config(config: Config) -> UpstreamSession:
+    """A (not yet opened) session to ``relay.upstream`` with its timeouts."""
+    relay = config.relay
+    host, port = parse_hostport(relay.upstream)
+    return UpstreamSession(
+        host,
+        port,
+        config.smtp.hostname,
+        connect_timeout=relay.connect_timeout,
+        command_timeout=relay.command_timeout,
+        data_timeout=relay.data_timeout,
+    )

@@ -21,10 +21,10 @@ import inspect
 import logging
 from typing import Any
 
-from mailmoat.config import Config, parse_hostport
+from mailmoat.config import Config
 from mailmoat.quarantine import Quarantine
 from mailmoat.smtp.maildir import MaildirWriter
-from mailmoat.smtp.upstream import UpstreamError, UpstreamSession
+from mailmoat.smtp.upstream import ClientFacts, UpstreamError, upstream_from_config
 from mailmoat.store import open_store
 
 log = logging.getLogger("mailmoat.web")
@@ -44,7 +44,7 @@ async def release(config: Config, quarantine: Quarantine, message_id: str) -> st
         raise ActionError(f"no quarantined message {message_id}")
     meta, message = found
     if config.relay.upstream:
-        where = await _release_upstream(config, meta.mail_from, meta.rcpts, message)
+        where = await _release_upstream(config, meta.client_ip, meta.mail_from, meta.rcpts, message)
     else:
         try:
             await MaildirWriter(config.delivery.maildir).deliver(message)
@@ -56,20 +56,14 @@ async def release(config: Config, quarantine: Quarantine, message_id: str) -> st
     return where
 
 
-async def _release_upstream(config: Config, sender: str, rcpts: list[str], message: bytes) -> str:
-    host, port = parse_hostport(config.relay.upstream)
-    relay = config.relay
-    upstream = UpstreamSession(
-        host,
-        port,
-        config.smtp.hostname,
-        connect_timeout=relay.connect_timeout,
-        command_timeout=relay.command_timeout,
-        data_timeout=relay.data_timeout,
-    )
+async def _release_upstream(
+    config: Config, client_ip: str, sender: str, rcpts: list[str], message: bytes
+) -> str:
+    upstream = upstream_from_config(config)
+    client = ClientFacts(client_ip or "127.0.0.1", "", config.smtp.hostname)
     try:
-        await upstream.open(None)
-        reply = await upstream.mail(sender, [f"SIZE={len(message)}"])
+        await upstream.open()
+        reply = await upstream.mail(sender, [f"SIZE={len(message)}"], client)
         if not reply.ok:
             raise ActionError(f"upstream refused the sender: {reply.code} {reply.text}")
         accepted = []
