@@ -18,10 +18,11 @@ are the symbols; names starting with ``__`` are helpers for metas and never
 reported. Regexes are compiled once, at build.
 
 Speed: at build each regex also gets its *required literals* when they can
-be read off its parse tree (``required_literals``): strings of which every
-match must contain one (``\b(?:viagra|cialis)\b`` needs "viagra" or
-"cialis"). A rule whose literals occur nowhere in its text is a miss without
-running the regex; a substring test is far cheaper than a regex scan, and on
+be read off its parse tree (``required_literals``): groups of strings of
+which every match must contain one each (``\b(?:viagra|cialis)\b`` needs
+"viagra" or "cialis"; ``bitcoin.{0,9}wallet`` needs both). A rule with a
+group none of whose literals occurs in its text is a miss without running
+the regex; a substring test is far cheaper than a regex scan, and on
 most mail no literal occurs. Case-insensitive rules compare case-folded
 literals with the case-folded text (folded once per message). The result is
 the same as running every regex. Body rules search the first ``BODY_LIMIT``
@@ -80,8 +81,8 @@ class Rule:
     regex: re.Pattern[str] | None = None
     header: str = ""
     expr: Expr = ""
-    # A match contains one of these (case-folded when ``folded``); () = unknown.
-    needles: tuple[str, ...] = ()
+    # A match contains a literal of each group (case-folded when ``folded``).
+    needles: tuple[tuple[str, ...], ...] = ()
     folded: bool = False
 
 
@@ -218,62 +219,84 @@ def fold(text: str) -> str:
     return text.casefold()
 
 
-def required_literals(regex: re.Pattern[str]) -> tuple[tuple[str, ...], bool]:
-    """``(literals, folded)``: every match of ``regex`` contains one of ``literals``.
+Needles = tuple[tuple[str, ...], ...]
+_MAX_EXPANSION = 32  # literal strings a small character class may multiply into
+_MAX_GROUPS = 3
+
+
+def required_literals(regex: re.Pattern[str]) -> tuple[Needles, bool]:
+    """``(groups, folded)``: every match of ``regex`` contains, for each group,
+    at least one of its literals.
 
     ``folded`` says the literals are case-folded (the pattern ignores case
-    somewhere) and must be looked for in folded text. ``()`` when no such
-    set is known (a class, a lookaround, an optional part...): the rule then
+    somewhere) and must be looked for in folded text. ``()`` when nothing is
+    known (only classes, lookarounds, optional parts...): the rule then
     always runs its regex. Conservative by construction: only literals,
-    groups, alternations whose every branch has literals, and repeats of at
-    least one are read; of a sequence's candidate sets the one whose shortest
-    literal is longest is kept. Folded literals must be ASCII.
+    small classes of literal characters (``[- ]``), groups, alternations
+    whose every branch requires a literal (their best literal set each), and
+    repeats of at least one are read. Folded literals must be ASCII (a group
+    that is not is dropped). Up to three groups are kept (see below).
     """
     try:
         tree = _sre.parse(regex.pattern, regex.flags)
-        found = _literals(tree.data)
+        groups = _literals(tree.data)
         # Global IGNORECASE, or a scoped (?i...) group anywhere (a false alarm only folds).
         scoped = re.search(r"\(\?[a-zA-Z]*i", regex.pattern) is not None
         folded = bool(tree.state.flags & re.IGNORECASE) or scoped
     except Exception:  # the private parser changed: fall back to plain regexes
         return (), False
-    if not found or "" in found:
-        return (), False
-    if folded:
-        found = {fold(n) for n in found}
-        if not all(n.isascii() for n in found):
-            return (), False
-    return tuple(sorted(found)), folded
+    found: set[tuple[str, ...]] = set()
+    for group in groups:
+        needles = {fold(n) for n in group} if folded else group
+        if needles and all(needles) and (not folded or all(n.isascii() for n in needles)):
+            found.add(tuple(sorted(needles)))
+    # Each group costs a scan of the text: keep up to three whose literals are
+    # at least three characters long (short ones occur everywhere), else the best.
+    ranked = sorted(found, key=lambda g: (-min(map(len, g)), g))
+    kept = [g for g in ranked if min(map(len, g)) >= 3][:_MAX_GROUPS] or ranked[:1]
+    return tuple(kept), folded
 
 
-def _literals(items: Any) -> set[str] | None:
-    """Required-literal set of a parsed sequence, or None."""
-    candidates: list[set[str]] = []
-    run: list[str] = []
+def _best(groups: list[set[str]]) -> set[str]:
+    """The most selective-looking group: the one whose shortest literal is longest."""
+    return max(groups, key=lambda g: min(len(n) for n in g))
+
+
+def _literals(items: Any) -> list[set[str]]:
+    """Required literal groups of a parsed sequence ([] when none is known)."""
+    groups: list[set[str]] = []
+    partial = [""]  # the literal strings the current run may be
+
+    def flush() -> None:
+        nonlocal partial
+        if partial[0]:
+            groups.append(set(partial))
+        partial = [""]
+
     for op, av in items:
         if op is _sre.LITERAL:
-            run.append(chr(av))
+            partial = [p + chr(av) for p in partial]
             continue
-        if run:
-            candidates.append({"".join(run)})
-            run = []
-        sub: set[str] | None = None
+        if (
+            op is _sre.IN
+            and all(kind is _sre.LITERAL for kind, _ in av)
+            and len(partial) * len(av) <= _MAX_EXPANSION
+        ):
+            partial = [p + chr(code) for p in partial for _, code in av]
+            continue
+        flush()
         if op is _sre.SUBPATTERN:
-            sub = _literals(av[3])
+            groups.extend(_literals(av[3]))
         elif op is _sre.ATOMIC_GROUP:
-            sub = _literals(av)
+            groups.extend(_literals(av))
         elif op is _sre.BRANCH:
             parts = [_literals(branch) for branch in av[1]]
-            sub = None if any(not p for p in parts) else set().union(*parts)  # type: ignore[arg-type]
+            if all(parts):
+                groups.append(set().union(*(_best(part) for part in parts)))
         elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT) and av[0] >= 1:
-            sub = _literals(av[2])
-        if sub:
-            candidates.append(sub)
-    if run:
-        candidates.append({"".join(run)})
-    if not candidates:
-        return None
-    return max(candidates, key=lambda c: min(len(n) for n in c))
+            groups.extend(_literals(av[2]))
+    flush()
+    return groups
 
 
 def load_rules(sources: Iterable[tuple[str, str]]) -> tuple[list[Rule], list[str]]:
@@ -354,7 +377,7 @@ def match(rules: list[Rule], tx: Transaction) -> list[Rule]:
             values = texts.values(rule)
             if rule.needles and values:
                 haystack = texts.haystack(rule, values)
-                if not any(n in haystack for n in rule.needles):
+                if not all(any(n in haystack for n in group) for group in rule.needles):
                     values = []  # no required literal anywhere: the regex cannot match
             search = rule.regex.search
             hit = any(search(v) for v in values)
