@@ -2,7 +2,8 @@
 
 Every check in the registry runs (``build_checks``) through the real
 ``Pipeline`` with the real ``CachingResolver`` and a SQLite store. DNS is
-answered by a private NSD on loopback, authoritative for the common
+answered by a private NSD on loopback (``tests/servers.Nsd``: response rate
+limiting off), authoritative for the common
 top-level domains (so every lookup of a corpus name gets a real, cacheable
 NXDOMAIN instead of leaving the machine) and for the DNSBL/DBL test zones
 the config points at. The corpus archives are read as bytes at run time
@@ -52,15 +53,6 @@ from servers import Nsd  # noqa: E402
 CORPUS = ROOT.parent / "shared" / "corpus" / "spamassassin"
 TLD_NAMES = "com net org edu gov de uk us info biz ca au fr jp nl ru it es br ch se cn kr tw"
 TLDS = TLD_NAMES.split()
-
-
-class BenchNsd(Nsd):
-    """NSD without response rate limiting: its default (200 answers per
-    second per client network) would drop most of a benchmark's queries."""
-
-    def conf_text(self) -> str:
-        extra = "server:\n  rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n"
-        return super().conf_text().replace("server:\n", extra, 1)
 
 
 def load_corpus(limit: int) -> list[bytes]:
@@ -126,7 +118,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     messages = load_corpus(args.limit)
-    with tempfile.TemporaryDirectory(prefix="mm-bench-") as tmp, BenchNsd(zones()) as nsd:
+    with tempfile.TemporaryDirectory(prefix="mm-bench-") as tmp, Nsd(zones()) as nsd:
         config = Config(
             smtp=SmtpConfig(hostname="mx.bench.test"),
             dns=DnsConfig(nameserver=f"127.0.0.1:{nsd.port}", timeout=2.0),
@@ -137,9 +129,10 @@ def main() -> None:
         )
         resolver = resolver_from_config(config.dns)  # its cache is kept across passes
         for n in range(args.passes):
-            services = Services(
-                config=config, store=open_store(config.store.url), resolver=resolver
-            )
+            # A fresh store file per pass (the bulk, greylist and rate counters
+            # start empty); only the resolver's cache carries over.
+            store = open_store(f"sqlite:///{tmp}/bench-{n + 1}.db")
+            services = Services(config=config, store=store, resolver=resolver)
             started, cpu = time.perf_counter(), time.process_time()
             times = asyncio.run(run(messages, services, args.concurrency))
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
