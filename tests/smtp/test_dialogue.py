@@ -254,3 +254,16 @@ def test_vrfy_without_argument_and_quit(gateway: GatewayThread) -> None:
     assert client.command("VRFY").startswith("501")
     assert client.command("QUIT").startswith("221")
     assert client.closed()
+
+
+def test_data_timeout_closes_with_421(tmp_path: Path) -> None:
+    with GatewayThread(tmp_path, {"smtp": {"command_timeout": 0.5}}) as gateway:
+        client = RawClient(gateway.port)
+        ehlo(client)
+        client.command("MAIL FROM:<a@sender.test>")
+        client.command("RCPT TO:<bob@example.org>")
+        assert client.command("DATA").startswith("354")
+        client.send(b"Subject: slow\r\n\r\nhalf a message")
+        assert client.reply().startswith("421 4.4.2")
+        assert client.closed()
+        assert gateway.maildir_messages() == []

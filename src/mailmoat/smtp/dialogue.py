@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("mailmoat.smtp")
 
 
+class Hangup(Exception):
+    """Stop the dialogue after the reply already sent."""
+
+
 class Dialogue:
     def __init__(self, gateway: Gateway, conn: Connection) -> None:
         self.gw = gateway

@@ -18,7 +18,7 @@ from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Stage
 from mailmoat.core.transaction import Transaction
 from mailmoat.smtp import content, xforward
-from mailmoat.smtp.dialogue import Dialogue
+from mailmoat.smtp.dialogue import Dialogue, Hangup
 from mailmoat.smtp.outcome import prepare
 from mailmoat.smtp.upstream import ClientFacts, Reply, UpstreamError
 
@@ -199,15 +199,17 @@ class MailCommands(Dialogue):
         self.in_data = True
         try:
             await self._data(tx)
+        except TimeoutError:
+            self.reply("421 4.4.2 Timeout exceeded during DATA, closing connection")
+            raise Hangup() from None
         finally:
             self.in_data = False
             await self._end_tx()
 
     async def _data(self, tx: Transaction) -> None:
         limits = self.config.smtp
-        payload, size = await asyncio.wait_for(
-            self.conn.read_data(limits.max_message_size), limits.command_timeout
-        )
+        async with asyncio.timeout(limits.command_timeout):
+            payload, size = await self.conn.read_data(limits.max_message_size)
         refusal = self._payload_refusal(tx, payload, size)
         if refusal:
             await self._refuse_data(

@@ -19,6 +19,7 @@ import logging
 from mailmoat.core.symbols import Stage
 from mailmoat.core.transaction import Transaction
 from mailmoat.smtp import xforward
+from mailmoat.smtp.dialogue import Hangup
 from mailmoat.smtp.mail import MailCommands
 from mailmoat.smtp.wire import LineTooLong
 from mailmoat.store.base import StoreError
@@ -27,10 +28,6 @@ log = logging.getLogger("mailmoat.smtp")
 
 _NON_SMTP = frozenset({"GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS", "USER", "PASS"})
 _NOT_OFFERED = frozenset({"AUTH", "BDAT", "ETRN", "TURN", "ATRN", "XCLIENT"})
-
-
-class Hangup(Exception):
-    """Stop the dialogue after the reply already sent."""
 
 
 class SmtpSession(MailCommands):
@@ -105,9 +102,8 @@ class SmtpSession(MailCommands):
                 self.reply("421 4.7.0 Too many errors, closing connection")
                 return
             try:
-                line = await asyncio.wait_for(
-                    self.conn.readline(limits.max_command_length + 2), limits.command_timeout
-                )
+                async with asyncio.timeout(limits.command_timeout):
+                    line = await self.conn.readline(limits.max_command_length + 2)
             except LineTooLong:
                 self.reply("500 5.5.2 Line too long")
                 continue
