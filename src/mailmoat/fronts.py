@@ -1,11 +1,10 @@
-"""What the non-SMTP fronts (milter, policy) share: process plumbing and records.
+"""What the non-SMTP fronts (milter, policy) share: process plumbing.
 
 Contract: ``FrontRuntime.open(config)`` opens the services (store, resolver),
 builds the same pipeline as ``mailmoat serve``, attaches the statistics
 recorder (node name from ``[stats] node``) and the cluster glue (shared
 classifier model reload, ``mailmoat.cluster``); ``close()`` undoes it all.
-``record_for`` builds the ``TransactionRecord`` a front hands to
-``pipeline.finish`` once an outcome is known, like the SMTP front does.
+Records come from ``mailmoat.core.record.record_for``, as for the SMTP front.
 ``serve_until_signalled`` runs an ``asyncio.Server`` until SIGTERM/SIGINT.
 """
 
@@ -15,20 +14,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from mailmoat.checks.base import Services
 from mailmoat.checks.registry import build_checks
 from mailmoat.config import Config
-from mailmoat.core.record import TransactionRecord
-from mailmoat.core.scoring import Decision
-from mailmoat.core.symbols import Stage
-from mailmoat.core.transaction import Transaction
 from mailmoat.pipeline import Pipeline
 from mailmoat.runtime import build_services
-from mailmoat.smtp import content
 
 log = logging.getLogger("mailmoat.front")
 
@@ -68,41 +61,6 @@ class FrontRuntime:
                 log.exception("front shutdown step failed")
         if self.services.store is not None:
             await self.services.store.close()
-
-
-def record_for(
-    tx: Transaction,
-    decision: Decision | None,
-    *,
-    action: str,
-    reason: str,
-    stage: Stage,
-    reply: str,
-    node: str,
-    rcpts: tuple[str, ...] | None = None,
-) -> TransactionRecord:
-    headers = content.parse_header_block(tx.data) if tx.data else None
-    session = tx.session
-    return TransactionRecord(
-        queue_id=tx.queue_id,
-        client_ip=session.client_ip,
-        client_rdns=session.client_rdns,
-        helo=session.helo,
-        mail_from=tx.mail_from,
-        rcpts=tuple(tx.rcpts) if rcpts is None else rcpts,
-        action=action,
-        reason=reason,
-        score=decision.score if decision else tx.score,
-        symbols=tuple(tx.all_symbols),
-        size=len(tx.data),
-        subject=content.decoded(headers.get("Subject"))[:500] if headers else "",
-        message_id=str(headers.get("Message-ID", ""))[:500] if headers else "",
-        stage=stage.value,
-        reply=reply,
-        duration=time.time() - tx.started,
-        front=session.front,
-        node=node,
-    )
 
 
 async def serve_until_signalled(server: asyncio.Server, name: str) -> None:

@@ -28,10 +28,10 @@ from typing import ClassVar
 
 from mailmoat.checks.base import Check, Services
 from mailmoat.config import Config
+from mailmoat.core.headers import header_end
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
 from mailmoat.dns.base import DnsAnswer, Resolver
-from mailmoat.smtp.content import header_end
 
 log = logging.getLogger("mailmoat.checks.auth")
 

@@ -14,9 +14,9 @@ from email.utils import getaddresses, parsedate_tz
 from typing import ClassVar
 
 from mailmoat.checks.base import Check, Services
+from mailmoat.core.headers import header_end, parse_header_block
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
-from mailmoat.smtp.content import header_end, parse_header_block
 
 _MESSAGE_ID = re.compile(r"^\s*<[^<>@\s]+@[^<>@\s]+>\s*$")
 

@@ -11,7 +11,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mailmoat.core.symbols import Symbol
+from mailmoat.core.headers import decoded, parse_header_block
+from mailmoat.core.scoring import Decision
+from mailmoat.core.symbols import Stage, Symbol
+from mailmoat.core.transaction import Transaction
 
 
 @dataclass(frozen=True)
@@ -56,3 +59,38 @@ class TransactionRecord:
             f"score={self.score:g} symbols={symbols or '-'} stage={self.stage} "
             f'time={self.duration:.3f}s reply="{self.reply}"'
         )
+
+
+def record_for(
+    tx: Transaction,
+    decision: Decision | None,
+    *,
+    action: str,
+    reason: str,
+    stage: Stage,
+    reply: str,
+    node: str,
+    rcpts: tuple[str, ...] | None = None,
+) -> TransactionRecord:
+    headers = parse_header_block(tx.data) if tx.data else None
+    session = tx.session
+    return TransactionRecord(
+        queue_id=tx.queue_id,
+        client_ip=session.client_ip,
+        client_rdns=session.client_rdns,
+        helo=session.helo,
+        mail_from=tx.mail_from,
+        rcpts=tuple(tx.rcpts) if rcpts is None else rcpts,
+        action=action,
+        reason=reason,
+        score=decision.score if decision else tx.score,
+        symbols=tuple(tx.all_symbols),
+        size=len(tx.data),
+        subject=decoded(headers.get("Subject"))[:500] if headers else "",
+        message_id=str(headers.get("Message-ID", ""))[:500] if headers else "",
+        stage=stage.value,
+        reply=reply,
+        duration=time.time() - tx.started,
+        front=session.front,
+        node=node,
+    )

@@ -34,10 +34,11 @@ import re
 from dataclasses import dataclass
 
 from mailmoat.config import Config, parse_hostport
+from mailmoat.core.record import record_for
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Stage
 from mailmoat.core.transaction import Session, Transaction
-from mailmoat.fronts import FrontRuntime, record_for
+from mailmoat.fronts import FrontRuntime
 from mailmoat.milter import codec
 from mailmoat.pipeline import Pipeline
 from mailmoat.smtp import content

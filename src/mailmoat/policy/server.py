@@ -34,10 +34,11 @@ import contextlib
 import logging
 
 from mailmoat.config import parse_hostport
+from mailmoat.core.record import record_for
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Stage
 from mailmoat.core.transaction import Session, Transaction
-from mailmoat.fronts import FrontRuntime, record_for
+from mailmoat.fronts import FrontRuntime
 
 log = logging.getLogger("mailmoat.policy")
 

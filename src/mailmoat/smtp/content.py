@@ -16,10 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.header import decode_header, make_header
-from email.message import Message
-from email.parser import BytesHeaderParser
-from email.policy import compat32
+
+from mailmoat.core.headers import header_end
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _BARE_CR = re.compile(rb"\r(?!\n)")
@@ -86,14 +84,6 @@ def fold(name: str, value: str, width: int = 78) -> str:
     return "\r\n".join(lines)
 
 
-def header_end(message: bytes) -> int:
-    """Offset of the blank line ending the header block (len if none)."""
-    if message.startswith(b"\r\n"):
-        return 0
-    index = message.find(b"\r\n\r\n")
-    return len(message) if index < 0 else index + 2
-
-
 def edit_headers(
     message: bytes,
     prepend: list[tuple[str, str]],
@@ -129,23 +119,3 @@ def _fields(head: bytes) -> list[bytes]:
         else:
             fields.append(line)
     return fields
-
-
-def parse_header_block(message: bytes) -> Message:
-    """The header fields only, tolerant of any garbage (stdlib compat32)."""
-    return BytesHeaderParser(policy=compat32).parsebytes(message[: header_end(message)])
-
-
-def decoded(value: object) -> str:
-    """An RFC 2047 header value as text; undecodable parts kept as they are."""
-    if value is None:
-        return ""
-    text = str(value)
-    try:
-        return str(make_header(decode_header(text)))
-    except (ValueError, LookupError, UnicodeError):
-        return text
-
-
-def subject_of(message: bytes) -> str:
-    return decoded(parse_header_block(message).get("Subject"))[:500]

@@ -12,14 +12,13 @@ end-of-transaction housekeeping. It owns no command.
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING
 
-from mailmoat.core.record import TransactionRecord
+from mailmoat.core.record import record_for
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Forced, Precedence, Stage
 from mailmoat.core.transaction import Session, Transaction
-from mailmoat.smtp import content, xforward
+from mailmoat.smtp import xforward
 from mailmoat.smtp.upstream import UpstreamSession
 from mailmoat.smtp.wire import Connection
 from mailmoat.store.base import StoreError
@@ -79,26 +78,15 @@ class Dialogue:
         reply: str,
         rcpts: tuple[str, ...] | None = None,
     ) -> None:
-        headers = content.parse_header_block(tx.data) if tx.data else None
-        record = TransactionRecord(
-            queue_id=tx.queue_id,
-            client_ip=tx.session.client_ip,
-            client_rdns=tx.session.client_rdns,
-            helo=tx.session.helo,
-            mail_from=tx.mail_from,
-            rcpts=tuple(tx.rcpts) if rcpts is None else rcpts,
+        record = record_for(
+            tx,
+            decision,
             action=action,
             reason=reason,
-            score=decision.score if decision else tx.score,
-            symbols=tuple(tx.all_symbols),
-            size=len(tx.data),
-            subject=content.decoded(headers.get("Subject"))[:500] if headers else "",
-            message_id=str(headers.get("Message-ID", ""))[:500] if headers else "",
-            stage=stage.value,
+            stage=stage,
             reply=reply,
-            duration=time.time() - tx.started,
-            front=tx.session.front,
             node=self.gw.node,
+            rcpts=rcpts,
         )
         await self.pipeline.finish(record)
 

@@ -22,12 +22,12 @@ from collections.abc import Callable
 from mailmoat.checks.base import Services
 from mailmoat.checks.registry import build_checks
 from mailmoat.config import Config, ConfigError, load_config, parse_hostport
+from mailmoat.core.headers import subject_of
 from mailmoat.core.transaction import Transaction
 from mailmoat.dns import resolver_from_config
 from mailmoat.pipeline import Pipeline
 from mailmoat.quarantine import Quarantine
 from mailmoat.smtp import xforward
-from mailmoat.smtp.content import subject_of
 from mailmoat.smtp.maildir import MaildirWriter
 from mailmoat.smtp.session import SmtpSession
 from mailmoat.smtp.upstream import UpstreamSession, upstream_from_config
