@@ -6,20 +6,28 @@ recorder (node name from ``[stats] node``) and the cluster glue (shared
 classifier model reload, ``mailmoat.cluster``); ``close()`` undoes it all.
 Records come from ``mailmoat.core.record.record_for``, as for the SMTP front.
 ``serve_until_signalled`` runs an ``asyncio.Server`` until SIGTERM/SIGINT.
+
+``FrontServer`` is the listening part both fronts share: ``start()`` binds
+the front's ``listen`` setting and runs ``handle`` once per connection as a
+task kept in ``sessions``; ``stop(grace)`` stops listening, waits up to
+``grace`` seconds for the sessions and cancels the rest. ``run_front`` is
+the body of the ``mailmoat milter`` / ``mailmoat policy`` commands.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 from mailmoat.checks.base import Services
 from mailmoat.checks.registry import build_checks
-from mailmoat.config import Config
+from mailmoat.config import Config, load_config, parse_hostport
 from mailmoat.pipeline import Pipeline
 from mailmoat.runtime import build_services
 
@@ -77,3 +85,82 @@ async def serve_until_signalled(server: asyncio.Server, name: str) -> None:
     server.close()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(server.wait_closed(), 10)
+
+
+class FrontServer:
+    """An ``asyncio`` server running one session task per connection."""
+
+    name: ClassVar[str]  # the config section ([milter], [policy]) and log name
+    default_port: ClassVar[int]
+    stop_grace: ClassVar[float] = 10.0
+    stream_limit: ClassVar[int] = 64 * 1024  # asyncio's default
+
+    def __init__(self, runtime: FrontRuntime) -> None:
+        self.runtime = runtime
+        self.server: asyncio.Server | None = None
+        self.sessions: set[asyncio.Task[None]] = set()
+
+    def listen(self) -> str:
+        """The ``host:port`` setting to bind."""
+        raise NotImplementedError
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Run one connection's session."""
+        raise NotImplementedError
+
+    async def start(self) -> tuple[str, int]:
+        host, port = parse_hostport(self.listen(), default_port=self.default_port)
+        self.server = await asyncio.start_server(
+            self._accept, host, port, reuse_address=True, limit=self.stream_limit
+        )
+        bound = self.server.sockets[0].getsockname()
+        return str(bound[0]), int(bound[1])
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.sessions.add(task)
+        try:
+            # Cancelled by stop(): the task ends quietly (asyncio's stream
+            # callback would log a cancelled connection task as an error).
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.handle(reader, writer)
+        finally:
+            self.sessions.discard(task)
+
+    async def stop(self, grace: float | None = None) -> None:
+        if grace is None:
+            grace = self.stop_grace
+        if self.server is not None:
+            self.server.close()
+        if self.sessions:
+            _done, pending = await asyncio.wait(set(self.sessions), timeout=grace)
+            for task in pending:
+                task.cancel()
+
+
+def add_front_arguments(parser: argparse.ArgumentParser, section: str) -> None:
+    parser.add_argument("--config", help="TOML config file (default: embedded defaults)")
+    parser.add_argument("--listen", help=f"host:port to listen on (overrides [{section}] listen)")
+
+
+async def run_front(
+    server_class: type[FrontServer], config_path: str | None, listen: str | None
+) -> int:
+    """Open the runtime, serve ``server_class`` until SIGTERM/SIGINT, close."""
+    section = server_class.name
+    config = load_config(config_path)
+    if listen:
+        settings = getattr(config, section)
+        config = replace(config, **{section: replace(settings, listen=listen)})
+    logging.getLogger().setLevel(config.log.level.upper())
+    runtime = await FrontRuntime.open(config)
+    server = server_class(runtime)
+    try:
+        await server.start()
+        assert server.server is not None
+        await serve_until_signalled(server.server, section)
+        await server.stop()
+    finally:
+        await runtime.close()
+    return 0

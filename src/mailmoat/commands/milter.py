@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
-from mailmoat.config import load_config
-from mailmoat.fronts import FrontRuntime, serve_until_signalled
+from mailmoat.fronts import add_front_arguments, run_front
 from mailmoat.milter.server import MilterServer
 from mailmoat.runtime import run_loop
 
@@ -14,27 +12,11 @@ HELP = "run the Sendmail/Postfix milter front"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="TOML config file (default: embedded defaults)")
-    parser.add_argument("--listen", help="host:port to listen on (overrides [milter] listen)")
+    add_front_arguments(parser, MilterServer.name)
 
 
 async def main(config_path: str | None, listen: str | None) -> int:
-    config = load_config(config_path)
-    if listen:
-        from dataclasses import replace
-
-        config = replace(config, milter=replace(config.milter, listen=listen))
-    logging.getLogger().setLevel(config.log.level.upper())
-    runtime = await FrontRuntime.open(config)
-    server = MilterServer(runtime)
-    try:
-        await server.start()
-        assert server.server is not None
-        await serve_until_signalled(server.server, "milter")
-        await server.stop()
-    finally:
-        await runtime.close()
-    return 0
+    return await run_front(MilterServer, config_path, listen)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -33,12 +33,12 @@ import logging
 import re
 from dataclasses import dataclass
 
-from mailmoat.config import Config, parse_hostport
+from mailmoat.config import Config
 from mailmoat.core.record import record_for
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Stage
 from mailmoat.core.transaction import Session, Transaction
-from mailmoat.fronts import FrontRuntime
+from mailmoat.fronts import FrontRuntime, FrontServer
 from mailmoat.milter import codec
 from mailmoat.pipeline import Pipeline
 from mailmoat.smtp import content
@@ -310,34 +310,13 @@ class MilterSession:
 _CONTINUE = codec.reply(codec.CONTINUE)
 
 
-class MilterServer:
-    def __init__(self, runtime: FrontRuntime) -> None:
-        self.runtime = runtime
-        self.server: asyncio.Server | None = None
-        self.sessions: set[asyncio.Task[None]] = set()
+class MilterServer(FrontServer):
+    name = "milter"
+    default_port = 8891
+    stop_grace = 10.0
 
-    async def start(self) -> tuple[str, int]:
-        host, port = parse_hostport(self.runtime.config.milter.listen, default_port=8891)
-        self.server = await asyncio.start_server(self._accept, host, port, reuse_address=True)
-        bound = self.server.sockets[0].getsockname()
-        return str(bound[0]), int(bound[1])
+    def listen(self) -> str:
+        return self.runtime.config.milter.listen
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.sessions.add(task)
-        try:
-            # Cancelled by stop(): the task ends quietly (asyncio's stream
-            # callback would log a cancelled connection task as an error).
-            with contextlib.suppress(asyncio.CancelledError):
-                await MilterSession(self.runtime, reader, writer).run()
-        finally:
-            self.sessions.discard(task)
-
-    async def stop(self, grace: float = 10.0) -> None:
-        if self.server is not None:
-            self.server.close()
-        if self.sessions:
-            _done, pending = await asyncio.wait(set(self.sessions), timeout=grace)
-            for task in pending:
-                task.cancel()
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await MilterSession(self.runtime, reader, writer).run()

@@ -33,12 +33,11 @@ import asyncio
 import contextlib
 import logging
 
-from mailmoat.config import parse_hostport
 from mailmoat.core.record import record_for
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Stage
 from mailmoat.core.transaction import Session, Transaction
-from mailmoat.fronts import FrontRuntime
+from mailmoat.fronts import FrontRuntime, FrontServer
 
 log = logging.getLogger("mailmoat.policy")
 
@@ -205,36 +204,14 @@ def _summary(attributes: dict[str, str]) -> str:
     return " ".join(f"{k}={attributes.get(k, '')}" for k in keys)
 
 
-class PolicyServer:
-    def __init__(self, runtime: FrontRuntime) -> None:
-        self.runtime = runtime
-        self.server: asyncio.Server | None = None
-        self.sessions: set[asyncio.Task[None]] = set()
+class PolicyServer(FrontServer):
+    name = "policy"
+    default_port = 10040
+    stop_grace = 5.0
+    stream_limit = MAX_REQUEST
 
-    async def start(self) -> tuple[str, int]:
-        host, port = parse_hostport(self.runtime.config.policy.listen, default_port=10040)
-        self.server = await asyncio.start_server(
-            self._accept, host, port, reuse_address=True, limit=MAX_REQUEST
-        )
-        bound = self.server.sockets[0].getsockname()
-        return str(bound[0]), int(bound[1])
+    def listen(self) -> str:
+        return self.runtime.config.policy.listen
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.sessions.add(task)
-        try:
-            # Cancelled by stop(): the task ends quietly (asyncio's stream
-            # callback would log a cancelled connection task as an error).
-            with contextlib.suppress(asyncio.CancelledError):
-                await PolicySession(self.runtime, reader, writer).run()
-        finally:
-            self.sessions.discard(task)
-
-    async def stop(self, grace: float = 5.0) -> None:
-        if self.server is not None:
-            self.server.close()
-        if self.sessions:
-            _done, pending = await asyncio.wait(set(self.sessions), timeout=grace)
-            for task in pending:
-                task.cancel()
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await PolicySession(self.runtime, reader, writer).run()
