@@ -5,7 +5,11 @@ messages) is pointed at:
 
 1. ``smtp-sink`` directly: the limit of the client and the sink;
 2. a private Postfix instance relaying to ``smtp-sink``: the peer;
-3. ``mailmoat serve`` relaying before-queue to ``smtp-sink``: us.
+3. ``mailmoat serve`` relaying before-queue to ``smtp-sink``: us, with every
+   check of the default configuration (content analysis included);
+4. the same with the data-stage content checks switched off: what the SMTP
+   transport itself costs, for a like-for-like comparison with Postfix,
+   which does no content analysis.
 
 It prints messages per second for each and mailmoat's ratio to both, then
 measures added latency: one client sends messages one after the other, to
@@ -101,18 +105,28 @@ ZONES = {
 }
 
 
+CONTENT_CHECKS = (
+    "spf", "dkim", "dmarc", "auth_results", "urlbl", "rules", "classifier", "attachments", "bulk",
+)  # fmt: skip
+
+
 def start_mailmoat(
-    workdir: Path, upstream: str, nameserver: str, workers: int = 0
+    workdir: Path, upstream: str, nameserver: str, workers: int = 0, content: bool = True
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """``mailmoat serve`` relaying to ``upstream``; ``workers`` 0: one per core."""
+    """``mailmoat serve`` relaying to ``upstream``; ``workers`` 0: one per core;
+    ``content`` False switches the data-stage content checks off."""
+    workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
+    disabled = (
+        "" if content else "".join(f"[checks.{name}]\nenabled = false\n" for name in CONTENT_CHECKS)
+    )
     config = workdir / "mailmoat.toml"
     config.write_text(
         f'[smtp]\nlisten = "127.0.0.1:{port}"\nhostname = "mx.bench.test"\n'
         f'[relay]\ndomains = ["example.org"]\nupstream = "{upstream}"\n'
         f'[pregreet]\ndelay = 0\n[store]\nurl = "sqlite:///{workdir}/store.db"\n'
         f'[log]\nlevel = "WARNING"\n[web]\nenabled = false\n'
-        f'[dns]\nnameserver = "{nameserver}"\n'
+        f'[dns]\nnameserver = "{nameserver}"\n' + disabled
     )
     log = (workdir / "serve.log").open("wb")  # the child process keeps it open
     proc = subprocess.Popen(
@@ -134,25 +148,31 @@ def main() -> int:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="mm-bench-"))
     with SmtpSink() as sink, Postfix(relayhost=sink.address) as postfix, Nsd(ZONES) as dns:
-        mailmoat, port = start_mailmoat(workdir, sink.address, dns.address)
+        mailmoat, port = start_mailmoat(workdir / "full", sink.address, dns.address)
+        bare, bare_port = start_mailmoat(workdir / "bare", sink.address, dns.address, content=False)
         try:
-            smtp_source(sink.port, 200)  # warm up all three
+            smtp_source(sink.port, 200)  # warm up all of them
             smtp_source(port, 200)
+            smtp_source(bare_port, 200)
             direct = smtp_source(sink.port, args.messages)
             relayed_by_postfix = smtp_source(postfix.port, args.messages)
             relayed_by_us = smtp_source(port, args.messages)
+            transport_only = smtp_source(bare_port, args.messages)
             sink.clear()
             base = latencies(sink.port, args.latency)
             ours = latencies(port, args.latency)
         finally:
-            mailmoat.terminate()
-            mailmoat.wait(30)
+            for proc in (mailmoat, bare):
+                proc.terminate()
+                proc.wait(30)
     print(f"messages per run: {args.messages}, 20 sessions, 4 KiB")
     print(f"smtp-sink direct          {direct:8.0f} msgs/s  (the limit)")
     print(f"Postfix -> smtp-sink      {relayed_by_postfix:8.0f} msgs/s  (the peer)")
     print(f"mailmoat -> smtp-sink     {relayed_by_us:8.0f} msgs/s")
     print(f"mailmoat / Postfix        {relayed_by_us / relayed_by_postfix:8.2f}")
     print(f"mailmoat / smtp-sink      {relayed_by_us / direct:8.2f}")
+    print(f"mailmoat, content checks off -> smtp-sink {transport_only:8.0f} msgs/s")
+    print(f"  its ratio to Postfix    {transport_only / relayed_by_postfix:8.2f}")
     for label, pct in (("p50", 50.0), ("p99", 99.0)):
         added = (percentile(ours, pct) - percentile(base, pct)) * 1000
         print(f"added latency {label}        {added:8.2f} ms  "
