@@ -13,15 +13,17 @@ Check modules expose ``build(services) -> list[Check]`` and are listed in
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from mailmoat.config import Config
 from mailmoat.core.symbols import Evidence, Stage
-from mailmoat.core.transaction import Transaction
+from mailmoat.core.transaction import Session, Transaction
 
 
 @dataclass
@@ -57,3 +59,25 @@ class Check(ABC):
     @property
     def stage_enum(self) -> Stage:
         return Stage(self.stage)
+
+
+def start_session_task(
+    session: Session, key: str, make: Callable[[], Coroutine[Any, Any, Any]]
+) -> None:
+    """Run ``make()`` in the background once per session, under ``session.notes[key]``.
+
+    The task is cancelled (and awaited) by the session's cleanups if it is
+    still running when the session ends.
+    """
+    if key in session.notes:
+        return
+    task = asyncio.get_running_loop().create_task(make())
+    session.notes[key] = task
+
+    async def cancel() -> None:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    session.cleanups.append(cancel)

@@ -30,13 +30,12 @@ DNSWL-listed (``session.notes["dnswl"]``): greylisting skips it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from mailmoat.checks.base import Check, Services
+from mailmoat.checks.base import Check, Services, start_session_task
 from mailmoat.core.symbols import Action, Evidence, Forced, Precedence, Stage
 from mailmoat.core.transaction import Session, Transaction
 from mailmoat.dns import DnsAnswer, Resolver, reverse_name
@@ -163,18 +162,7 @@ class DnsblStart(Check):
 
 
 def start_lookups(session: Session, resolver: Resolver, sites: list[Site]) -> None:
-    if _TASK in session.notes:
-        return
-    task = asyncio.get_running_loop().create_task(query_sites(resolver, sites, session.client_ip))
-    session.notes[_TASK] = task
-
-    async def cancel() -> None:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-    session.cleanups.append(cancel)
+    start_session_task(session, _TASK, lambda: query_sites(resolver, sites, session.client_ip))
 
 
 class DnsblVerdict(Check):

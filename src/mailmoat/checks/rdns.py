@@ -18,14 +18,13 @@ looked up at all.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import re
 from dataclasses import dataclass
 from typing import ClassVar
 
 from mailmoat.checks._addr import NetworkSet
-from mailmoat.checks.base import Check, Services
+from mailmoat.checks.base import Check, Services, start_session_task
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Session, Transaction
 from mailmoat.dns import Resolver, reverse_name
@@ -110,18 +109,7 @@ def _embeds_address(host: str, ip: str) -> bool:
 
 
 def start_lookup(session: Session, resolver: Resolver) -> None:
-    if _TASK in session.notes:
-        return
-    task = asyncio.get_running_loop().create_task(lookup(resolver, session.client_ip))
-    session.notes[_TASK] = task
-
-    async def cancel() -> None:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-    session.cleanups.append(cancel)
+    start_session_task(session, _TASK, lambda: lookup(resolver, session.client_ip))
 
 
 class RdnsStart(Check):
