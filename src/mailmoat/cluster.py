@@ -25,13 +25,13 @@ for the store.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from mailmoat.checks.base import Services
+from mailmoat.core.tasks import cancel_and_wait
 from mailmoat.store.base import StoreError
 
 if TYPE_CHECKING:
@@ -108,11 +108,8 @@ class ModelSync:
             await asyncio.sleep(self.interval)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
 
 def start_model_sync(services: Services) -> ModelSync | None:

@@ -27,6 +27,7 @@ from typing import Any
 
 from mailmoat.config import StatsConfig
 from mailmoat.core.record import TransactionRecord
+from mailmoat.core.tasks import cancel_and_wait
 from mailmoat.stats.counters import (
     DAY,
     HOUR,
@@ -223,9 +224,6 @@ class StatsRecorder:
                 log.exception("stats: flush failed")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.flush()
