@@ -28,7 +28,7 @@ from mailmoat.stats import history as hist
 from mailmoat.stats.counters import ACTIONS, DAY, read_all_time
 from mailmoat.stats.series import VIEWS, parse_since, read_events, read_series, summary
 from mailmoat.web import actions
-from mailmoat.web.app import dashboard_of, form_with_csrf
+from mailmoat.web.app import dashboard_of, form_with_csrf, fresh_dashboard_of, node_param
 from mailmoat.web.pages import run_action
 
 
@@ -40,30 +40,27 @@ def _since(request: Request, default: str = "24h") -> float | JSONResponse:
 
 
 async def api_summary(request: Request) -> Response:
-    board = dashboard_of(request)
-    await board.fresh()
+    board = await fresh_dashboard_of(request)
     since = _since(request)
     if isinstance(since, JSONResponse):
         return since
-    node = request.query_params.get("node") or None
+    node = node_param(request)
     data = await summary(board.store, board.config().stats, since, board.clock(), node)
     return JSONResponse(data)
 
 
 async def api_series(request: Request) -> Response:
-    board = dashboard_of(request)
-    await board.fresh()
+    board = await fresh_dashboard_of(request)
     name = request.query_params.get("view", "day")
     if name not in VIEWS:
         return JSONResponse({"error": f"view must be one of {list(VIEWS)}"}, status_code=400)
-    node = request.query_params.get("node") or None
+    node = node_param(request)
     series = await read_series(board.store, VIEWS[name], board.clock(), node)
     return JSONResponse(series.as_dict())
 
 
 async def api_history(request: Request) -> Response:
-    board = dashboard_of(request)
-    await board.fresh()
+    board = await fresh_dashboard_of(request)
     since = _since(request)
     if isinstance(since, JSONResponse):
         return since
@@ -77,15 +74,14 @@ async def api_history(request: Request) -> Response:
         hist.Filters.from_query(request.query_params),
         start=now - since,
         end=now + 1,
-        node=request.query_params.get("node") or None,
+        node=node_param(request),
         limit=limit,
     )
     return JSONResponse({"count": len(entries), "entries": entries})
 
 
 async def api_message(request: Request) -> Response:
-    board = dashboard_of(request)
-    await board.fresh()
+    board = await fresh_dashboard_of(request)
     now = board.clock()
     queue_id = request.path_params["queue_id"]
     days = board.config().stats.history_days
@@ -96,9 +92,8 @@ async def api_message(request: Request) -> Response:
 
 
 async def api_events(request: Request) -> Response:
-    board = dashboard_of(request)
-    await board.fresh()
-    node = request.query_params.get("node") or None
+    board = await fresh_dashboard_of(request)
+    node = node_param(request)
     events = await read_events(board.store, board.config().stats, board.clock(), node)
     return JSONResponse({"events": [e.as_dict() for e in events]})
 
@@ -124,8 +119,7 @@ def _label(value: str) -> str:
 
 
 async def metrics(request: Request) -> Response:
-    board = dashboard_of(request)
-    await board.fresh()
+    board = await fresh_dashboard_of(request)
     counts = await read_all_time(board.store, board.node)
     node = _label(board.node)
     lines: list[str] = []

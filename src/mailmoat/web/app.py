@@ -72,6 +72,18 @@ def dashboard_of(request: Request) -> Dashboard:
     return board
 
 
+async def fresh_dashboard_of(request: Request) -> Dashboard:
+    """The dashboard, its in-process statistics flushed (``Dashboard.fresh``)."""
+    board = dashboard_of(request)
+    await board.fresh()
+    return board
+
+
+def node_param(request: Request) -> str | None:
+    """The ``node`` query parameter; None (all nodes) when absent or empty."""
+    return request.query_params.get("node") or None
+
+
 def session_of(request: Request) -> SessionData:
     session: SessionData = request.state.session
     return session

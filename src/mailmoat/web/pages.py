@@ -20,7 +20,7 @@ from mailmoat.stats import history as hist
 from mailmoat.stats.counters import ACTION_LABELS, DAY, known_nodes, read_totals
 from mailmoat.stats.series import TOP_KINDS, VIEWS, parse_since, read_events, read_series, read_top
 from mailmoat.web import actions
-from mailmoat.web.app import dashboard_of, form_with_csrf, render
+from mailmoat.web.app import dashboard_of, form_with_csrf, fresh_dashboard_of, node_param, render
 from mailmoat.web.charts import Layer, Mark, share_line, stacked_bars
 from mailmoat.web.explain import REASONS, explain_symbol
 
@@ -41,15 +41,10 @@ _SECRET_RE = re.compile(r"(password|secret|token|api_key|apikey|credential)", re
 _URL_AUTH_RE = re.compile(r"(://[^:/@]*:)[^@]+@")
 
 
-def _node_param(request: Request) -> str | None:
-    return request.query_params.get("node") or None
-
-
 async def overview(request: Request) -> Response:
-    board = dashboard_of(request)
-    await board.fresh()
+    board = await fresh_dashboard_of(request)
     view = VIEWS.get(request.query_params.get("view", "day"), VIEWS["day"])
-    node = _node_param(request)
+    node = node_param(request)
     now = board.clock()
     settings = board.config().stats
     series = await read_series(board.store, view, now, node)
@@ -101,8 +96,7 @@ async def overview(request: Request) -> Response:
 
 
 async def history(request: Request) -> Response:
-    board = dashboard_of(request)
-    await board.fresh()
+    board = await fresh_dashboard_of(request)
     params = request.query_params
     filters = hist.Filters.from_query(params)
     since_text = params.get("since", "24h")
@@ -112,7 +106,7 @@ async def history(request: Request) -> Response:
         since_text, since = "24h", parse_since("24h")
     now = board.clock()
     entries = await hist.search(
-        board.store, filters, start=now - since, end=now + 1, node=_node_param(request), limit=200
+        board.store, filters, start=now - since, end=now + 1, node=node_param(request), limit=200
     )
     context = {
         "entries": entries,
@@ -126,8 +120,7 @@ async def history(request: Request) -> Response:
 
 
 async def message(request: Request) -> Response:
-    board = dashboard_of(request)
-    await board.fresh()
+    board = await fresh_dashboard_of(request)
     queue_id = request.path_params["queue_id"]
     config = board.config()
     now = board.clock()
