@@ -19,6 +19,20 @@ from mailmoat.dns import DnsAnswer
 from mailmoat.pipeline import Pipeline
 from mailmoat.store import SqliteStore
 
+# ``[ratelimit]`` with every limit off and nothing exempt (tests come from
+# loopback): a test switches on only the limits it is about.
+RATELIMITS_OFF: dict[str, object] = {
+    "exempt": (),
+    "connections_per_ip": 0,
+    "connections_per_net": 0,
+    "concurrent_per_ip": 0,
+    "concurrent_per_net": 0,
+    "messages_per_ip": 0,
+    "messages_per_sender": 0,
+    "recipients_per_ip": 0,
+    "recipients_per_sender": 0,
+}
+
 
 class FakeClock:
     def __init__(self, now: float = 1_700_000_000.0) -> None:

@@ -14,6 +14,7 @@ import dns.exception
 import dns.message
 import dns.rcode
 
+from fakes import RATELIMITS_OFF
 from gateway_harness import GatewayThread
 from mailmoat.core.record import TransactionRecord
 
@@ -21,17 +22,7 @@ from mailmoat.core.record import TransactionRecord
 # loopback not exempt (the tests come from 127.x addresses).
 QUIET: dict[str, dict[str, Any]] = {
     "relay": {"domains": ["example.org"]},
-    "ratelimit": {
-        "exempt": [],
-        "connections_per_ip": 0,
-        "connections_per_net": 0,
-        "concurrent_per_ip": 0,
-        "concurrent_per_net": 0,
-        "messages_per_ip": 0,
-        "messages_per_sender": 0,
-        "recipients_per_ip": 0,
-        "recipients_per_sender": 0,
-    },
+    "ratelimit": dict(RATELIMITS_OFF),
     "greylist": {"enabled": False},
     "rdns": {"skip_networks": ["127.0.0.0/8", "::1/128"]},
 }

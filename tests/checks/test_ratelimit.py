@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-from fakes import FakeClock, end_session, make_config, make_services, new_tx, pipeline_of
+from fakes import (
+    RATELIMITS_OFF,
+    FakeClock,
+    end_session,
+    make_config,
+    make_services,
+    new_tx,
+    pipeline_of,
+)
 from mailmoat.checks.base import Services
 from mailmoat.config import RatelimitConfig
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Stage
 from mailmoat.core.transaction import Transaction
 
-OFF = {
-    "exempt": (),
-    "connections_per_ip": 0,
-    "connections_per_net": 0,
-    "concurrent_per_ip": 0,
-    "concurrent_per_net": 0,
-    "messages_per_ip": 0,
-    "messages_per_sender": 0,
-    "recipients_per_ip": 0,
-    "recipients_per_sender": 0,
-}
-
 
 def setup(**limits: object) -> tuple[Services, FakeClock]:
     clock = FakeClock()
-    config = RatelimitConfig(**{**OFF, **limits})  # type: ignore[arg-type]
+    config = RatelimitConfig(**{**RATELIMITS_OFF, **limits})  # type: ignore[arg-type]
     return make_services(make_config(ratelimit=config), clock=clock), clock
 
 
