@@ -291,15 +291,27 @@ class Sampler:
         self.peak_rss = 0
         self.peak_fds = 0
 
-    def sample(self) -> None:
+    def pids(self) -> list[int]:
+        """The gateway: its supervisor and the prefork workers (smtp.workers)."""
         try:
-            status = Path(f"/proc/{self.pid}/status").read_text()
-            fds = len(os.listdir(f"/proc/{self.pid}/fd"))
+            children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
         except OSError:
-            return
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                self.peak_rss = max(self.peak_rss, int(line.split()[1]) * 1024)
+            children = []
+        return [self.pid, *(int(c) for c in children)]
+
+    def sample(self) -> None:
+        rss = fds = 0
+        for pid in self.pids():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                fds += len(os.listdir(f"/proc/{pid}/fd"))
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    rss += int(line.split()[1]) * 1024
+        # Summed peaks of all gateway processes: an upper bound of their peak.
+        self.peak_rss = max(self.peak_rss, rss)
         self.peak_fds = max(self.peak_fds, fds)
 
 
