@@ -5,6 +5,8 @@ config (merged over test defaults: free port, pregreet off, everything under
 ``tmp_path``), starts ``Gateway`` on its own event loop in a thread, and
 exposes ``port``, ``maildir_messages()`` and ``stop()``. Tests talk to it
 with real clients (smtplib, swaks, smtp-source) from the main thread.
+``start_gateway``/``stop_gateway`` are its start and stop sequence, also for
+harnesses that run a ``Gateway`` in the test's own event loop.
 """
 
 from __future__ import annotations
@@ -66,6 +68,23 @@ def write_test_config(tmp_path: Path, overrides: dict[str, dict[str, Any]] | Non
     return path
 
 
+async def start_gateway(gateway: Gateway) -> int:
+    """Run the services' starters as ``mailmoat serve`` does, then listen; the port."""
+    for starter in gateway.services.extras.get("starters", []):
+        await starter(gateway)
+    _host, port = await gateway.start()
+    return port
+
+
+async def stop_gateway(gateway: Gateway) -> None:
+    """Stop listening, run the services' stoppers and close the store, as ``mailmoat serve``."""
+    await gateway.stop()
+    for stopper in gateway.services.extras.get("stoppers", []):
+        await stopper()
+    if gateway.services.store is not None:
+        await gateway.services.store.close()
+
+
 class GatewayThread:
     def __init__(self, tmp_path: Path, overrides: dict[str, dict[str, Any]] | None = None) -> None:
         self.config_path = write_test_config(tmp_path, overrides)
@@ -91,9 +110,7 @@ class GatewayThread:
     async def _start(self) -> None:
         services = await build_services(self.config)
         self.gateway = Gateway(self.config, services, config_path=str(self.config_path))
-        for starter in services.extras.get("starters", []):
-            await starter(self.gateway)
-        _host, self.port = await self.gateway.start()
+        self.port = await start_gateway(self.gateway)
 
     def start(self) -> Self:
         self._thread.start()
@@ -110,11 +127,7 @@ class GatewayThread:
             gateway = self.gateway
 
             async def shutdown() -> None:
-                await gateway.stop()
-                for stopper in gateway.services.extras.get("stoppers", []):
-                    await stopper()
-                if gateway.services.store is not None:
-                    await gateway.services.store.close()
+                await stop_gateway(gateway)
                 current = asyncio.current_task()
                 leftovers = [t for t in asyncio.all_tasks() if t is not current]
                 for task in leftovers:

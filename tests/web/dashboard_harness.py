@@ -20,7 +20,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
-from gateway_harness import toml_dumps
+from gateway_harness import start_gateway, stop_gateway, toml_dumps
 from mailmoat.checks import headers, helo, size
 from mailmoat.checks.base import Services
 from mailmoat.config import Config, load_config
@@ -98,17 +98,12 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
     recorder = install(services)
     assert recorder is not None
     gateway = Gateway(config, services, config_path=str(path), pipeline_factory=local_pipeline)
-    for starter in services.extras["starters"]:
-        await starter(gateway)
-    _host, port = await gateway.start()
+    port = await start_gateway(gateway)
     web = services.extras["dashboard"]
     try:
         yield Running(gateway, port, web.port, recorder, config, path)
     finally:
-        await gateway.stop()
-        for stopper in services.extras["stoppers"]:
-            await stopper()
-        await services.store.close()
+        await stop_gateway(gateway)
 
 
 def message(subject: str, *, date: bool = True, msgid: bool = True, sender: bool = True) -> bytes:
