@@ -9,7 +9,7 @@ What it does, all on loopback:
 1. starts rbldnsd serving a test DNSBL zone that lists a fifth of the bots,
 2. starts the gateway as its own process (``mailmoat serve --config ...``),
 3. starts a bot process (asyncio, uvloop) opening ``--bots`` connections
-   from 127.0.<10..>.<1..50>: idlers (connect and say nothing), pregreeters
+   from 127.0.<10..>.<1..50> (then 127.1.0.x...): idlers (connect and say nothing), pregreeters
    (talk before the banner; dropped with 521, they come back 5-15 s later), slow drippers
    (a command byte every two seconds) and blocklisted bots (EHLO/MAIL/RCPT,
    refused 554 at RCPT, then they sit on the connection),
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import os
 import random
@@ -71,7 +72,15 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 def bot_address(n: int) -> str:
-    return f"127.0.{FIRST_NET + n // HOSTS_PER_NET}.{1 + n % HOSTS_PER_NET}"
+    """A loopback address for bot ``n``: 127.A.B.C, the /24 index carried into
+    the second octet. Always a valid address literal, so that resolving it
+    never asks a name service (an octet above 255 would be taken as a host
+    name and sent to the system's DNS resolver)."""
+    net = FIRST_NET + n // HOSTS_PER_NET
+    address = f"127.{net // 256}.{net % 256}.{1 + n % HOSTS_PER_NET}"
+    if not ipaddress.ip_address(address).is_loopback:
+        raise ValueError(f"bot {n} would not be on loopback: {address}")
+    return address
 
 
 def behaviour(n: int) -> str:
@@ -247,7 +256,11 @@ async def legit_main(port: int, messages: int, parallel: int, out: Path) -> None
 def write_zone(workdir: Path, bots: int) -> None:
     lines = [":127.0.0.2:Listed as a storm bot"]
     nets = range(FIRST_NET, FIRST_NET + (bots + HOSTS_PER_NET - 1) // HOSTS_PER_NET)
-    lines += [f"127.0.{net}.0/24" for net in nets if (net - FIRST_NET) % BLOCKLISTED_NETS == 0]
+    lines += [
+        f"127.{net // 256}.{net % 256}.0/24"
+        for net in nets
+        if (net - FIRST_NET) % BLOCKLISTED_NETS == 0
+    ]
     (workdir / "storm.zone").write_text("\n".join(lines) + "\n")
 
 
