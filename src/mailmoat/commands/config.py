@@ -17,8 +17,8 @@ import json
 from dataclasses import fields, is_dataclass
 from typing import Any
 
-from mailmoat import config as config_module
 from mailmoat.config import CheckSettings, Config, load_config
+from mailmoat.config import sections as config_module
 
 HELP = "show, check or document the configuration"
 SECRET_KEYS = frozenset({"password_hash", "secret_key"})

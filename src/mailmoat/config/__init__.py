@@ -1,0 +1,72 @@
+"""TOML configuration -> frozen dataclasses.
+
+``load_config(path)`` returns a validated ``Config`` (embedded defaults
+without a path); every section is a frozen dataclass in ``sections``; bad
+files raise ``ConfigError`` naming the file and the key.
+"""
+
+from mailmoat.config.loader import ConfigError, load_config, parse_hostport
+from mailmoat.config.sections import (
+    ActionsConfig,
+    AttachmentsConfig,
+    AuthConfig,
+    BulkConfig,
+    CheckSettings,
+    ClassifierConfig,
+    ClusterConfig,
+    Config,
+    DeliveryConfig,
+    DnsblConfig,
+    DnsConfig,
+    GreylistConfig,
+    ListsConfig,
+    LogConfig,
+    MilterConfig,
+    PolicyConfig,
+    PregreetConfig,
+    ProtocolConfig,
+    QuarantineConfig,
+    RatelimitConfig,
+    RdnsConfig,
+    RelayConfig,
+    RulesConfig,
+    SmtpConfig,
+    StatsConfig,
+    StoreConfig,
+    UrlblConfig,
+    WebConfig,
+)
+
+__all__ = [
+    "ActionsConfig",
+    "AttachmentsConfig",
+    "AuthConfig",
+    "BulkConfig",
+    "CheckSettings",
+    "ClassifierConfig",
+    "ClusterConfig",
+    "Config",
+    "ConfigError",
+    "DeliveryConfig",
+    "DnsConfig",
+    "DnsblConfig",
+    "GreylistConfig",
+    "ListsConfig",
+    "LogConfig",
+    "MilterConfig",
+    "PolicyConfig",
+    "PregreetConfig",
+    "ProtocolConfig",
+    "QuarantineConfig",
+    "RatelimitConfig",
+    "RdnsConfig",
+    "RelayConfig",
+    "RulesConfig",
+    "SmtpConfig",
+    "StatsConfig",
+    "StoreConfig",
+    "UrlblConfig",
+    "WebConfig",
+    "load_config",
+    "parse_hostport",
+]
