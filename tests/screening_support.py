@@ -7,6 +7,7 @@ import smtplib
 import socket
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -119,14 +120,25 @@ def raw_connect(gateway: ScreeningGateway, source: str) -> socket.socket:
     return sock
 
 
+# Bytes read past a complete reply, per socket (gone with the socket).
+_unread: weakref.WeakKeyDictionary[socket.socket, bytes] = weakref.WeakKeyDictionary()
+
+
 def read_reply(sock: socket.socket, timeout: float = 5.0) -> bytes:
-    """Read until a final reply line (``NNN `` after the last CRLF) or EOF."""
+    """One complete reply (through its final ``NNN `` line), or what came
+    before EOF. Replies that arrived together (the banner and a pipelined
+    command's answer) are returned one per call: the rest is kept."""
     sock.settimeout(timeout)
-    data = b""
+    data = _unread.pop(sock, b"")
     while True:
-        lines = data.split(b"\r\n")
-        if len(lines) > 1 and len(lines[-2]) >= 4 and lines[-2][3:4] == b" ":
-            return data
+        start = 0
+        while (end := data.find(b"\r\n", start)) >= 0:
+            line = data[start:end]
+            if len(line) < 4 or line[3:4] != b"-":
+                if data[end + 2 :]:
+                    _unread[sock] = data[end + 2 :]
+                return data[: end + 2]
+            start = end + 2
         chunk = sock.recv(4096)
         if not chunk:
             return data
