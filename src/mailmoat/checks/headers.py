@@ -14,7 +14,7 @@ from email.utils import getaddresses, parsedate_tz
 from typing import ClassVar
 
 from mailmoat.checks.base import Check, Services
-from mailmoat.core.headers import header_end, parse_header_block
+from mailmoat.core.headers import header_end
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
 
@@ -26,7 +26,7 @@ class HeaderSanityCheck(Check):
     stage: ClassVar[str] = Stage.DATA
 
     async def run(self, tx: Transaction, evidence: Evidence) -> None:
-        headers = parse_header_block(tx.data)
+        headers = tx.headers
         dates = headers.get_all("Date") or []
         if not dates:
             evidence.add("HDR_MISSING_DATE", 1.0)

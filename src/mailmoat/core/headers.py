@@ -36,7 +36,3 @@ def decoded(value: object) -> str:
         return str(make_header(decode_header(text)))
     except (ValueError, LookupError, UnicodeError):
         return text
-
-
-def subject_of(message: bytes) -> str:
-    return decoded(parse_header_block(message).get("Subject"))[:500]

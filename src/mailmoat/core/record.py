@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mailmoat.core.headers import decoded, parse_header_block
+from mailmoat.core.headers import decoded
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Stage, Symbol
 from mailmoat.core.transaction import Transaction
@@ -72,7 +72,7 @@ def record_for(
     node: str,
     rcpts: tuple[str, ...] | None = None,
 ) -> TransactionRecord:
-    headers = parse_header_block(tx.data) if tx.data else None
+    headers = tx.headers if tx.data else None
     session = tx.session
     return TransactionRecord(
         queue_id=tx.queue_id,

@@ -13,8 +13,10 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from email.message import Message
 from typing import Any
 
+from mailmoat.core.headers import parse_header_block
 from mailmoat.core.symbols import Forced, Symbol
 
 
@@ -71,6 +73,8 @@ class Transaction:
     removed_headers: list[tuple[str, str]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
     _message: Any = None
+    _headers: Message | None = None
+    _headers_of: bytes | None = None
 
     @property
     def all_symbols(self) -> list[Symbol]:
@@ -87,6 +91,15 @@ class Transaction:
     @property
     def score(self) -> float:
         return round(sum(s.score for s in self.all_symbols), 2)
+
+    @property
+    def headers(self) -> Message:
+        """The header block (stdlib compat32 parser, tolerant), parsed once:
+        the header check, the record and the quarantine share it."""
+        if self._headers is None or self._headers_of is not self.data:
+            self._headers = parse_header_block(self.data)
+            self._headers_of = self.data
+        return self._headers
 
     @property
     def message(self) -> Any:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from mailmoat.checks.base import Services
 from mailmoat.checks.registry import build_checks
 from mailmoat.config import Config, ConfigError, load_config, parse_hostport
-from mailmoat.core.headers import subject_of
+from mailmoat.core.headers import decoded
 from mailmoat.core.transaction import Transaction
 from mailmoat.dns import resolver_from_config
 from mailmoat.pipeline import Pipeline
@@ -213,7 +213,7 @@ class Gateway:
             "mail_from": tx.mail_from,
             "rcpts": list(tx.rcpts),
             "client_ip": tx.session.client_ip,
-            "subject": subject_of(tx.data),
+            "subject": decoded(tx.headers.get("Subject"))[:500],
             "score": tx.score,
             "symbols": {s.name: s.score for s in tx.all_symbols},
         }
