@@ -105,3 +105,27 @@ def test_literal_helo_and_bad_client_address_are_skipped() -> None:
     evidence = Evidence()
     asyncio.run(check.run(make_tx(ip="not-an-ip"), evidence))
     assert evidence.symbols == []
+
+
+async def test_results_are_reused_for_the_same_ip_sender_and_helo() -> None:
+    resolver = FakeResolver(TABLE)
+    check = SpfCheck(resolver, 1.0, check_helo=False)
+    first, second = Evidence(), Evidence()
+    await check.run(make_tx(ip="198.51.100.7", mail_from="a@example.org"), first)
+    asked = len(resolver.queries)
+    await check.run(make_tx(ip="198.51.100.7", mail_from="A@Example.org"), second)
+    assert asked > 0 and len(resolver.queries) == asked
+    assert [s.name for s in second.symbols] == [s.name for s in first.symbols] == ["SPF_PASS"]
+    other = Evidence()
+    await check.run(make_tx(ip="203.0.113.1", mail_from="a@example.org"), other)
+    assert len(resolver.queries) > asked and [s.name for s in other.symbols] == ["SPF_FAIL"]
+
+
+async def test_temporary_errors_are_not_reused() -> None:
+    resolver = FakeResolver(TABLE)
+    check = SpfCheck(resolver, 1.0, check_helo=False)
+    for _ in range(2):
+        evidence = Evidence()
+        await check.run(make_tx(ip="203.0.113.1", mail_from="a@tmp.test"), evidence)
+        assert [s.name for s in evidence.symbols] == ["SPF_TEMPERROR"]
+    assert resolver.queries.count(("tmp.test", "TXT")) == 2

@@ -26,6 +26,7 @@ import asyncio
 import contextvars
 import ipaddress
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -159,6 +160,10 @@ def _helo_domain(helo: str) -> str:
     return name
 
 
+RESULT_TTL = 60.0  # the resolver's minimum TTL (dns.min_ttl default)
+RESULT_CACHE_SIZE = 10_000
+
+
 class SpfCheck(Check):
     name: ClassVar[str] = "spf"
     stage: ClassVar[str] = Stage.DATA
@@ -167,6 +172,24 @@ class SpfCheck(Check):
         self.resolver = resolver
         self.timeout = timeout
         self.check_helo = check_helo
+        # (ip, sender, helo) -> (expires, outcome). The resolver keeps every
+        # answer at least RESULT_TTL seconds, so within that time a second
+        # evaluation would read the same records: reuse its outcome instead
+        # (a campaign repeats ip and sender). Temporary errors are not kept.
+        self._results: dict[tuple[str, str, str], tuple[float, tuple[str, str]]] = {}
+
+    async def _evaluate(self, ip: str, sender: str, helo: str) -> tuple[str, str]:
+        key = (ip, sender.lower(), helo.lower())
+        now = time.monotonic()
+        cached = self._results.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        outcome = await evaluate(self.resolver, ip, sender, helo, self.timeout)
+        if outcome[0] != "temperror":
+            if len(self._results) >= RESULT_CACHE_SIZE:
+                self._results.pop(next(iter(self._results)))
+            self._results[key] = (now + RESULT_TTL, outcome)
+        return outcome
 
     async def run(self, tx: Transaction, evidence: Evidence) -> None:
         ip = tx.session.client_ip
@@ -180,11 +203,11 @@ class SpfCheck(Check):
         # Both identities at once; the null sender's MAIL FROM identity is
         # postmaster@<helo>, which is the HELO evaluation itself.
         want_helo = bool(helo) and (self.check_helo or not sender)
-        helo_job = evaluate(self.resolver, ip, "", helo, self.timeout) if want_helo else _none()
+        helo_job = self._evaluate(ip, "", helo) if want_helo else _none()
         if sender and "@" not in sender:
             mail_job = _none("no domain in MAIL FROM")
         elif sender:
-            mail_job = evaluate(self.resolver, ip, sender, helo, self.timeout)
+            mail_job = self._evaluate(ip, sender, helo)
         else:
             mail_job = _none()
         (helo_result, helo_why), (result, why) = await asyncio.gather(helo_job, mail_job)
