@@ -68,8 +68,12 @@ class ServeProcess:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+            self.proc.terminate()  # the supervisor stops its workers
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
         self.log.close()
 
 
@@ -182,3 +186,17 @@ def test_a_crashed_worker_is_replaced(serve: ServeProcess) -> None:
         assert client.command("NOOP").startswith("250")
         client.close()
     assert serve.proc.poll() is None
+
+
+def test_workers_end_when_the_supervisor_is_killed(serve: ServeProcess) -> None:
+    workers = subprocess.run(
+        ["pgrep", "-P", str(serve.proc.pid)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert len(workers) == serve.workers
+    serve.proc.kill()
+    serve.proc.wait(10)
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, "orphaned workers still running"
+        time.sleep(0.1)
+    assert not tcp_listening(serve.port)

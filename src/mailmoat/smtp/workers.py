@@ -19,6 +19,7 @@ OSError; ``supervise`` returns the exit status once all workers are gone.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -48,6 +49,20 @@ def reload_requested() -> bool:
     return requested
 
 
+def _end_with_parent() -> None:
+    """Ask Linux to send this worker SIGTERM if the supervisor dies (even by
+    SIGKILL), so no orphaned worker keeps the listening socket. Best effort:
+    elsewhere a worker outlives a killed supervisor."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        log.debug("prctl(PR_SET_PDEATHSIG) unavailable")
+
+
+PR_SET_PDEATHSIG = 1
+
+
 def bind_listener(listen: str) -> socket.socket:
     host, port = parse_hostport(listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -75,6 +90,7 @@ def supervise(count: int, sock: socket.socket, worker_main: WorkerMain) -> int:
         last_start[index] = time.monotonic()
         pid = os.fork()
         if pid == 0:
+            _end_with_parent()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, signal.SIG_DFL)
             # Until the worker's loop takes SIGHUP over, remember the request;
