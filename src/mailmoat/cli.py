@@ -1,7 +1,8 @@
 """Command-line entry point: ``mailmoat <command> [options]``.
 
 Each command lives in ``mailmoat.commands.<name>`` and exposes
-``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+``add_arguments(parser)`` and ``run(args) -> int``; its one-line help is in
+``COMMANDS`` here, so ``mailmoat --help`` imports no command module.
 Commands are imported only when chosen, so ``mailmoat scan`` does not pay
 for the web stack.
 """

@@ -44,9 +44,6 @@ class Pipeline:
             members = sorted((c for c in checks if c.stage_enum is stage), key=lambda c: c.phase)
             self._waves[stage] = [list(g) for _, g in groupby(members, key=lambda c: c.phase)]
 
-    def has_checks(self, stage: Stage) -> bool:
-        return bool(self._waves[stage])
-
     async def run(self, stage: Stage, tx: Transaction) -> Decision:
         config = self.services.config
         found = Evidence()

@@ -10,6 +10,7 @@ binary is missing, a failure under CI=true).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -59,8 +60,8 @@ def _make(kind: str, tmp_path: Path, redis_server_lazy: Callable[[], Redis]) -> 
 REDIS = pytest.param("redis", marks=pytest.mark.integration)
 
 
-@pytest.fixture(params=["sqlite-memory", "sqlite-file", REDIS])
-async def backend(
+@contextlib.asynccontextmanager
+async def _opened(
     request: pytest.FixtureRequest, tmp_path: Path, redis_server_lazy: Callable[[], Redis]
 ) -> AsyncIterator[Backend]:
     made = _make(request.param, tmp_path, redis_server_lazy)
@@ -68,6 +69,14 @@ async def backend(
         yield made
     finally:
         await made.store.close()
+
+
+@pytest.fixture(params=["sqlite-memory", "sqlite-file", REDIS])
+async def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_server_lazy: Callable[[], Redis]
+) -> AsyncIterator[Backend]:
+    async with _opened(request, tmp_path, redis_server_lazy) as made:
+        yield made
 
 
 @pytest.fixture(params=["sqlite-file", REDIS])
@@ -75,11 +84,8 @@ async def shared_backend(
     request: pytest.FixtureRequest, tmp_path: Path, redis_server_lazy: Callable[[], Redis]
 ) -> AsyncIterator[Backend]:
     """Backends several processes (here: threads with own connections) share."""
-    made = _make(request.param, tmp_path, redis_server_lazy)
-    try:
+    async with _opened(request, tmp_path, redis_server_lazy) as made:
         yield made
-    finally:
-        await made.store.close()
 
 
 @pytest.fixture

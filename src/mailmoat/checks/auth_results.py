@@ -28,7 +28,7 @@ from typing import ClassVar
 
 from mailmoat.checks.base import Check, Services
 from mailmoat.config import Config
-from mailmoat.core.headers import header_end
+from mailmoat.core.headers import name_and_value, raw_fields
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
 from mailmoat.dns.base import DnsAnswer, Resolver
@@ -41,7 +41,6 @@ NOTE_ARC = "auth.arc"
 NOTE_DMARC = "auth.dmarc"
 NOTE_FIELDS = "auth.header_fields"
 
-_CONTINUATION = re.compile(rb"\r?\n[ \t]+")
 _COMMENT = re.compile(r"\([^()]*\)")
 _BARE = re.compile(r"^[A-Za-z0-9!#$%&'*+\-./^_`{|}~@]+$")
 
@@ -107,24 +106,8 @@ def fields_of(tx: Transaction) -> tuple[tuple[str, str], ...]:
 def header_fields(message: bytes) -> tuple[tuple[str, str], ...]:
     """Top-level header fields as (name, unfolded value), exactly as
     ``smtp.content.edit_headers`` presents them to its ``drop`` callback."""
-    head = message[: header_end(message)]
-    fields: list[list[bytes]] = []
-    for line in head.splitlines(keepends=True):
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1].append(line)
-        else:
-            fields.append([line])
-    out: list[tuple[str, str]] = []
-    for lines in fields:
-        name, colon, value = (lines[0] if len(lines) == 1 else b"".join(lines)).partition(b":")
-        if not colon:
-            continue
-        if len(lines) > 1:  # a one-line field has no continuation to unfold
-            value = _CONTINUATION.sub(b" ", value)
-        out.append(
-            (name.decode("ascii", "replace").strip(), value.decode("utf-8", "replace").strip())
-        )
-    return tuple(out)
+    parsed = (name_and_value(field) for field in raw_fields(message))
+    return tuple(field for field in parsed if field is not None)
 
 
 def claimed_id(value: str) -> str:

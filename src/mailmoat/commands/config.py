@@ -20,7 +20,6 @@ from typing import Any
 from mailmoat.config import CheckSettings, Config, load_config
 from mailmoat.config import sections as config_module
 
-HELP = "show, check or document the configuration"
 SECRET_KEYS = frozenset({"password_hash", "secret_key"})
 
 

@@ -32,8 +32,6 @@ from mailmoat.classify.features import FeatureConfig
 from mailmoat.classify.metrics import roc_points
 from mailmoat.config import load_config
 
-HELP = "measure the classifier on a labelled index (TREC format)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("index", metavar="INDEX", help="index file: 'spam PATH' / 'ham PATH' lines")

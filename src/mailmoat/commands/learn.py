@@ -30,8 +30,6 @@ from mailmoat.config import load_config
 from mailmoat.message import parse_message
 from mailmoat.message.sources import iter_messages
 
-HELP = "learn spam and ham messages into the classifier model"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spam", nargs="+", default=[], metavar="PATH", help="spam messages")

@@ -8,8 +8,6 @@ from mailmoat.fronts import add_front_arguments, run_front
 from mailmoat.milter.server import MilterServer
 from mailmoat.runtime import run_loop
 
-HELP = "run the Sendmail/Postfix milter front"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_front_arguments(parser, MilterServer.name)

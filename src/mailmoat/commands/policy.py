@@ -8,8 +8,6 @@ from mailmoat.fronts import add_front_arguments, run_front
 from mailmoat.policy.server import PolicyServer
 from mailmoat.runtime import run_loop
 
-HELP = "run the Postfix policy delegation front"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_front_arguments(parser, PolicyServer.name)

@@ -19,8 +19,6 @@ from mailmoat.runtime import build_services, run_loop
 from mailmoat.smtp.content import normalize_line_ends
 from mailmoat.smtp.server import build_pipeline
 
-HELP = "run the data-stage checks on stored messages"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="message files")

@@ -21,7 +21,6 @@ from mailmoat.smtp.server import Gateway
 from mailmoat.smtp.workers import bind_listener, reload_requested, supervise, worker_count
 from mailmoat.stats.wiring import install as install_stats
 
-HELP = "run the SMTP gateway"
 log = logging.getLogger("mailmoat.serve")
 
 

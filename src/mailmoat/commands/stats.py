@@ -21,8 +21,6 @@ from mailmoat.stats.counters import ACTION_LABELS
 from mailmoat.stats.series import parse_since, summary
 from mailmoat.store import open_store
 
-HELP = "print a summary of the statistics"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML config file (default: embedded defaults)")

@@ -20,7 +20,6 @@ from mailmoat.config import load_config
 from mailmoat.runtime import run_loop
 from mailmoat.store import open_store
 
-HELP = "serve the web dashboard alone, or make a password hash"
 log = logging.getLogger("mailmoat.web")
 
 

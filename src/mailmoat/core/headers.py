@@ -8,6 +8,7 @@ decoded as it is. Used by the fronts (records), checks and delivery.
 
 from __future__ import annotations
 
+import re
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -36,3 +37,28 @@ def decoded(value: object) -> str:
         return str(make_header(decode_header(text)))
     except (ValueError, LookupError, UnicodeError):
         return text
+
+
+_CONTINUATION = re.compile(rb"\r?\n[ \t]+")
+
+
+def raw_fields(message: bytes) -> list[bytes]:
+    """The header block's fields, each with its folded lines and line end."""
+    fields: list[bytes] = []
+    for line in message[: header_end(message)].splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += line
+        else:
+            fields.append(line)
+    return fields
+
+
+def name_and_value(field: bytes) -> tuple[str, str] | None:
+    """``(name, unfolded value)`` of one raw field; None when it has no colon."""
+    name, colon, value = field.partition(b":")
+    if not colon:
+        return None
+    return (
+        name.decode("ascii", "replace").strip(),
+        _CONTINUATION.sub(b" ", value).decode("utf-8", "replace").strip(),
+    )

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mailmoat.core.headers import header_end
+from mailmoat.core.headers import header_end, name_and_value, raw_fields
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _BARE_CR = re.compile(rb"\r(?!\n)")
@@ -98,24 +98,9 @@ def edit_headers(
     )
     if drop is None:
         return added + message
-    end = header_end(message)
-    head, body = message[:end], message[end:]
     kept: list[bytes] = []
-    for field in _fields(head):
-        name, _, value = field.partition(b":")
-        text_name = name.decode("ascii", "replace").strip()
-        text_value = re.sub(rb"\r\n[ \t]+", b" ", value).decode("utf-8", "replace").strip()
-        if not drop(text_name, text_value):
+    for field in raw_fields(message):
+        parsed = name_and_value(field)
+        if parsed is None or not drop(*parsed):
             kept.append(field)
-    return added + b"".join(kept) + body
-
-
-def _fields(head: bytes) -> list[bytes]:
-    """Split a header block into fields, each with its folded lines and CRLF."""
-    fields: list[bytes] = []
-    for line in head.splitlines(keepends=True):
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += line
-        else:
-            fields.append(line)
-    return fields
+    return added + b"".join(kept) + message[header_end(message) :]

@@ -102,10 +102,6 @@ class Filters:
         values = {name: params.get(name, "").strip() for name in names}
         return cls(**values, min_score=number("min_score"), max_score=number("max_score"))
 
-    def as_query(self) -> dict[str, str]:
-        items = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        return {k: str(v) for k, v in items.items() if v not in ("", None)}
-
     def matches(self, entry: Mapping[str, Any]) -> bool:
         def has(field: str, needle: str) -> bool:
             value = entry.get(field, "")
