@@ -102,3 +102,78 @@ async def test_rcpt_refusal_applies_to_that_recipient_only() -> None:
     assert tx.forced == []
     data = await pipeline.run(Stage.DATA, tx)
     assert data.action is Action.ACCEPT
+
+
+class WaitsTwice(Check):
+    """Waits for I/O twice, then emits: the runner must drive it to its end."""
+
+    name: ClassVar[str] = "waits_twice"
+    stage: ClassVar[str] = Stage.DATA
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        await asyncio.sleep(0.02)
+        await asyncio.sleep(0)
+        evidence.add("WAITED", 1.0)
+
+
+class CrashesAfterWaiting(Check):
+    name: ClassVar[str] = "crashes_late"
+    stage: ClassVar[str] = Stage.DATA
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        await asyncio.sleep(0.01)
+        raise ValueError("late boom")
+
+
+class CleansUp(Check):
+    """Hangs, and records that the timeout's cancellation reached it."""
+
+    name: ClassVar[str] = "cleans_up"
+    stage: ClassVar[str] = Stage.DATA
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+
+
+class SeesItsTask(Check):
+    name: ClassVar[str] = "sees_task"
+    stage: ClassVar[str] = Stage.DATA
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[object] | None = None
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        self.task = asyncio.current_task()
+
+
+async def test_checks_that_wait_run_concurrently_and_to_their_end() -> None:
+    pipeline, tx = make([WaitsTwice(), CrashesAfterWaiting(), Emits()])
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(pipeline.run(Stage.DATA, tx), 2)
+    names = [s.name for s in tx.symbols]  # in check order, whoever finished first
+    assert names == ["WAITED", "CHECK_CRASHES_LATE_FAILED", "EMITS_SOMETHING"]
+    assert "ValueError: late boom" in tx.symbols[1].detail
+    assert asyncio.get_running_loop().time() - started < 1
+
+
+async def test_timeout_cancels_a_waiting_check_where_it_waits() -> None:
+    hanging = CleansUp()
+    settings = {"cleans_up": CheckSettings(timeout=0.05)}
+    pipeline, tx = make([hanging, WaitsTwice()], checks=settings)
+    await asyncio.wait_for(pipeline.run(Stage.DATA, tx), 2)
+    assert hanging.cancelled
+    assert [s.name for s in tx.symbols] == ["CHECK_CLEANS_UP_FAILED", "WAITED"]
+
+
+async def test_check_that_never_waits_runs_in_the_callers_task() -> None:
+    check = SeesItsTask()
+    pipeline, tx = make([check, Emits()])
+    await pipeline.run(Stage.DATA, tx)
+    assert check.task is asyncio.current_task()

@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from itertools import groupby
+from typing import Any
 
 from mailmoat.checks.base import Check, Services
 from mailmoat.core.record import TransactionRecord
@@ -52,11 +53,7 @@ class Pipeline:
             runnable = [c for c in wave if c.runs_when_allowlisted or not allowlisted]
             if not runnable:
                 continue
-            # One check needs no task of its own: await it in place.
-            if len(runnable) == 1:
-                results = [await self._run_one(runnable[0], tx)]
-            else:
-                results = await asyncio.gather(*(self._run_one(c, tx) for c in runnable))
+            results = await self._run_wave(runnable, tx)
             for evidence in results:
                 found.symbols.extend(evidence.symbols)
                 found.forced.extend(evidence.forced)
@@ -88,26 +85,65 @@ class Pipeline:
         """The symbol with its configured score (``[scores]``) or its default."""
         return Symbol(name, self.services.config.scores.get(name, default), detail)
 
-    async def _run_one(self, check: Check, tx: Transaction) -> Evidence:
-        settings = self.services.config.check(check.name)
-        fail_mode = settings.fail_mode
+    async def _run_wave(self, checks: list[Check], tx: Transaction) -> list[Evidence]:
+        """Every check of one wave, concurrently; their evidence in check order.
+
+        Each check is started in place and runs until it finishes or first
+        waits for I/O: most content checks never wait and so cost no task and
+        no timer. Those that wait go on as tasks under their timeouts.
+        """
+        started = [self._start(check, tx) for check in checks]
+        waiting = [s for s in started if not isinstance(s, Evidence)]
+        if not waiting:
+            return started  # type: ignore[return-value]  # all Evidence
+        if len(waiting) == 1:
+            finished = iter([await waiting[0]])
+        else:
+            finished = iter(await asyncio.gather(*waiting))
+        return [s if isinstance(s, Evidence) else next(finished) for s in started]
+
+    def _start(self, check: Check, tx: Transaction) -> Evidence | Coroutine[Any, Any, Evidence]:
+        """Run ``check`` up to its first wait: its evidence when it finished,
+        else a coroutine that finishes it under the check's timeout."""
         evidence = Evidence()
+        steps = check.run(tx, evidence)
         try:
-            async with asyncio.timeout(settings.timeout):
-                await check.run(tx, evidence)
+            waiting_on = steps.send(None)
+        except StopIteration:
+            return evidence
+        except StoreError as exc:
+            return self._failed(check, tx, f"store unavailable: {exc}", store_failure=True)
+        except Exception as exc:
+            log.exception("check %s failed for %s", check.name, tx.queue_id)
+            return self._failed(check, tx, f"{type(exc).__name__}: {exc}")
+        return self._finish(check, tx, _Suspended(steps, waiting_on), evidence)
+
+    async def _finish(
+        self, check: Check, tx: Transaction, rest: _Suspended, evidence: Evidence
+    ) -> Evidence:
+        timeout = self.services.config.check(check.name).timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await rest
             return evidence
         except TimeoutError:
-            problem = f"timeout after {settings.timeout:g}s"
+            return self._failed(check, tx, f"timeout after {timeout:g}s")
         except asyncio.CancelledError:
             raise
         except StoreError as exc:
-            # The shared state is unavailable: ``store.fail_mode`` applies
-            # (default tempfail), whatever the check's own fail mode.
-            problem = f"store unavailable: {exc}"
-            fail_mode = self.services.config.store.fail_mode
+            return self._failed(check, tx, f"store unavailable: {exc}", store_failure=True)
         except Exception as exc:
-            problem = f"{type(exc).__name__}: {exc}"
             log.exception("check %s failed for %s", check.name, tx.queue_id)
+            return self._failed(check, tx, f"{type(exc).__name__}: {exc}")
+
+    def _failed(
+        self, check: Check, tx: Transaction, problem: str, *, store_failure: bool = False
+    ) -> Evidence:
+        """The evidence of a check that crashed or timed out. When the shared
+        state is unavailable, ``store.fail_mode`` applies (default tempfail),
+        whatever the check's own fail mode."""
+        config = self.services.config
+        fail_mode = config.store.fail_mode if store_failure else config.check(check.name).fail_mode
         log.warning(
             "check=%s queue_id=%s failed: %s; fail_mode=%s",
             check.name,
@@ -129,3 +165,31 @@ class Pipeline:
                 )
             )
         return failed
+
+
+class _Suspended:
+    """A coroutine started by hand and now waiting on ``waiting_on`` (what its
+    first step yielded), as an awaitable that drives it to its end.
+
+    Awaited in a task, it hands ``waiting_on`` to the task (which wakes it
+    when that future is done, or throws a cancellation in), then resumes the
+    coroutine. Python 3.12's eager tasks do the same; 3.11 has none.
+    """
+
+    __slots__ = ("steps", "waiting_on")
+
+    def __init__(self, steps: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+        self.steps = steps
+        self.waiting_on = waiting_on
+
+    def __await__(self) -> Generator[Any, None, None]:
+        try:
+            yield self.waiting_on
+        except BaseException as exc:  # a cancellation: it reaches the check where it waits
+            try:
+                self.waiting_on = self.steps.throw(exc)
+            except StopIteration:
+                return
+            yield from self.__await__()
+            return
+        yield from self.steps.__await__()

@@ -21,8 +21,6 @@ from mailmoat.core.headers import header_end, name_and_value, raw_fields
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _BARE_CR = re.compile(rb"\r(?!\n)")
-_BARE_ANY = re.compile(rb"(?<!\r)\n|\r(?!\n)")
-_EIGHT_BIT = re.compile(rb"[\x80-\xff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,16 +44,24 @@ def inspect(payload: bytes, max_line_length: int) -> PayloadFacts:
         len(payload) > max_line_length and max(map(len, payload.split(b"\n"))) > max_line_length + 1
     )
     return PayloadFacts(
-        bare_newline=_BARE_ANY.search(payload) is not None,
+        bare_newline=has_bare_line_end(payload),
         has_nul=b"\x00" in payload,
-        has_8bit=_EIGHT_BIT.search(payload) is not None,
+        has_8bit=not payload.isascii(),
         long_line=long_line,
     )
 
 
+def has_bare_line_end(payload: bytes) -> bool:
+    """A LF without CR before it or a CR without LF after it. Counting in C
+    beats a look-around regex by far: every CRLF holds one CR and one LF."""
+    pairs = payload.count(b"\r\n")
+    return payload.count(b"\n") != pairs or payload.count(b"\r") != pairs
+
+
 def normalize_line_ends(payload: bytes) -> bytes:
-    payload = _BARE_LF.sub(b"\r\n", payload)
-    payload = _BARE_CR.sub(b"\r\n", payload)
+    if has_bare_line_end(payload):
+        payload = _BARE_LF.sub(b"\r\n", payload)
+        payload = _BARE_CR.sub(b"\r\n", payload)
     if payload and not payload.endswith(b"\r\n"):
         payload += b"\r\n"
     return payload
