@@ -129,6 +129,32 @@ async def test_add_only_when_absent_or_expired(backend: Backend) -> None:
     assert await store.get("k") == b"third"
 
 
+async def test_get_many_in_key_order(backend: Backend) -> None:
+    store = backend.store
+    assert await store.get_many([]) == []
+    await store.set("m1", b"one", 60)
+    await store.set("m3", b"three", TTL)
+    await store.incr("counter", 5, 60)
+    assert await store.get_many(["m3", "nope", "m1", "m3"]) == [b"three", None, b"one", b"three"]
+    assert await store.get_many(["counter"]) == [b"5"]
+    await backend.advance(TTL + 0.3)
+    assert await store.get_many(["m1", "m3"]) == [b"one", None]
+
+
+async def test_add_many_creates_only_absent_or_expired_keys(backend: Backend) -> None:
+    store = backend.store
+    assert await store.add_many({}, 60) == frozenset()
+    await store.set("taken", b"old", 60)
+    await store.set("stale", b"old", TTL)
+    await backend.advance(TTL + 0.3)
+    created = await store.add_many({"taken": b"new", "stale": b"new", "fresh": b"new"}, TTL)
+    assert created == {"stale", "fresh"}
+    assert await store.get_many(["taken", "stale", "fresh"]) == [b"old", b"new", b"new"]
+    assert await store.add_many({"fresh": b"again"}, 60) == frozenset()
+    await backend.advance(TTL + 0.3)  # the added keys carry the given TTL
+    assert await store.get_many(["taken", "fresh"]) == [b"old", None]
+
+
 async def test_compare_and_set(backend: Backend) -> None:
     store = backend.store
     assert await store.compare_and_set("c", b"x", b"1", 60) is False
@@ -306,6 +332,20 @@ async def test_concurrent_add_has_one_winner(shared_backend: Backend) -> None:
 
     await asyncio.to_thread(_in_threads, backend.open_shared, work)
     assert sorted(winners) == list(range(30))
+
+
+async def test_concurrent_add_many_has_one_winner_per_key(shared_backend: Backend) -> None:
+    backend = shared_backend
+    assert backend.open_shared is not None
+    winners: list[str] = []
+
+    async def work(store: Store, number: int) -> None:
+        for batch in range(10):
+            keys = {f"many:{batch}:{k}": str(number).encode() for k in range(3)}
+            winners.extend(await store.add_many(keys, 60))
+
+    await asyncio.to_thread(_in_threads, backend.open_shared, work)
+    assert sorted(winners) == sorted(f"many:{b}:{k}" for b in range(10) for k in range(3))
 
 
 async def test_concurrent_hincr_and_push(shared_backend: Backend) -> None:

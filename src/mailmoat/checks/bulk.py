@@ -18,10 +18,10 @@ at least one band with probability ~0.9, unrelated ones practically never.
 The message's count is the highest count of its bands. Bodies with fewer than
 ``bulk.min_words`` words are not fingerprinted.
 
-Store cost (see ``BulkCheck._count``): for a band nobody sent before, one
-read and one write; for a repeat from a network already counted, reads
-only; for each further network, a read and two single-statement writes.
-Writes (each its own commit in SQLite) are what costs.
+Store cost (see ``BulkCheck._counts``): one batched read for all bands;
+one batched write for the bands nobody sent before; nothing more for a
+repeat from a band's first network; a marker and a counter write per band
+for each further network.
 
 Failure mode: a store failure is logged and gives no evidence (a hint is not
 worth a tempfail); no store configured: not built.
@@ -129,9 +129,7 @@ class BulkCheck(Check):
         tx.notes["bulk.fingerprint"] = bands
         network = sender_network(tx.session.client_ip)
         try:
-            # One band after the other: the store answers SQLite calls without
-            # suspending, so tasks would only add overhead.
-            counts = [await self._count(band, network) for band in bands]
+            counts = await self._counts(bands, network)
         except StoreError as exc:
             log.warning("bulk: store failed, no evidence: %s", exc)
             return
@@ -145,28 +143,42 @@ class BulkCheck(Check):
                 evidence.add(symbol, SCORES[symbol], f"{count} senders")
                 break
 
-    async def _count(self, band: str, network: str) -> int:
-        """Distinct networks that sent ``band`` within the window, this one included.
+    async def _counts(self, bands: list[str], network: str) -> list[int]:
+        """Per band, the distinct networks that sent it within the window,
+        this one included.
 
         A network counts once per band. The first network of a band is
-        remembered in ``bulk:f:<band>`` (one write); later networks are
-        marked with ``bulk:s:<band>:<network>`` and counted in
-        ``bulk:n:<band>``, which holds the networks *after* the first. Most
-        mail is unique, so most bands cost one read and one write; a repeat
-        from a known network costs reads only. Every key expires ``window``
+        remembered in ``bulk:f:<band>``; later networks are marked with
+        ``bulk:s:<band>:<network>`` and counted in ``bulk:n:<band>``, which
+        holds the networks *after* the first. Every key expires ``window``
         seconds after it was made.
+
+        Batched: one read fetches every band's first network and counter;
+        one write creates the bands nobody sent before (most mail is unique).
+        A repeat from a band's first network needs nothing more; only a
+        further network costs writes of its own (marker, counter).
         """
-        store, window = self.store, self.config.window
-        first_key, me = f"bulk:f:{band}", network.encode()
-        first = await store.get(first_key)
-        if first is None:
-            if await store.add(first_key, me, window):
-                return 1
-            first = await store.get(first_key)  # another message made it just now
-        if first != me and await store.incr(f"bulk:s:{band}:{network}", 1, window) == 1:
-            return 1 + int(await store.incr(f"bulk:n:{band}", 1, window))
-        value = await store.get(f"bulk:n:{band}")
-        return 1 + (int(value) if value else 0)
+        store, window, me = self.store, self.config.window, network.encode()
+        firsts = [f"bulk:f:{band}" for band in bands]
+        known = await store.get_many([*firsts, *(f"bulk:n:{band}" for band in bands)])
+        first_of = dict(zip(bands, known[: len(bands)], strict=True))
+        later = dict(zip(bands, known[len(bands) :], strict=True))
+        new = {key: me for key, band in zip(firsts, bands, strict=True) if first_of[band] is None}
+        created = await store.add_many(new, window) if new else frozenset()
+        counts = []
+        for band, first_key in zip(bands, firsts, strict=True):
+            first = first_of[band]
+            if first_key in created:
+                counts.append(1)
+                continue
+            if first is None:  # another message made it just now
+                first = await store.get(first_key)
+            if first != me and await store.incr(f"bulk:s:{band}:{network}", 1, window) == 1:
+                counts.append(1 + int(await store.incr(f"bulk:n:{band}", 1, window)))
+                continue
+            value = later[band] if first_of[band] is not None else await store.get(f"bulk:n:{band}")
+            counts.append(1 + (int(value) if value else 0))
+        return counts
 
 
 def build(services: Services) -> list[Check]:

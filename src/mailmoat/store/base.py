@@ -13,6 +13,7 @@ EXPIRE on each write). Lists are capped: ``push`` trims to ``max_len``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 
@@ -26,8 +27,17 @@ class Store(Protocol):
 
     async def set(self, key: str, value: bytes, ttl: float) -> None: ...
 
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """``get`` for several keys in one round trip, values in key order."""
+        ...
+
     async def add(self, key: str, value: bytes, ttl: float) -> bool:
         """Set only if absent; True when this call created the key."""
+        ...
+
+    async def add_many(self, values: Mapping[str, bytes], ttl: float) -> frozenset[str]:
+        """``add`` for several keys in one round trip (each atomic on its
+        own, not all together); the keys this call created."""
         ...
 
     async def compare_and_set(

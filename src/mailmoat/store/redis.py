@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -172,6 +172,28 @@ class RedisStore:
             "add", key, lambda: self.client.set(self._k(key), value, px=_ms(ttl), nx=True)
         )
         return bool(done)
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        values: list[bytes | None] = await self._call(
+            "get_many", keys[0], lambda: self.client.mget([self._k(k) for k in keys])
+        )
+        return values
+
+    async def add_many(self, values: Mapping[str, bytes], ttl: float) -> frozenset[str]:
+        if not values:
+            return frozenset()
+
+        async def send() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for key, value in values.items():
+                pipe.set(self._k(key), value, px=_ms(ttl), nx=True)
+            done: list[Any] = await pipe.execute()
+            return done
+
+        done = await self._call("add_many", next(iter(values)), send)
+        return frozenset(key for key, ok in zip(values, done, strict=True) if ok)
 
     async def compare_and_set(
         self, key: str, expected: bytes | None, value: bytes, ttl: float

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from mailmoat.store.base import StoreError
@@ -30,6 +30,12 @@ CREATE INDEX IF NOT EXISTS list_by_key ON list (key, seq);
 CREATE TABLE IF NOT EXISTS list_key (key TEXT PRIMARY KEY, expires REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires);
 """
+
+
+_ADD = (
+    "INSERT INTO kv (key, value, expires) VALUES (?,?,?) ON CONFLICT (key) DO UPDATE"
+    " SET value=excluded.value, expires=excluded.expires WHERE kv.expires<=?"
+)
 
 
 class SqliteStore:
@@ -97,8 +103,40 @@ class SqliteStore:
             (key, value, self.clock() + ttl),
         )
 
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        marks = ",".join("?" * len(keys))
+        rows = self._all(
+            f"SELECT key, value FROM kv WHERE key IN ({marks}) AND expires>?",
+            (*keys, self.clock()),
+        )
+        found = {str(key): _as_bytes(value) for key, value in rows}
+        return [found.get(key) for key in keys]
+
     async def add(self, key: str, value: bytes, ttl: float) -> bool:
-        return await self.compare_and_set(key, None, value, ttl)
+        return bool(await self.add_many({key: value}, ttl))
+
+    async def add_many(self, values: Mapping[str, bytes], ttl: float) -> frozenset[str]:
+        now = self.clock()
+
+        def insert(db: sqlite3.Connection) -> frozenset[str]:
+            # One statement per key: insert, or replace a row that has expired.
+            return frozenset(
+                key
+                for key, value in values.items()
+                if db.execute(_ADD, (key, value, now + ttl, now)).rowcount == 1
+            )
+
+        if len(values) == 1:  # one statement is atomic on its own: no BEGIN/COMMIT
+            ((key, value),) = values.items()
+            try:
+                inserted = self._db.execute(_ADD, (key, value, now + ttl, now)).rowcount
+            except sqlite3.Error as exc:
+                raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+            return frozenset({key} if inserted == 1 else ())
+        created: frozenset[str] = self._tx(insert)  # type: ignore[assignment]
+        return created
 
     async def compare_and_set(
         self, key: str, expected: bytes | None, value: bytes, ttl: float
