@@ -150,17 +150,18 @@ class MailCommands(Dialogue):
         tx.rcpts.append(rcpt)
         self.reply("250 2.1.5 Ok")
 
-    async def _upstream_mail(self, tx: Transaction) -> Reply:
-        """MAIL FROM upstream, on this session's connection or one from the
-        gateway's pool. A pooled connection the upstream has meanwhile closed
-        is replaced by a fresh one, once, so it never costs the client a 451."""
+    async def _upstream_begin(self, tx: Transaction, rcpt: str) -> tuple[Reply, Reply | None]:
+        """MAIL FROM and the first RCPT upstream, on this session's connection
+        or one from the gateway's pool. A pooled connection the upstream has
+        meanwhile closed is replaced by a fresh one, once, so it never costs
+        the client a 451."""
         facts = ClientFacts(tx.session.client_ip, tx.session.client_rdns, tx.session.helo)
         while True:
             pooled = False
             if self.upstream is None or not self.upstream.connected:
                 self.upstream, pooled = await self.gw.take_upstream()
             try:
-                return await self.upstream.mail(tx.mail_from, tx.mail_options, facts)
+                return await self.upstream.begin(tx.mail_from, tx.mail_options, facts, rcpt)
             except UpstreamError:
                 self.upstream = None
                 if not pooled:
@@ -168,13 +169,14 @@ class MailCommands(Dialogue):
 
     async def _upstream_rcpt(self, tx: Transaction, rcpt: str) -> Reply:
         try:
-            if not tx.notes.get("upstream_mail"):
-                reply = await self._upstream_mail(tx)
-                if not reply.ok:
-                    return reply
-                tx.notes["upstream_mail"] = True
-            assert self.upstream is not None
-            return await self.upstream.rcpt(rcpt)
+            if tx.notes.get("upstream_mail"):
+                assert self.upstream is not None
+                return await self.upstream.rcpt(rcpt)
+            mail, first = await self._upstream_begin(tx, rcpt)
+            if not mail.ok or first is None:
+                return mail
+            tx.notes["upstream_mail"] = True
+            return first
         except UpstreamError as exc:
             log.warning("queue_id=%s upstream: %s", tx.queue_id, exc.detail)
             tx.notes["upstream_mail"] = False

@@ -106,6 +106,11 @@ class Connection(asyncio.Protocol):
     def at_eof(self) -> bool:
         return self._eof and not self._buffer
 
+    @property
+    def is_open(self) -> bool:
+        """Connected, and the peer has not closed its side."""
+        return self.transport is not None and not self.transport.is_closing() and not self._eof
+
     def discard_pending(self) -> None:
         del self._buffer[:]
 

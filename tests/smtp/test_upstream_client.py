@@ -1,0 +1,193 @@
+"""The upstream client against scripted SMTP servers on loopback: pipelining
+when offered (and only then), multi-line replies, garbage, hangups, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from mailmoat.smtp.upstream import ClientFacts, UpstreamError, UpstreamSession
+
+FACTS = ClientFacts("192.0.2.7", "client.example", "helo.example")
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def serving(script: Script) -> tuple[asyncio.Server, int]:
+    server = await asyncio.start_server(script, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+def session(port: int, timeout: float = 2.0) -> UpstreamSession:
+    return UpstreamSession(
+        "127.0.0.1",
+        port,
+        "mx.test",
+        connect_timeout=timeout,
+        command_timeout=timeout,
+        data_timeout=timeout,
+    )
+
+
+async def greet(writer: asyncio.StreamWriter, reader: asyncio.StreamReader, ehlo: bytes) -> None:
+    writer.write(b"220 upstream ESMTP\r\n")
+    await reader.readline()
+    writer.write(ehlo)
+
+
+PIPELINING_EHLO = (
+    b"250-upstream\r\n250-PIPELINING\r\n250-XFORWARD NAME ADDR HELO\r\n250 SIZE 1000\r\n"
+)
+
+
+async def test_pipelines_xforward_mail_and_first_rcpt_when_offered() -> None:
+    recorded: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await greet(writer, reader, PIPELINING_EHLO)
+        # No reply until all three commands are in: a client waiting for
+        # each reply would stall here and time out.
+        lines = [await reader.readline() for _ in range(3)]
+        recorded.extend(lines)
+        writer.write(b"250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n550 5.1.1 <nobody@example.org>: unknown\r\n")
+        await writer.drain()
+        await reader.read()
+
+    server, port = await serving(script)
+    upstream = session(port, timeout=1.0)
+    await upstream.open()
+    mail, rcpt = await upstream.begin(
+        "a@sender.test", ["SIZE=10", "BODY=8BITMIME"], FACTS, "nobody@example.org"
+    )
+    upstream.close()
+    server.close()
+    assert recorded == [
+        b"XFORWARD ADDR=192.0.2.7 NAME=client.example HELO=helo.example\r\n",
+        b"MAIL FROM:<a@sender.test> SIZE=10\r\n",  # BODY not offered: not passed on
+        b"RCPT TO:<nobody@example.org>\r\n",
+    ]
+    assert (mail.code, rcpt is not None and rcpt.code) == (250, 550)
+    assert rcpt is not None and rcpt.text == "5.1.1 <nobody@example.org>: unknown"
+
+
+async def test_one_command_at_a_time_without_pipelining() -> None:
+    recorded: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await greet(writer, reader, b"250-upstream\r\n250 XFORWARD ADDR\r\n")
+        for reply in (b"250 ok\r\n", b"250-multi\r\n250 line\r\n", b"250 ok\r\n"):
+            recorded.append(await reader.readline())
+            await asyncio.sleep(0.05)  # anything sent ahead of our reply is a violation
+            recorded.append(b"AHEAD" if reader._buffer else b"-")  # type: ignore[attr-defined]
+            writer.write(reply)
+        await reader.read()
+
+    server, port = await serving(script)
+    upstream = session(port)
+    await upstream.open()
+    mail, rcpt = await upstream.begin("a@sender.test", [], FACTS, "b@example.org")
+    upstream.close()
+    server.close()
+    assert recorded == [
+        b"XFORWARD ADDR=192.0.2.7\r\n", b"-", b"MAIL FROM:<a@sender.test>\r\n", b"-",
+        b"RCPT TO:<b@example.org>\r\n", b"-",
+    ]  # fmt: skip
+    assert mail.text == "multi\nline" and mail.lines() == "250-multi\r\n250 line"
+    assert rcpt is not None and rcpt.ok
+
+
+async def test_refused_mail_sends_no_rcpt_without_pipelining() -> None:
+    recorded: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await greet(writer, reader, b"250 upstream\r\n")
+        recorded.append(await reader.readline())
+        writer.write(b"553 5.7.1 sender refused\r\n")
+        recorded.append(await reader.readline())  # QUIT, not RCPT
+        writer.write(b"221 bye\r\n")
+
+    server, port = await serving(script)
+    upstream = session(port)
+    await upstream.open()
+    mail, rcpt = await upstream.begin("a@sender.test", [], FACTS, "b@example.org")
+    await upstream.quit()
+    server.close()
+    assert (mail.code, rcpt) == (553, None)
+    assert recorded == [b"MAIL FROM:<a@sender.test>\r\n", b"QUIT\r\n"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "detail"),
+    [
+        (b"hello there\r\n", "garbage"),
+        (b"250-half a reply", "closed"),
+        (b"", "timeout"),
+        (b"250 " + b"x" * 5000 + b"\r\n", "too long"),
+    ],
+)
+async def test_anything_but_a_reply_is_a_451(answer: bytes, detail: str) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await greet(writer, reader, b"250 upstream\r\n")
+        await reader.readline()
+        writer.write(answer)
+        if detail == "closed":
+            writer.close()
+            return
+        await asyncio.sleep(1)
+
+    server, port = await serving(script)
+    upstream = session(port, timeout=0.3)
+    await upstream.open()
+    with pytest.raises(UpstreamError) as raised:
+        await upstream.rcpt("b@example.org")
+    server.close()
+    assert raised.value.reply.code == 451
+    assert detail in raised.value.detail
+    assert not upstream.connected
+
+
+async def test_refused_greeting_and_unreachable_port() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"554 5.3.2 go away\r\n")
+        await writer.drain()
+
+    server, port = await serving(script)
+    with pytest.raises(UpstreamError, match="greeting: 554"):
+        await session(port).open()
+    server.close()
+    await server.wait_closed()
+    with pytest.raises(UpstreamError) as raised:
+        await session(port).open()
+    assert raised.value.reply.text.startswith("4.4.1")
+
+
+async def test_talking_out_of_turn_makes_a_connection_unusable() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await greet(writer, reader, b"250 upstream\r\n")
+        await asyncio.sleep(0.05)
+        writer.write(b"421 4.4.2 idle timeout\r\n")
+        await asyncio.sleep(1)
+
+    server, port = await serving(script)
+    upstream = session(port)
+    await upstream.open()
+    assert upstream.connected
+    await asyncio.sleep(0.2)
+    assert not upstream.connected  # the pool will not hand it out
+    upstream.close()
+    server.close()
+
+
+async def test_cr_or_lf_inside_an_argument_is_never_sent() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await greet(writer, reader, b"250 upstream\r\n")
+        await asyncio.sleep(1)
+
+    server, port = await serving(script)
+    upstream = session(port)
+    await upstream.open()
+    with pytest.raises(UpstreamError):
+        await upstream.rcpt("b@example.org>\r\nDATA")
+    upstream.close()
+    server.close()
