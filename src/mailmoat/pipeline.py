@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine
 from itertools import groupby
 from typing import Any
 
+from mailmoat import eager
 from mailmoat.checks.base import Check, Services
 from mailmoat.core.record import TransactionRecord
 from mailmoat.core.scoring import Decision, decide
@@ -72,7 +73,8 @@ class Pipeline:
         return decide(tx.all_symbols, forced, config.actions, stage)
 
     async def finish(self, record: TransactionRecord) -> None:
-        translog.info(record.log_line())
+        if translog.isEnabledFor(logging.INFO):
+            translog.info(record.log_line())
         for recorder in self.recorders:
             try:
                 result = recorder(record)
@@ -106,20 +108,19 @@ class Pipeline:
         """Run ``check`` up to its first wait: its evidence when it finished,
         else a coroutine that finishes it under the check's timeout."""
         evidence = Evidence()
-        steps = check.run(tx, evidence)
         try:
-            waiting_on = steps.send(None)
-        except StopIteration:
-            return evidence
+            started = eager.start(check.run(tx, evidence))
         except StoreError as exc:
             return self._failed(check, tx, f"store unavailable: {exc}", store_failure=True)
         except Exception as exc:
             log.exception("check %s failed for %s", check.name, tx.queue_id)
             return self._failed(check, tx, f"{type(exc).__name__}: {exc}")
-        return self._finish(check, tx, _Suspended(steps, waiting_on), evidence)
+        if isinstance(started, eager.Finished):
+            return evidence
+        return self._finish(check, tx, started, evidence)
 
     async def _finish(
-        self, check: Check, tx: Transaction, rest: _Suspended, evidence: Evidence
+        self, check: Check, tx: Transaction, rest: eager.Suspended[None], evidence: Evidence
     ) -> Evidence:
         timeout = self.services.config.check(check.name).timeout
         try:
@@ -165,31 +166,3 @@ class Pipeline:
                 )
             )
         return failed
-
-
-class _Suspended:
-    """A coroutine started by hand and now waiting on ``waiting_on`` (what its
-    first step yielded), as an awaitable that drives it to its end.
-
-    Awaited in a task, it hands ``waiting_on`` to the task (which wakes it
-    when that future is done, or throws a cancellation in), then resumes the
-    coroutine. Python 3.12's eager tasks do the same; 3.11 has none.
-    """
-
-    __slots__ = ("steps", "waiting_on")
-
-    def __init__(self, steps: Coroutine[Any, Any, None], waiting_on: Any) -> None:
-        self.steps = steps
-        self.waiting_on = waiting_on
-
-    def __await__(self) -> Generator[Any, None, None]:
-        try:
-            yield self.waiting_on
-        except BaseException as exc:  # a cancellation: it reaches the check where it waits
-            try:
-                self.waiting_on = self.steps.throw(exc)
-            except StopIteration:
-                return
-            yield from self.__await__()
-            return
-        yield from self.steps.__await__()

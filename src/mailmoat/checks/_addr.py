@@ -44,18 +44,28 @@ def parse_network(text: str) -> Network:
 
 
 class NetworkSet:
+    """Networks to test client addresses against; answers are remembered
+    (the set never changes, and a client comes back many times)."""
+
+    MEMO_SIZE = 65_536
+
     def __init__(self, entries: Iterable[str] = ()) -> None:
         self.networks: list[Network] = [parse_network(e) for e in entries]
+        self._memo: dict[str, bool] = {}
 
     def __contains__(self, ip: object) -> bool:
         if not isinstance(ip, str) or not self.networks:
             return False
-        address = address_of(ip)
-        if address is None:
-            return False
-        return any(
-            address.version == network.version and address in network for network in self.networks
-        )
+        found = self._memo.get(ip)
+        if found is None:
+            address = address_of(ip)
+            found = address is not None and any(
+                address.version == net.version and address in net for net in self.networks
+            )
+            if len(self._memo) >= self.MEMO_SIZE:
+                self._memo.clear()
+            self._memo[ip] = found
+        return found
 
     def __bool__(self) -> bool:
         return bool(self.networks)

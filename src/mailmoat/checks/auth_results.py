@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
+from mailmoat import eager
 from mailmoat.checks.base import Check, Services
 from mailmoat.config import Config
 from mailmoat.core.headers import name_and_value, raw_fields
@@ -120,9 +121,13 @@ async def lookup(resolver: Resolver, name: str, rdtype: str, timeout: float) -> 
     """One DNS query bounded by ``timeout``; never raises (failures are
     answers with status ``timeout``/``servfail``)."""
     try:
-        # A timeout scope, not wait_for: no task per query (most are cache hits).
+        # Most queries are cache hits, answered without waiting: no timer
+        # for those; a timeout scope, not wait_for, for the others (no task).
+        started = eager.start(resolver.resolve(name, rdtype))
+        if isinstance(started, eager.Finished):
+            return started.value
         async with asyncio.timeout(timeout):
-            return await resolver.resolve(name, rdtype)
+            return await started
     except TimeoutError:
         return DnsAnswer("timeout")
     except asyncio.CancelledError:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import ipaddress
 import logging
 import time
@@ -141,10 +142,7 @@ def _run(answers: Answers, ip: str, sender: str, helo: str, timeout: float) -> A
         _ANSWERS.reset(token)
 
 
-async def _none(why: str = "") -> tuple[str, str]:
-    return "none", why
-
-
+@functools.lru_cache(maxsize=4096)
 def _is_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
@@ -178,18 +176,35 @@ class SpfCheck(Check):
         # (a campaign repeats ip and sender). Temporary errors are not kept.
         self._results: dict[tuple[str, str, str], tuple[float, tuple[str, str]]] = {}
 
+    def _cached(self, ip: str, sender: str, helo: str) -> tuple[str, str] | None:
+        cached = self._results.get((ip, sender.lower(), helo.lower()))
+        return cached[1] if cached is not None and cached[0] > time.monotonic() else None
+
     async def _evaluate(self, ip: str, sender: str, helo: str) -> tuple[str, str]:
-        key = (ip, sender.lower(), helo.lower())
-        now = time.monotonic()
-        cached = self._results.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
         outcome = await evaluate(self.resolver, ip, sender, helo, self.timeout)
         if outcome[0] != "temperror":
             if len(self._results) >= RESULT_CACHE_SIZE:
                 self._results.pop(next(iter(self._results)))
-            self._results[key] = (now + RESULT_TTL, outcome)
+            self._results[(ip, sender.lower(), helo.lower())] = (
+                time.monotonic() + RESULT_TTL,
+                outcome,
+            )
         return outcome
+
+    async def _outcomes(
+        self, ip: str, helo: str, senders: list[str | None]
+    ) -> list[tuple[str, str]]:
+        """Per sender ("" is the HELO identity, None: not evaluated, "none"):
+        its outcome, remembered ones without waiting, the rest at once."""
+        outcomes = [
+            ("none", "") if sender is None else self._cached(ip, sender, helo) for sender in senders
+        ]
+        missing = [n for n, outcome in enumerate(outcomes) if outcome is None]
+        if missing:
+            jobs = [self._evaluate(ip, senders[n] or "", helo) for n in missing]
+            for n, outcome in zip(missing, await asyncio.gather(*jobs), strict=True):
+                outcomes[n] = outcome
+        return [o or ("none", "") for o in outcomes]
 
     async def run(self, tx: Transaction, evidence: Evidence) -> None:
         ip = tx.session.client_ip
@@ -203,14 +218,12 @@ class SpfCheck(Check):
         # Both identities at once; the null sender's MAIL FROM identity is
         # postmaster@<helo>, which is the HELO evaluation itself.
         want_helo = bool(helo) and (self.check_helo or not sender)
-        helo_job = self._evaluate(ip, "", helo) if want_helo else _none()
-        if sender and "@" not in sender:
-            mail_job = _none("no domain in MAIL FROM")
-        elif sender:
-            mail_job = self._evaluate(ip, sender, helo)
-        else:
-            mail_job = _none()
-        (helo_result, helo_why), (result, why) = await asyncio.gather(helo_job, mail_job)
+        no_domain = bool(sender) and "@" not in sender
+        (helo_result, helo_why), (result, why) = await self._outcomes(
+            ip, helo, ["" if want_helo else None, sender if sender and not no_domain else None]
+        )
+        if no_domain:
+            why = "no domain in MAIL FROM"
         if helo and self.check_helo:
             evidence.add(f"SPF_HELO_{helo_result.upper()}", HELO_SCORES[helo_result], helo)
             results.append(AuthResult("spf", helo_result, helo_why[:100], (("smtp.helo", helo),)))

@@ -8,6 +8,8 @@ checks asked to remove dropped, every other byte untouched).
 
 from __future__ import annotations
 
+import functools
+import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -20,6 +22,16 @@ from mailmoat.smtp.content import edit_headers
 SPAM_FIELDS = frozenset({"x-spam-flag", "x-spam-status", "x-spam-score", "x-spam-symbols"})
 
 
+def _date_now() -> str:
+    return _date_of(int(time.time()))
+
+
+@functools.lru_cache(maxsize=4)
+def _date_of(second: int) -> str:
+    """RFC 5322 date of one second, local zone: formatted once a second."""
+    return format_datetime(datetime.fromtimestamp(second, UTC).astimezone())
+
+
 def received_field(tx: Transaction, hostname: str) -> tuple[str, str]:
     session = tx.session
     protocol = ("ESMTP" if session.esmtp else "SMTP") + ("S" if session.tls else "")
@@ -27,7 +39,7 @@ def received_field(tx: Transaction, hostname: str) -> tuple[str, str]:
         protocol = session.front.upper()
     rdns = session.client_rdns or "unknown"
     target = f" for <{tx.rcpts[0]}>" if len(tx.rcpts) == 1 else ""
-    date = format_datetime(datetime.now(UTC).astimezone())
+    date = _date_now()
     value = (
         f"from {session.helo or 'unknown'} ({rdns} [{session.client_ip}]) "
         f"by {hostname} (mailmoat) with {protocol} id {tx.queue_id}{target}; {date}"

@@ -1,0 +1,53 @@
+"""Run a coroutine in place up to its first wait: Python 3.12's eager tasks, for 3.11.
+
+Contract: ``start(coro)`` runs ``coro`` synchronously in the caller until it
+finishes (``Finished`` with its value; an exception it raises propagates at
+once) or first waits for something (``Suspended``: await it, in any task,
+to drive the coroutine to its end and get its value). Most checks and DNS
+cache hits never wait, so they cost no task, no timer, no loop iteration;
+timeouts need only guard the ones that do wait.
+
+Awaited in a task, a ``Suspended`` hands the future its coroutine is
+waiting on to that task (which wakes it when the future is done, or throws
+a cancellation in), then resumes the coroutine where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Generator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Finished(Generic[T]):
+    value: T
+
+
+class Suspended(Generic[T]):
+    __slots__ = ("steps", "waiting_on")
+
+    def __init__(self, steps: Coroutine[Any, Any, T], waiting_on: Any) -> None:
+        self.steps = steps
+        self.waiting_on = waiting_on
+
+    def __await__(self) -> Generator[Any, None, T]:
+        try:
+            yield self.waiting_on
+        except BaseException as exc:  # a cancellation: it reaches the coroutine where it waits
+            try:
+                self.waiting_on = self.steps.throw(exc)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            return (yield from self.__await__())
+        return (yield from self.steps.__await__())
+
+
+def start(coro: Coroutine[Any, Any, T]) -> Finished[T] | Suspended[T]:
+    try:
+        waiting_on = coro.send(None)
+    except StopIteration as stop:
+        return Finished(stop.value)
+    return Suspended(coro, waiting_on)

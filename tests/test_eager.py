@@ -1,0 +1,86 @@
+"""Coroutines run in place up to their first wait, then driven by any task."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+import pytest
+
+from mailmoat import eager
+
+
+async def no_wait(value: int) -> int:
+    return value * 2
+
+
+async def fails_at_once() -> int:
+    raise ValueError("at once")
+
+
+async def waits(delay: float, value: int) -> int:
+    await asyncio.sleep(delay)
+    await asyncio.sleep(0)
+    return value
+
+
+async def test_a_coroutine_that_never_waits_finishes_in_place() -> None:
+    started = eager.start(no_wait(21))
+    assert isinstance(started, eager.Finished) and started.value == 42
+    with pytest.raises(ValueError, match="at once"):
+        eager.start(fails_at_once())
+
+
+async def test_a_waiting_coroutine_is_driven_to_its_value() -> None:
+    started = eager.start(waits(0.01, 7))
+    assert isinstance(started, eager.Suspended)
+    assert await started == 7
+    again = eager.start(waits(0.01, 8))
+    assert isinstance(again, eager.Suspended)
+    assert await asyncio.create_task(_await(again)) == 8  # in another task too
+
+
+async def _await(started: eager.Suspended[int]) -> int:
+    return await started
+
+
+async def test_cancellation_reaches_the_coroutine_where_it_waits() -> None:
+    seen: list[str] = []
+
+    async def cleans_up() -> int:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            await asyncio.sleep(0.01)  # may still wait while it cleans up
+            seen.append("cleaned")
+            raise
+        return 0
+
+    started = eager.start(cleans_up())
+    assert isinstance(started, eager.Suspended)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await started
+    assert seen == ["cancelled", "cleaned"]
+
+
+async def test_a_coroutine_may_swallow_the_cancellation_and_return() -> None:
+    async def swallows() -> str:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            return "gave up"
+        return "slept"
+
+    task = asyncio.create_task(_await_any(swallows()))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    assert await task == "gave up"
+
+
+async def _await_any(coro: Coroutine[Any, Any, str]) -> str:
+    started = eager.start(coro)
+    assert isinstance(started, eager.Suspended)
+    return await started
