@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import random
-from email.utils import getaddresses
 from typing import ClassVar
 
 from mailmoat.checks.auth_results import (
@@ -35,6 +34,7 @@ from mailmoat.checks.auth_results import (
 )
 from mailmoat.checks.base import Check, Services
 from mailmoat.checks.psl import registered_domain
+from mailmoat.core.headers import addresses
 from mailmoat.core.symbols import Action, Evidence, Forced, Precedence, Stage
 from mailmoat.core.transaction import Transaction
 from mailmoat.dns.base import Resolver
@@ -80,9 +80,11 @@ def from_domain(fields: tuple[tuple[str, str], ...]) -> str | None:
     values = [v for n, v in fields if n.lower() == "from"]
     if not values:
         return ""
-    domains = {a.rpartition("@")[2].strip().lower().rstrip(".") for _, a in getaddresses(values)}
+    if len(values) > 1:
+        return None
+    domains = {a.rpartition("@")[2].strip().lower().rstrip(".") for a in addresses(values[0])}
     domains.discard("")
-    if len(values) > 1 or len(domains) != 1:
+    if len(domains) != 1:
         return None
     return domains.pop()
 

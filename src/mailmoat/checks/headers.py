@@ -10,15 +10,16 @@ Reads only the header block, with the stdlib's tolerant parser.
 from __future__ import annotations
 
 import re
-from email.utils import getaddresses, parsedate_tz
+from email.utils import parsedate_tz
 from typing import ClassVar
 
 from mailmoat.checks.base import Check, Services
-from mailmoat.core.headers import header_end
+from mailmoat.core.headers import addresses, header_end
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
 
 _MESSAGE_ID = re.compile(r"^\s*<[^<>@\s]+@[^<>@\s]+>\s*$")
+_NON_SPACE = re.compile(rb"[^ \t\r\n\x0b\x0c]")  # what bytes.strip() keeps
 
 
 class HeaderSanityCheck(Check):
@@ -38,15 +39,14 @@ class HeaderSanityCheck(Check):
         else:
             if len(froms) > 1:
                 evidence.add("HDR_MULTIPLE_FROM", 1.5)
-            addresses = [a for _, a in getaddresses([str(froms[0])]) if "@" in a]
-            if not addresses:
+            if not any("@" in address for address in addresses(str(froms[0]))):
                 evidence.add("HDR_BAD_FROM", 1.5, str(froms[0])[:60])
         message_id = headers.get("Message-ID")
         if message_id is None:
             evidence.add("HDR_MISSING_MESSAGE_ID", 0.5)
         elif not _MESSAGE_ID.match(str(message_id)):
             evidence.add("HDR_BAD_MESSAGE_ID", 1.0, str(message_id)[:60])
-        if not tx.data[header_end(tx.data) :].strip():
+        if not _NON_SPACE.search(tx.data, header_end(tx.data)):
             evidence.add("BODY_EMPTY", 1.0)
 
 

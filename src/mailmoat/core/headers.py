@@ -3,16 +3,19 @@
 ``header_end`` finds the blank line; ``parse_header_block`` gives the header
 fields through the stdlib's tolerant parser (compat32: never raises);
 ``decoded`` turns an RFC 2047 value into text, keeping what cannot be
-decoded as it is. Used by the fronts (records), checks and delivery.
+decoded as it is; ``addresses`` lists an address field's addresses. Used
+by the fronts (records), checks and delivery.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from email.utils import getaddresses
 
 
 def header_end(message: bytes) -> int:
@@ -62,3 +65,11 @@ def name_and_value(field: bytes) -> tuple[str, str] | None:
         name.decode("ascii", "replace").strip(),
         _CONTINUATION.sub(b" ", value).decode("utf-8", "replace").strip(),
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def addresses(value: str) -> tuple[str, ...]:
+    """The addresses of one address-list field value (``getaddresses``),
+    remembered: the header check and DMARC both read From, and a campaign
+    repeats it."""
+    return tuple(address for _name, address in getaddresses([value]))
