@@ -24,6 +24,7 @@ import logging
 import random
 from typing import ClassVar
 
+from mailmoat.checks import psl
 from mailmoat.checks.auth_results import (
     NOTE_DKIM,
     NOTE_DMARC,
@@ -212,6 +213,7 @@ def build(services: Services) -> list[Check]:
         log.info("dmarc: no resolver configured, check disabled")
         return []
     auth = services.config.auth
+    psl.load()
     return [
         DmarcCheck(
             services.resolver,

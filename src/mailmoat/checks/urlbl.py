@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import unquote
 
+from mailmoat.checks import psl
 from mailmoat.checks.auth_results import lookup
 from mailmoat.checks.base import Check, Services
 from mailmoat.checks.psl import registered_domain
@@ -226,6 +227,7 @@ def build(services: Services) -> list[Check]:
     if not local_lists and (not zones or services.resolver is None):
         return []
     skip = frozenset(d.lower().rstrip(".") for d in config.skip_domains)
+    psl.load()
     return [
         UrlblCheck(
             services.resolver, zones, local_lists, config.dns_timeout, config.max_domains, skip
