@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import smtplib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -267,3 +268,16 @@ def test_data_timeout_closes_with_421(tmp_path: Path) -> None:
         assert client.reply().startswith("421 4.4.2")
         assert client.closed()
         assert gateway.maildir_messages() == []
+
+
+def test_command_timeout_counts_from_each_command(tmp_path: Path) -> None:
+    with GatewayThread(tmp_path, {"smtp": {"command_timeout": 0.5}}) as gateway:
+        client = RawClient(gateway.port)
+        ehlo(client)
+        for _ in range(4):  # 1.2 s in all, never 0.5 s without a command
+            time.sleep(0.3)
+            assert client.command("NOOP").startswith("250")
+        started = time.monotonic()
+        assert client.reply().startswith("421 4.4.2 Timeout exceeded")
+        assert 0.3 < time.monotonic() - started < 1.5
+        assert client.closed()

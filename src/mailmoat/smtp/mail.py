@@ -210,8 +210,8 @@ class MailCommands(Dialogue):
 
     async def _data(self, tx: Transaction) -> None:
         limits = self.config.smtp
-        async with asyncio.timeout(limits.command_timeout):
-            payload, size = await self.conn.read_data(limits.max_message_size)
+        deadline = asyncio.get_running_loop().time() + limits.command_timeout
+        payload, size = await self.conn.read_data(limits.max_message_size, deadline)
         refusal = self._payload_refusal(tx, payload, size)
         if refusal:
             await self._refuse_data(

@@ -101,9 +101,9 @@ class SmtpSession(MailCommands):
             if self.errors >= self.config.protocol.hard_error_limit:
                 self.reply("421 4.7.0 Too many errors, closing connection")
                 return
+            deadline = asyncio.get_running_loop().time() + limits.command_timeout
             try:
-                async with asyncio.timeout(limits.command_timeout):
-                    line = await self.conn.readline(limits.max_command_length + 2)
+                line = await self.conn.readline(limits.max_command_length + 2, deadline)
             except LineTooLong:
                 self.reply("500 5.5.2 Line too long")
                 continue

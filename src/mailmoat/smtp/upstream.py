@@ -134,18 +134,18 @@ class UpstreamSession:
             raise UpstreamError(LOST, f"upstream connection lost before {what}")
         if commands:
             conn.write(b"".join(commands))
+        deadline = asyncio.get_running_loop().time() + timeout
         try:
-            async with asyncio.timeout(timeout):
-                return [await self._read_reply(conn, what) for _ in range(len(commands) or 1)]
+            return [await self._read_reply(conn, what, deadline) for _ in range(len(commands) or 1)]
         except TimeoutError as exc:
             self.close()
             raise UpstreamError(TIMED_OUT, f"upstream timeout on {what}") from exc
 
-    async def _read_reply(self, conn: Connection, what: str) -> Reply:
+    async def _read_reply(self, conn: Connection, what: str, deadline: float) -> Reply:
         texts: list[str] = []
         for _ in range(MAX_REPLY_LINES):
             try:
-                line = await conn.readline(MAX_REPLY_LINE)
+                line = await conn.readline(MAX_REPLY_LINE, deadline)
             except LineTooLong:
                 self.close()
                 raise UpstreamError(LOST, f"upstream reply line to {what} too long") from None

@@ -13,7 +13,11 @@ Contract: ``readline`` returns one line including its ending (``b"\\n"``),
 of that line) when a line exceeds the limit. ``read_data`` returns the DATA
 payload up to and excluding the final ``.<CR><LF>`` line, still dot-stuffed,
 or reports that it overflowed ``max_size`` (the payload is then discarded,
-but the end is still found so the dialogue stays in step).
+but the end is still found so the dialogue stays in step). Both take an
+optional ``deadline`` (event loop time) and raise ``TimeoutError`` when it
+passes first. One timer per connection serves every deadline: it is armed
+once and re-armed only when it fires before the current deadline, so a
+command costs no timer of its own.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ class Connection(asyncio.Protocol):
         self._paused = False
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------
 
@@ -69,6 +75,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._eof = True
         self._wake()
+        self._stop_timer()
         if self._drain_waiter and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
 
@@ -86,17 +93,44 @@ class Connection(asyncio.Protocol):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def _wait(self) -> None:
+    async def _wait(self, deadline: float | None = None) -> None:
         if self._eof:
             return
         if self._paused and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
-        self._waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._waiter = loop.create_future()
+        self._deadline = deadline
+        if deadline is not None:
+            if deadline <= loop.time():
+                self._waiter = None
+                raise TimeoutError()
+            if self._timer is not None and self._timer.when() > deadline:
+                self._stop_timer()
+            if self._timer is None:
+                self._timer = loop.call_at(deadline, self._on_timer)
         try:
             await self._waiter
         finally:
             self._waiter = None
+            self._deadline = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        waiter, deadline = self._waiter, self._deadline
+        if waiter is None or waiter.done() or deadline is None:
+            return  # nobody waits now: the next wait arms the timer again
+        loop = asyncio.get_running_loop()
+        if loop.time() < deadline:  # armed for an earlier deadline
+            self._timer = loop.call_at(deadline, self._on_timer)
+        else:
+            waiter.set_exception(TimeoutError())
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def pending(self) -> int:
         """Bytes received and not yet read: input sent ahead of our replies."""
@@ -119,7 +153,7 @@ class Connection(asyncio.Protocol):
         while not self._buffer and not self._eof:
             await self._wait()
 
-    async def readline(self, limit: int) -> bytes:
+    async def readline(self, limit: int, deadline: float | None = None) -> bytes:
         skipping = False
         while True:
             end = self._buffer.find(b"\n")
@@ -135,9 +169,11 @@ class Connection(asyncio.Protocol):
             if self._eof:
                 del self._buffer[:]
                 return b""
-            await self._wait()
+            await self._wait(deadline)
 
-    async def read_data(self, max_size: int) -> tuple[bytes | None, int]:
+    async def read_data(
+        self, max_size: int, deadline: float | None = None
+    ) -> tuple[bytes | None, int]:
         """(payload or None if over ``max_size``, bytes seen); EOFError if cut off.
 
         The payload starts right after the 354 reply; we look for the end
@@ -166,7 +202,7 @@ class Connection(asyncio.Protocol):
                     del chunks[:-4]
             if self._eof:
                 raise EOFError("connection closed during DATA")
-            await self._wait()
+            await self._wait(deadline)
 
     # -- writing ------------------------------------------------------------
 
@@ -180,5 +216,6 @@ class Connection(asyncio.Protocol):
             await self._drain_waiter
 
     def close(self) -> None:
+        self._stop_timer()
         if self.transport is not None:
             self.transport.close()
