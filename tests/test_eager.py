@@ -84,3 +84,56 @@ async def _await_any(coro: Coroutine[Any, Any, str]) -> str:
     started = eager.start(coro)
     assert isinstance(started, eager.Suspended)
     return await started
+
+
+async def test_gather_keeps_order_and_runs_waiting_ones_concurrently() -> None:
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    values = await eager.gather(no_wait(1), waits(0.1, 5), no_wait(3), waits(0.1, 7))
+    assert values == [2, 5, 6, 7]
+    assert loop.time() - began < 0.19  # the two 0.1 s waits overlapped
+    assert await eager.gather() == []
+    assert await eager.gather(waits(0, 9)) == [9]
+
+
+async def bounded(delay: float, limit: float) -> str:
+    """Enters a timeout before its first wait, as a DNS lookup does."""
+    try:
+        async with asyncio.timeout(limit):
+            await asyncio.sleep(delay)
+    except TimeoutError:
+        return "timed out"
+    return "done"
+
+
+async def test_timeouts_entered_before_the_first_wait_stay_with_their_coroutine() -> None:
+    # Each bounded() enters its timeout in place; the first to wait must go
+    # on in this task and the others in their own, or a timeout would cancel
+    # the wrong one.
+    values = await eager.gather(bounded(0.3, 0.05), bounded(0.05, 1), bounded(0.3, 0.05))
+    assert values == ["timed out", "done", "timed out"]
+    assert await eager.gather(bounded(0.05, 1), bounded(0.3, 0.05)) == ["done", "timed out"]
+
+
+async def test_gather_raises_the_first_error_and_closes_the_rest() -> None:
+    seen: list[str] = []
+
+    async def records(name: str) -> int:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            seen.append(name)
+        return 0
+
+    with pytest.raises(ValueError, match="at once"):
+        await eager.gather(no_wait(1), fails_at_once(), records("never started"))
+    assert seen == []  # closed before it ran
+    with pytest.raises(ValueError, match="at once"):
+        await eager.gather(records("waiting"), _fails_later())
+    await asyncio.sleep(0)
+    assert seen == ["waiting"]  # it was cancelled where it waited
+
+
+async def _fails_later() -> int:
+    await asyncio.sleep(0.01)
+    raise ValueError("at once")

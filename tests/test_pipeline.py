@@ -177,3 +177,33 @@ async def test_check_that_never_waits_runs_in_the_callers_task() -> None:
     pipeline, tx = make([check, Emits()])
     await pipeline.run(Stage.DATA, tx)
     assert check.task is asyncio.current_task()
+
+
+class TimedLookup(Check):
+    """Enters its own timeout before it first waits, as the DNS checks do."""
+
+    stage: ClassVar[str] = Stage.DATA
+
+    def __init__(self, name: str, delay: float, limit: float) -> None:
+        self.name = name  # type: ignore[misc]
+        self.delay, self.limit = delay, limit
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        try:
+            async with asyncio.timeout(self.limit):
+                await asyncio.sleep(self.delay)
+        except TimeoutError:
+            evidence.add(f"{self.name.upper()}_DNS_TIMEOUT", 0.0)
+            return
+        evidence.add(f"{self.name.upper()}_ANSWERED", 0.0)
+
+
+async def test_own_timeouts_of_waiting_checks_hit_only_their_check() -> None:
+    checks = [TimedLookup("first", 0.3, 0.05), TimedLookup("second", 0.05, 1), Emits()]
+    pipeline, tx = make(checks)  # type: ignore[arg-type]
+    await asyncio.wait_for(pipeline.run(Stage.DATA, tx), 2)
+    assert [s.name for s in tx.symbols] == [
+        "FIRST_DNS_TIMEOUT",
+        "SECOND_ANSWERED",
+        "EMITS_SOMETHING",
+    ]

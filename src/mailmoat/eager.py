@@ -7,13 +7,22 @@ to drive the coroutine to its end and get its value). Most checks and DNS
 cache hits never wait, so they cost no task, no timer, no loop iteration;
 timeouts need only guard the ones that do wait.
 
-Awaited in a task, a ``Suspended`` hands the future its coroutine is
+A started coroutine must go on in the task that started it: what it entered
+before its first wait (``asyncio.timeout``, ``current_task()``) is bound to
+that task. ``gather(*coros)`` keeps to that: it starts the coroutines in
+place one after the other; at the first that waits, the ones not yet
+started become tasks and run meanwhile, and the waiting one goes on here.
+Values come in argument order; the first exception propagates, and what has
+not finished by then is cancelled or closed.
+
+Awaited, a ``Suspended`` hands the future its coroutine is
 waiting on to that task (which wakes it when the future is done, or throws
 a cancellation in), then resumes the coroutine where it stopped.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -51,3 +60,29 @@ def start(coro: Coroutine[Any, Any, T]) -> Finished[T] | Suspended[T]:
     except StopIteration as stop:
         return Finished(stop.value)
     return Suspended(coro, waiting_on)
+
+
+async def gather(*coros: Coroutine[Any, Any, T]) -> list[T]:
+    values: list[T] = []
+    for n, coro in enumerate(coros):
+        try:
+            started = start(coro)
+        except BaseException:
+            for later in coros[n + 1 :]:
+                later.close()
+            raise
+        if isinstance(started, Finished):
+            values.append(started.value)
+            continue
+        # This one waits: the rest run as tasks meanwhile, and it goes on in
+        # this task, where it started (asyncio.timeout and the like bind to
+        # the task that entered them).
+        rest = [asyncio.ensure_future(later) for later in coros[n + 1 :]]
+        try:
+            values.append(await started)
+            values.extend(await asyncio.gather(*rest))
+        finally:
+            for task in rest:
+                task.cancel()
+        break
+    return values

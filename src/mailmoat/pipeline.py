@@ -15,9 +15,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from itertools import groupby
-from typing import Any
 
 from mailmoat import eager
 from mailmoat.checks.base import Check, Services
@@ -88,54 +87,60 @@ class Pipeline:
         return Symbol(name, self.services.config.scores.get(name, default), detail)
 
     async def _run_wave(self, checks: list[Check], tx: Transaction) -> list[Evidence]:
-        """Every check of one wave, concurrently; their evidence in check order.
+        """Every check of one wave; their evidence in check order.
 
-        Each check is started in place and runs until it finishes or first
-        waits for I/O: most content checks never wait and so cost no task and
-        no timer. Those that wait go on as tasks under their timeouts.
+        Checks are started in place one after the other: most content checks
+        never wait for I/O and so cost no task and no timer. At the first
+        check that waits, the checks not yet started run as tasks meanwhile
+        (each under its timeout) and the waiting one goes on in this task,
+        where it started, under its timeout.
         """
-        started = [self._start(check, tx) for check in checks]
-        waiting = [s for s in started if not isinstance(s, Evidence)]
-        if not waiting:
-            return started  # type: ignore[return-value]  # all Evidence
-        if len(waiting) == 1:
-            finished = iter([await waiting[0]])
-        else:
-            finished = iter(await asyncio.gather(*waiting))
-        return [s if isinstance(s, Evidence) else next(finished) for s in started]
+        found: list[Evidence] = []
+        for n, check in enumerate(checks):
+            evidence = Evidence()
+            try:
+                started = eager.start(check.run(tx, evidence))
+            except Exception as exc:
+                found.append(self._failure(check, tx, exc))
+                continue
+            if isinstance(started, eager.Finished):
+                found.append(evidence)
+                continue
+            rest = [asyncio.ensure_future(self._run_one(c, tx)) for c in checks[n + 1 :]]
+            try:
+                found.append(await self._guarded(check, tx, evidence, started))
+                found.extend(await asyncio.gather(*rest))
+            finally:
+                for task in rest:
+                    task.cancel()
+            break
+        return found
 
-    def _start(self, check: Check, tx: Transaction) -> Evidence | Coroutine[Any, Any, Evidence]:
-        """Run ``check`` up to its first wait: its evidence when it finished,
-        else a coroutine that finishes it under the check's timeout."""
+    async def _run_one(self, check: Check, tx: Transaction) -> Evidence:
         evidence = Evidence()
-        try:
-            started = eager.start(check.run(tx, evidence))
-        except StoreError as exc:
-            return self._failed(check, tx, f"store unavailable: {exc}", store_failure=True)
-        except Exception as exc:
-            log.exception("check %s failed for %s", check.name, tx.queue_id)
-            return self._failed(check, tx, f"{type(exc).__name__}: {exc}")
-        if isinstance(started, eager.Finished):
-            return evidence
-        return self._finish(check, tx, started, evidence)
+        return await self._guarded(check, tx, evidence, check.run(tx, evidence))
 
-    async def _finish(
-        self, check: Check, tx: Transaction, rest: eager.Suspended[None], evidence: Evidence
+    async def _guarded(
+        self, check: Check, tx: Transaction, evidence: Evidence, steps: Awaitable[None]
     ) -> Evidence:
+        """Await a check under its timeout; its evidence, or that of its failure."""
         timeout = self.services.config.check(check.name).timeout
         try:
             async with asyncio.timeout(timeout):
-                await rest
+                await steps
             return evidence
         except TimeoutError:
             return self._failed(check, tx, f"timeout after {timeout:g}s")
         except asyncio.CancelledError:
             raise
-        except StoreError as exc:
-            return self._failed(check, tx, f"store unavailable: {exc}", store_failure=True)
         except Exception as exc:
-            log.exception("check %s failed for %s", check.name, tx.queue_id)
-            return self._failed(check, tx, f"{type(exc).__name__}: {exc}")
+            return self._failure(check, tx, exc)
+
+    def _failure(self, check: Check, tx: Transaction, exc: Exception) -> Evidence:
+        if isinstance(exc, StoreError):
+            return self._failed(check, tx, f"store unavailable: {exc}", store_failure=True)
+        log.exception("check %s failed for %s", check.name, tx.queue_id, exc_info=exc)
+        return self._failed(check, tx, f"{type(exc).__name__}: {exc}")
 
     def _failed(
         self, check: Check, tx: Transaction, problem: str, *, store_failure: bool = False

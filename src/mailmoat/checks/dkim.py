@@ -24,7 +24,6 @@ dkimpy cannot parse gives ``DKIM_PERMERROR``; no resolver: not built.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from typing import Any, ClassVar
 import dkim
 from dkim.canonicalization import CanonicalizationPolicy
 
+from mailmoat import eager
 from mailmoat.checks.auth_results import NOTE_ARC, NOTE_DKIM, AuthResult, fields_of, lookup
 from mailmoat.checks.base import Check, Services
 from mailmoat.core.symbols import Evidence, Stage
@@ -115,9 +115,7 @@ class DkimCheck(Check):
         answers = dict(
             zip(
                 names,
-                await asyncio.gather(
-                    *(lookup(self.resolver, n, "TXT", self.timeout) for n in names)
-                ),
+                await eager.gather(*(lookup(self.resolver, n, "TXT", self.timeout) for n in names)),
                 strict=True,
             )
         )

@@ -35,6 +35,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
+from mailmoat import eager
 from mailmoat.checks.base import Check, Services, start_session_task
 from mailmoat.core.symbols import Action, Evidence, Forced, Precedence, Stage
 from mailmoat.core.transaction import Session, Transaction
@@ -143,7 +144,7 @@ async def query_sites(resolver: Resolver, sites: list[Site], ip: str) -> list[Si
         names = [reverse_name(ip, site.zone) for site in sites]
     except ValueError:
         return []
-    answers = await asyncio.gather(*(resolver.resolve(name, "A") for name in names))
+    answers = await eager.gather(*(resolver.resolve(name, "A") for name in names))
     return [SiteResult(site, answer) for site, answer in zip(sites, answers, strict=True)]
 
 

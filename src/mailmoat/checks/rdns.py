@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
+from mailmoat import eager
 from mailmoat.checks._addr import NetworkSet
 from mailmoat.checks.base import Check, Services, start_session_task
 from mailmoat.core.symbols import Evidence, Stage
@@ -60,7 +61,7 @@ async def lookup(resolver: Resolver, ip: str) -> ReverseResult:
         return ReverseResult("none")
     names = tuple(n.lower() for n in answer.records[:_MAX_NAMES])
     rdtype = "AAAA" if ipaddress.ip_address(ip).version == 6 else "A"
-    forwards = await asyncio.gather(*(resolver.resolve(n, rdtype) for n in names))
+    forwards = await eager.gather(*(resolver.resolve(n, rdtype) for n in names))
     wanted = ipaddress.ip_address(ip)
     for name, forward in zip(names, forwards, strict=True):
         if forward.ok and any(_same_ip(r, wanted) for r in forward.records):

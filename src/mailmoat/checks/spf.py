@@ -22,7 +22,6 @@ no resolver configured: the check is not built.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import ipaddress
@@ -33,6 +32,7 @@ from typing import Any, ClassVar
 
 import spf
 
+from mailmoat import eager
 from mailmoat.checks.auth_results import NOTE_SPF, AuthResult, lookup
 from mailmoat.checks.base import Check, Services
 from mailmoat.core.symbols import Evidence, Stage
@@ -202,7 +202,7 @@ class SpfCheck(Check):
         missing = [n for n, outcome in enumerate(outcomes) if outcome is None]
         if missing:
             jobs = [self._evaluate(ip, senders[n] or "", helo) for n in missing]
-            for n, outcome in zip(missing, await asyncio.gather(*jobs), strict=True):
+            for n, outcome in zip(missing, await eager.gather(*jobs), strict=True):
                 outcomes[n] = outcome
         return [o or ("none", "") for o in outcomes]
 

@@ -20,7 +20,6 @@ DNS timeouts are no evidence (logged at debug); no resolver: local lists only.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import unquote
 
+from mailmoat import eager
 from mailmoat.checks import psl
 from mailmoat.checks.auth_results import lookup
 from mailmoat.checks.base import Check, Services
@@ -200,7 +200,7 @@ class UrlblCheck(Check):
             if (ascii_name := _ascii(domain))
             for zone in self.zones
         ]
-        answers = await asyncio.gather(
+        answers = await eager.gather(
             *(lookup(self.resolver, qname, "A", self.timeout) for _, _, qname in jobs)
         )
         for (zone, domain, qname), answer in zip(jobs, answers, strict=True):
