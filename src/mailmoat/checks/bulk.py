@@ -36,6 +36,8 @@ import re
 import zlib
 from typing import Any, ClassVar
 
+import numpy as np
+
 from mailmoat.checks.base import Check, Services
 from mailmoat.config import BulkConfig
 from mailmoat.core.symbols import Evidence, Stage
@@ -49,6 +51,10 @@ ROWS = 4
 BANDS = BINS // ROWS
 MAX_WORDS = 600
 _EMPTY = 0xFFFFFFFF
+_PAD = np.zeros(2, np.uint64)
+_SPREAD_A = np.uint64(0x9E3779B1)
+_SPREAD_B = np.uint64(0x85EBCA77)
+_LOW_32 = np.uint64(0xFFFFFFFF)
 
 _URL = re.compile(r"(?:https?|ftp)://\S+|www\.\S+", re.I)
 _EMAIL = re.compile(r"\S+@\S+")
@@ -80,22 +86,21 @@ def fingerprint(words: list[str]) -> list[str]:
     """``BANDS`` band keys (hex) for the word list; [] when it is empty."""
     if not words:
         return []
-    hashes = [zlib.crc32(w.encode("utf-8", "replace")) for w in words] + [0, 0]
+    crcs = {word: zlib.crc32(word.encode("utf-8", "replace")) for word in set(words)}
+    hashes = np.fromiter((crcs[word] for word in words), np.uint64, len(words))
+    hashes = np.concatenate((hashes, _PAD))
     # A 3-word shingle's hash from its words' hashes, bits spread before binning
-    # (one shingle, padded with zeros, for fewer than three words).
-    values = [
-        (a * 0x9E3779B1 ^ b * 0x85EBCA77 ^ c) & 0xFFFFFFFF
-        for a, b, c in zip(hashes, hashes[1:], hashes[2:], strict=False)
-    ][: max(1, len(words) - 2)]
-    mins = [_EMPTY] * BINS
-    for value in values:  # each bin keeps its minimum
-        slot = value % BINS
-        if value < mins[slot]:
-            mins[slot] = value
+    # (one shingle, padded with zeros, for fewer than three words). In uint64
+    # the products wrap, which leaves the low 32 bits that are kept exact.
+    first, second, third = hashes[:-2], hashes[1:-1], hashes[2:]
+    values = (first * _SPREAD_A ^ second * _SPREAD_B ^ third) & _LOW_32
+    values = values[: max(1, len(words) - 2)]
+    mins = np.full(BINS, _EMPTY, np.uint64)
+    np.minimum.at(mins, (values % np.uint64(BINS)).astype(np.intp), values)  # each bin's minimum
+    rows = mins.tolist()
     keys = []
     for band in range(BANDS):
-        rows = mins[band * ROWS : (band + 1) * ROWS]
-        raw = f"{band}:" + ",".join(map(str, rows))
+        raw = f"{band}:" + ",".join(map(str, rows[band * ROWS : (band + 1) * ROWS]))
         keys.append(hashlib.blake2b(raw.encode(), digest_size=8).hexdigest())
     return keys
 
