@@ -11,10 +11,16 @@ import pytest
 from authfakes import make_tx, names
 from mailmoat.checks.base import Services
 from mailmoat.checks.rules import (
+    _FOLDS_TO_ASCII,
+    _TRIES,
     BODY_LIMIT,
     RuleError,
+    RuleSet,
     build,
     evaluate,
+    fold,
+    fold_for_literals,
+    leading_literals,
     load_rules,
     match,
     parse_meta,
@@ -250,6 +256,8 @@ PREFILTER_PATTERNS = [
     r"(?i)bitcoin",
     r"100%\s*free",
     r"a?bc",
+    r"(?i)\bviagra\s+now\b",  # leading literals: tried where they occur
+    r"(?i)stra\u00dfe",
 ]
 UTF8 = "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit"
 PREFILTER_BODIES = [
@@ -265,6 +273,13 @@ PREFILTER_BODIES = [
     "nothing to see here",
     "OPT-OUT TODAY, opt out now",
     "opt\tout now, OPT OUT.",
+    "viagra " * (_TRIES + 2) + "VIAGRA now",  # more leads than tries before the match
+    "viagra " * (_TRIES + 2),
+    "X" * 1000 + " viagra now",  # a long text of few distinct characters
+    "X" * 1000,
+    "it\u2019s VIAGRA   now",  # wider than Latin-1: non-ASCII becomes "?" for the literals
+    "STRA\u1e9eE and stra\u00dfe",  # fold lengthens the text: no leading-literal places
+    "\u212aELVIN\u2019s \u212aelvin",
 ]
 
 
@@ -295,3 +310,66 @@ def test_body_rules_search_a_bounded_prefix() -> None:
     late = b"Subject: s\r\n\r\n" + b"x" * (BODY_LIMIT + 100) + b" needle\r\n"
     assert hits(rules, early) == {"LATE": 1.0}
     assert hits(rules, late) == {}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "folded", "expected"),
+    [
+        (r"(?i)\b(?:viagra|cialis)\b", True, ("cialis", "viagra")),
+        (r"(?i)\b(?:bitcoin|btc)\b", True, ("bitcoin", "btc")),
+        (r"^X-Mailer: Bulk", False, ("X-Mailer: Bulk",)),
+        (r"(?i)opt[- ]out", True, ("opt out", "opt-out")),
+        (r"(?=foo)barbaz", False, ("barbaz",)),  # zero width first: skipped
+        (r"abcd|abcde", False, ("abcd",)),  # "abcde" starts where "abcd" does
+        (r"(?:abcd)+xyz", False, ("abcd",)),
+        (r"immediate(?:ly)? action", False, ("immediate",)),
+        (r"a*bcd", False, ()),  # an optional start
+        (r"(?:abc|)xyz", False, ()),  # an empty branch
+        (r"<[^>]*style", False, ()),  # too short
+        (r"(?i)caf\u00e9", True, ()),  # folded literals must be ASCII
+        (r"caf\u00e9", False, ("caf\u00e9",)),
+    ],
+)
+def test_leading_literals(pattern: str, folded: bool, expected: tuple[str, ...]) -> None:
+    import re
+
+    assert leading_literals(re.compile(pattern), folded) == expected
+
+
+def test_folds_to_ascii_is_complete() -> None:
+    chars = (chr(c) for c in range(0x80, 0x110000) if not 0xD800 <= c < 0xE000)
+    assert "".join(c for c in chars if any(f.isascii() for f in fold(c))) == _FOLDS_TO_ASCII
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Plain ASCII, MIXED case",
+        "Caf\u00e9 \u00c0 la CARTE, na\u00efve",  # Latin-1
+        "It\u2019s \u201cFREE\u201d \u2014 \u20ac100 \u4e2d\u6587 \U0001f600 ok",  # wider
+        "STRA\u00dfE \ufb01le \u212aELVIN \u0130STANBUL",  # characters that fold to ASCII
+    ],
+)
+def test_fold_for_literals_keeps_ascii_occurrences(text: str) -> None:
+    folded, cheap = fold(text), fold_for_literals(text)
+    words = {folded[i:j] for i in range(len(folded)) for j in range(i + 1, len(folded) + 1)}
+    assert all(w in cheap for w in words if w.isascii())
+    if len(folded) == len(text):
+        assert len(cheap) == len(text)
+        assert all(a == b for a, b in zip(folded, cheap, strict=True) if a.isascii())
+
+
+def test_metas_see_only_the_rules_before_them() -> None:
+    rules, errors = load_rules([("t.toml", RULES)])
+    assert errors == [] and isinstance(rules, RuleSet)
+    assert [r.name for r in rules][-2:] == ["META_BOTH", "META_OF_META"]
+    msg = b"Subject: You WIN\r\n\r\nClaim your cash prize\r\n"
+    # As a plain list, out of order: a meta before a rule it names sees it false.
+    reordered = [rules[-1], rules[-2], *rules[:-2]]
+    assert [r.name for r in match(reordered, make_tx(msg))] == ["SUBJ_WIN", "BODY_CASH"]
+    assert [r.name for r in match(rules, make_tx(msg))] == [
+        "SUBJ_WIN",
+        "BODY_CASH",
+        "META_BOTH",
+        "META_OF_META",
+    ]
