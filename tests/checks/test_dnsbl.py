@@ -168,7 +168,8 @@ async def test_all_sites_queried_at_connect_once_per_session() -> None:
     await asyncio.sleep(0.01)
     assert len(resolver.queries) == len(SITES), "all sites asked at once"
     await pipeline.run(Stage.HELO, tx)
-    assert time.monotonic() - started < 0.09, "concurrently, not one after another"
+    # One after another would take 4 x 0.05 s.
+    assert time.monotonic() - started < 0.15, "concurrently, not one after another"
     await pipeline.run(Stage.HELO, tx)  # e.g. again after STARTTLS
     assert len(resolver.queries) == len(SITES)
 
