@@ -118,9 +118,9 @@ class SmtpSession(MailCommands):
             await self._command(line)
 
     async def _command(self, line: bytes) -> None:
-        scratch = self.tx or self._new_tx()
         if not line.endswith(b"\r\n"):
             action = self.config.protocol.bare_newline
+            scratch = self.tx or self._new_tx()
             if not await self._violation(scratch, "protocol", action, "PROTOCOL_BARE_NEWLINE"):
                 return
         text = line.rstrip(b"\r\n")
@@ -136,10 +136,12 @@ class SmtpSession(MailCommands):
         arg = arg_bytes.decode("utf-8", "surrogateescape").strip()
         if verb in _NON_SMTP or b"HTTP/1." in text:
             action = self.config.protocol.non_smtp_command
+            scratch = self.tx or self._new_tx()
             if not await self._violation(scratch, "protocol", action, "PROTOCOL_NON_SMTP"):
                 return
         if self.conn.pending() and not self.pipelining_offered and verb not in ("QUIT",):
             action = self.config.protocol.pipelining
+            scratch = self.tx or self._new_tx()
             if not await self._violation(scratch, "protocol", action, "PROTOCOL_PIPELINING"):
                 return
         handler = getattr(self, f"smtp_{verb}", None) if verb.isalpha() else None
