@@ -16,6 +16,13 @@ Feature families, each hashed under its own prefix so they do not mix:
 * URL hosts, their parent domains and path words; HTML tag and attribute
   names; attachment types and extensions; MIME part types; charsets;
   parser defects; a few bucketed sizes and counts.
+
+Hashing: a feature key is a string (``"from:gmail"``; a body word is its own
+key) whose 64-bit hash ``h`` is two CRC-32s of its UTF-8 bytes; a bigram
+mixes the hashes of its two words, a byte 4-gram its four bytes. The index
+is ``(h ^ h >> 29) & (2**hash_bits - 1)``. Key hashes are kept in a bounded
+per-process cache, one table per key prefix, so that a header token is
+looked up without building its key string.
 """
 
 from __future__ import annotations
@@ -23,7 +30,10 @@ from __future__ import annotations
 import math
 import re
 import zlib
+from array import array
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import AnyStr, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -37,16 +47,155 @@ IndexArray = npt.NDArray[np.uint32]
 # try every position and cost a third more; the byte 4-grams see "$1".)
 _WORD = re.compile(r"\w+(?:[.'@+-]\w+)*[!%]?")
 _HEADER_WORD = re.compile(r"[$]?\w+(?:[.@-]\w+)*[!%]?")
+# The patterns as run: they match the same, faster. Written to start with a
+# plain \w, they let the regex engine skip to the places a match can start;
+# possessive, they keep no backtracking state (which is never needed: the
+# optional tail can always match empty). ASCII-only text takes ASCII \w,
+# which is the same there; _HEADER_WORD is kept for text with a "$".
+_WORD_FAST = r"\w\w*+(?:[.'@+-]\w++)*+[!%]?"
+_WORD_STR = re.compile(_WORD_FAST)
+_WORD_BYTES = re.compile(_WORD_FAST.encode())
+_HEADER_WORD_FAST = r"\w\w*+(?:[.@-]\w++)*+[!%]?"
+_HEADER_WORD_STR = re.compile(_HEADER_WORD_FAST)
+_HEADER_WORD_ASCII = re.compile(_HEADER_WORD_FAST, re.ASCII)
+# For _word_hashes: ASCII to lower case with the characters no word holds
+# turned into spaces (other bytes kept); characters that never start a word
+# and those that never end one.
+_IN_WORDS = b"0123456789abcdefghijklmnopqrstuvwxyz_.'@+-!%"
+_LOWER_WORD_BYTES = bytes(
+    c if c in _IN_WORDS or c >= 0x80 else c + 32 if 65 <= c <= 90 else 0x20  # A-Z: a-z
+    for c in range(256)
+)
+_NOT_FIRST = ".'@+-!%"
+_NOT_LAST = ".'@+-"
+_NOT_FIRST_BYTES = _NOT_FIRST.encode()
+_NOT_LAST_BYTES = _NOT_LAST.encode()
+_PUNCTUATION = tuple(bytes([c]) for c in b".-'_@+!%")
 _TAG = re.compile(r"<(/?[a-z][a-z0-9]{0,15})([^>]{0,300})")
+# _TAG without its groups: the same matches as whole strings, found faster.
+_WHOLE_TAG = re.compile(r"</?[a-z][a-z0-9]{0,15}[^>]{0,300}")
 _ATTR = re.compile(r"([a-z-]{1,20})\s*=")
 _PATH_WORD = re.compile(r"[A-Za-z0-9]{2,30}")
 # Fields whose values carry no signal or only noise unique to each message.
 _SKIP_VALUES = frozenset({"date", "content-length", "lines", "status", "x-uid", "x-status"})
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xC2B2AE3D27D4EB4F)
-_DIST = [np.uint64(d) for d in range(64)]
+_NGRAM_SEED = np.uint64(0x51ED27)
+_MIX_SHIFT = np.uint64(29)
+# array() type code of a C unsigned 64-bit integer ("L" converts faster).
+_U64 = "L" if array("L").itemsize == 8 else "Q"
 _CACHE_MAX = 500_000
-_cache: dict[str, int] = {}
+# Header values up to this long have their keys memoised whole (many recur:
+# From, To, Content-Type, List-*...; long ones are mostly unique Received).
+_VALUE_MEMO_MAX = 200
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _hash(key: str | bytes) -> int:
+    """The 64-bit hash of a feature key (bytes: its UTF-8 encoding)."""
+    data = key if isinstance(key, bytes) else key.encode("utf-8", "surrogatepass")
+    return zlib.crc32(data) | (zlib.crc32(data, 0x5BD1E995) << 32)
+
+
+class _Memo(dict[K, V]):
+    """``compute(key)`` by key: a missing key is computed and kept. All memos
+    together hold about ``_CACHE_MAX`` hashes at most (then start over); a
+    memo of hash lists counts each list by its length."""
+
+    __slots__ = ("compute", "lists")
+
+    def __init__(self, compute: Callable[[K], V], lists: bool = False) -> None:
+        super().__init__()
+        self.compute = compute
+        self.lists = lists
+
+    def __missing__(self, key: K) -> V:
+        value = self[key] = self.compute(key)
+        _cache.count += len(value) + 1 if self.lists else 1  # type: ignore[arg-type]
+        if _cache.count > _CACHE_MAX:
+            _cache.clear()
+        return value
+
+
+class _Cache:
+    """The per-process memos of key hashes: words (as str and as ASCII
+    bytes), key suffixes by prefix (``"from:"`` -> ``"gmail"``), the keys
+    of whole HTML tags; and header field names."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.words: _Memo[str, int] = _Memo(_hash)
+        self.ascii_words: _Memo[bytes, int] = _Memo(_hash)
+        self.prefixes: dict[str, _Memo[str, int]] = {}
+        self.tags: _Memo[str, list[int]] = _Memo(_tag_hashes, lists=True)
+        self.fields: _Memo[str, _Field] = _Memo(_Field)
+
+    def prefixed(self, prefix: str) -> _Memo[str, int]:
+        """The memo of ``key -> _hash(prefix + key)``."""
+        memo = self.prefixes.get(prefix)
+        if memo is None:
+            memo = self.prefixes[prefix] = _Memo(lambda key: _hash(prefix + key))
+        return memo
+
+    def clear(self) -> None:
+        # A memo in use keeps working: it is only no longer shared.
+        self.__init__()  # type: ignore[misc]
+
+
+class _Field:
+    """A header field name (as written) and what its keys need: the name in
+    lower case and the hash of its key, whether its values are skipped or
+    it is a Received field; the memos of its token and domain keys, and of
+    the keys of whole (short) values by ``max_header_words``."""
+
+    __slots__ = ("domains", "name", "name_hash", "received", "skipped", "tokens", "values")
+
+    def __init__(self, written: str) -> None:
+        name = written.lower()
+        self.name = name
+        self.name_hash = _cache.prefixed("hn:")[name]
+        self.skipped = name in _SKIP_VALUES or name.startswith("x-spam")
+        self.received = name == "received"
+        self.tokens = _cache.prefixed(name + ":")
+        self.domains = _cache.prefixed(name + ":@")
+        self.values: dict[int, _Memo[str, list[int]]] = {}
+
+    def value_hashes(self, value: str, limit: int) -> list[int]:
+        """The hashes of the keys of ``value``: its first ``limit`` tokens
+        and the domains of those with an "@"."""
+        if len(value) > _VALUE_MEMO_MAX:
+            return self.compute(value, limit)
+        memo = self.values.get(limit)
+        if memo is None:
+            memo = self.values[limit] = _Memo(lambda v: self.compute(v, limit), lists=True)
+        return memo[value]
+
+    def compute(self, value: str, limit: int) -> list[int]:
+        value = value.lower()
+        if "$" in value:
+            pattern = _HEADER_WORD
+        else:
+            pattern = _HEADER_WORD_ASCII if value.isascii() else _HEADER_WORD_STR
+        tokens = pattern.findall(value)[:limit]
+        hashes = list(map(self.tokens.__getitem__, tokens))
+        if "@" in value:
+            for token in tokens:
+                if "@" in token:
+                    hashes.append(self.domains[token.rpartition("@")[2]])
+        return hashes
+
+
+def _tag_hashes(tag: str) -> list[int]:
+    """The key hashes of one whole HTML tag: its name and, under the name,
+    its first six attribute names."""
+    name, attrs = _TAG.fullmatch(tag).groups()  # type: ignore[union-attr]
+    keys = ["tag:" + name] + [f"ta:{name}:{attr}" for attr in _ATTR.findall(attrs)[:6]]
+    return [_hash(key) for key in keys]
+
+
+_cache = _Cache()
 
 
 @dataclass(frozen=True)
@@ -76,82 +225,164 @@ class FeatureConfig:
 
 def extract(message: ParsedMessage, config: FeatureConfig) -> IndexArray:
     """The distinct feature indices of ``message`` (sorted ``uint32``)."""
-    mask = np.uint64((1 << config.hash_bits) - 1)
-    keys: list[str] = []
-    _header_keys(message, config, keys)
-    _content_keys(message, config, keys)
+    hashes: list[int] = []
+    _header_keys(message, config, hashes)
+    _content_keys(message, config, hashes)
+    n_keys = len(hashes)
     text = f"{message.subject}\n{message.text}\n{message.html_text}"
-    words = _WORD.findall(text[: config.max_body_words * 12].lower())[: config.max_body_words]
-    hashes = _hashes(keys + words)
-    word_hashes = hashes[len(keys) :]
-    parts = [hashes]
-    for distance in range(1, min(config.osb_window + 1, len(words))):
-        parts.append(word_hashes[:-distance] * _M1 + word_hashes[distance:] * _M2 + _DIST[distance])
-    if config.ngram_bytes:
-        # CRLF (SMTP) and LF (files) copies of a message give the same grams.
-        head = message.raw[: config.ngram_bytes * 2].replace(b"\r\n", b"\n")
-        parts.append(_byte_ngrams(head[: config.ngram_bytes]))
+    _word_hashes(text[: config.max_body_words * 12], config.max_body_words, hashes)
+    # The 64-bit hashes: keys and words, word pairs, byte 4-grams.
+    parts = [np.frombuffer(array(_U64, hashes), np.uint64)]
+    n_pairs, left, right, distance = _pairs(len(hashes) - n_keys, config.osb_window)
+    if n_pairs:
+        words = parts[0][n_keys:]
+        pairs = (words * _M1)[left[:n_pairs]]
+        pairs += (words * _M2)[right[:n_pairs]]
+        pairs += distance[:n_pairs]
+        parts.append(pairs)
+    head = _ngram_head(message.raw, config.ngram_bytes)
+    if len(head) > 3:
+        # Overlapping big-endian 4-byte windows: b0<<24 | b1<<16 | b2<<8 | b3.
+        windows = np.ndarray((len(head) - 3,), dtype=">u4", buffer=head, strides=(1,))
+        grams = windows.astype(np.uint64)
+        grams += _NGRAM_SEED
+        grams *= _M2
+        parts.append(grams)
     merged = np.concatenate(parts)
-    merged ^= merged >> np.uint64(29)
-    indices = (merged & mask).astype(np.uint32)
+    merged ^= merged >> _MIX_SHIFT
+    mask = np.uint64((1 << config.hash_bits) - 1)
+    indices = np.bitwise_and(merged, mask, out=np.empty(len(merged), np.uint32), casting="unsafe")
     # Sort-based dedup: numpy's hash-based unique is slower at these sizes.
     indices.sort()
     keep = np.empty(len(indices), dtype=bool)
     keep[:1] = True
     np.not_equal(indices[1:], indices[:-1], out=keep[1:])
-    indices = indices[keep]
-    return indices
+    result: IndexArray = indices[keep]
+    return result
 
 
-def _byte_ngrams(data: bytes) -> npt.NDArray[np.uint64]:
-    """Overlapping 4-byte windows as 32-bit integers, spread to 64 bits."""
-    if len(data) < 4:
-        return np.zeros(0, dtype=np.uint64)
-    b = np.frombuffer(data, dtype=np.uint8).astype(np.uint64)
-    grams = (
-        (b[:-3] << np.uint64(24)) | (b[1:-2] << np.uint64(16)) | (b[2:-1] << np.uint64(8)) | b[3:]
-    )
-    spread: npt.NDArray[np.uint64] = (grams + np.uint64(0x51ED27)) * _M2
-    return spread
+_PairTable = tuple[list[int], npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.uint64]]
+_pair_tables: dict[int, _PairTable] = {}
 
 
-def _hashes(keys: list[str]) -> npt.NDArray[np.uint64]:
-    """64-bit hashes of ``keys``; a shared cache makes repeats a dict lookup."""
-    missing = set(keys).difference(_cache)
-    if missing:
-        if len(_cache) + len(missing) > _CACHE_MAX:
-            _cache.clear()
-            missing = set(keys)
-        for key in missing:
-            data = key.encode("utf-8", "surrogatepass")
-            _cache[key] = zlib.crc32(data) | (zlib.crc32(data, 0x5BD1E995) << 32)
-    return np.array(list(map(_cache.__getitem__, keys)), dtype=np.uint64)
+def _pairs(
+    n_words: int, window: int
+) -> tuple[int, npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.uint64]]:
+    """The orthogonal sparse bigrams of ``n_words`` words: their number and,
+    in their first that many entries, the positions of the left and right
+    word and the distance between them.
+
+    The pairs are listed by right word ``j`` = 1, 2, ... and then distance
+    ``d`` = 1 ... ``min(window, j)``, so the pairs of any number of words
+    are the start of one table per window size, grown as needed.
+    """
+    table = _pair_tables.get(window)
+    if table is None or len(table[0]) < n_words:
+        size = max(n_words, 2 * len(table[0]) if table else 256)
+        per_word = np.minimum(np.arange(size), max(window, 0))  # pairs ending at word j
+        right = np.repeat(np.arange(size), per_word)
+        ends = np.cumsum(per_word)
+        distance = np.arange(len(right)) - np.repeat(ends - per_word, per_word) + 1
+        table = ends.tolist(), right - distance, right, distance.astype(np.uint64)
+        _pair_tables[window] = table
+    counts, left, right, distances = table
+    return (counts[n_words - 1] if n_words else 0), left, right, distances
 
 
-def _header_keys(message: ParsedMessage, config: FeatureConfig, keys: list[str]) -> None:
+def _word_hashes(text: str, limit: int, out: list[int]) -> None:
+    r"""Append the hashes of the first ``limit`` words (``_WORD``) of
+    ``text.lower()``.
+
+    Not one regex pass over all the text: the characters no word contains
+    become spaces and the text splits at white space (never in a word
+    either) into chunks that each hold whole words. A chunk of letters and
+    digits only (``isalnum``: Unicode ``\w`` but "_") is one word; only the
+    few others go through the regex.
+    """
+    if text.isascii():
+        data = text.encode("ascii").translate(_LOWER_WORD_BYTES)
+        chunks = words = data.split()
+        # (Text without punctuation or "_" holds only plain chunks.)
+        if any(map(data.__contains__, _PUNCTUATION)):
+            plain = list(map(bytes.isalnum, chunks))
+            if False in plain:
+                words = _resplit(chunks, plain, _WORD_BYTES, _NOT_FIRST_BYTES, _NOT_LAST_BYTES)
+        out += map(_cache.ascii_words.__getitem__, words[:limit])
+    else:
+        data = text.lower().encode("utf-8", "surrogatepass").translate(_LOWER_WORD_BYTES)
+        text_chunks = data.decode("utf-8", "surrogatepass").split()
+        plain = list(map(str.isalnum, text_chunks))
+        text_words = text_chunks
+        if False in plain:
+            text_words = _resplit(text_chunks, plain, _WORD_STR, _NOT_FIRST, _NOT_LAST)
+        out += map(_cache.words.__getitem__, text_words[:limit])
+
+
+def _resplit(
+    chunks: list[AnyStr],
+    plain: list[bool],
+    pattern: re.Pattern[AnyStr],
+    not_first: AnyStr,
+    not_last: AnyStr,
+) -> list[AnyStr]:
+    """The words of ``chunks``: a plain chunk is one, the words of the
+    others are found by ``pattern`` once they are stripped of characters
+    that cannot begin (or end) a word there, which often leaves one plain
+    word or none ("it.", "--")."""
+    words: list[AnyStr] = []
+    start = 0
+    for _ in range(plain.count(False)):
+        other = plain.index(False, start)
+        words += chunks[start:other]
+        chunk = chunks[other].lstrip(not_first).rstrip(not_last)
+        if chunk.isalnum():
+            words.append(chunk)
+        elif chunk:
+            words += pattern.findall(chunk)
+        start = other + 1
+    words += chunks[start:]
+    return words
+
+
+def _ngram_head(raw: bytes, size: int) -> bytes:
+    """The first ``size`` bytes of ``raw`` with CRLF turned into LF, so that
+    CRLF (SMTP) and LF (files) copies of a message give the same grams."""
+    if not size:
+        return b""
+    head = raw[: size * 2]
+    if b"\r" in head:
+        # Dropping every CR is the same when each one starts a CRLF, and a
+        # two-byte search costs more than a one-byte one.
+        crs = len(head)
+        head = head.replace(b"\r", b"")
+        crs -= len(head)
+        if crs != raw[: size * 2].count(b"\r\n"):
+            head = raw[: size * 2].replace(b"\r\n", b"\n")
+    return head[:size]
+
+
+def _header_keys(message: ParsedMessage, config: FeatureConfig, out: list[int]) -> None:
     names = []
-    limit = config.max_header_words
+    fields = _cache.fields
     received = 0
     for name, value in message.headers:
-        field = name.lower()
-        names.append(field)
-        keys.append("hn:" + field)
-        if field in _SKIP_VALUES or field.startswith("x-spam"):
+        field = fields[name]
+        names.append(field.name)
+        out.append(field.name_hash)
+        if field.skipped:
             continue
-        if field == "received":
+        if field.received:
             received += 1
             if received > config.max_received:
                 continue
-        prefix = field + ":"
-        tokens = _HEADER_WORD.findall(value.lower())[:limit]
-        keys.extend([prefix + token for token in tokens])
-        if "@" in value:
-            keys.extend([prefix + "@" + t.rpartition("@")[2] for t in tokens if "@" in t])
-    keys.append("ho:" + ",".join(names[:6]))
-    keys.append("hcount:" + str(_bucket(len(names))))
+        out += field.value_hashes(value, config.max_header_words)
+    keys = _cache.prefixed("")
+    out.append(keys["ho:" + ",".join(names[:6])])
+    out.append(keys["hcount:" + str(_bucket(len(names)))])
 
 
-def _content_keys(message: ParsedMessage, config: FeatureConfig, keys: list[str]) -> None:
+def _content_keys(message: ParsedMessage, config: FeatureConfig, out: list[int]) -> None:
+    keys: list[str] = []
     for url in message.urls[: config.max_urls]:
         host, _, path = url.partition("://")[2].partition("/")
         labels = host.split(".")
@@ -164,11 +395,11 @@ def _content_keys(message: ParsedMessage, config: FeatureConfig, keys: list[str]
             keys.append("up:" + word.lower())
     keys.append("urls:" + str(_bucket(len(message.urls))))
     if message.html:
-        # Distinct (tag, attributes) pairs only: HTML spam repeats its markup.
-        pairs = dict.fromkeys(_TAG.findall(message.html.lower()))
-        for tag, attrs in list(pairs)[: config.max_tags]:
-            keys.append("tag:" + tag)
-            keys.extend([f"ta:{tag}:{attr}" for attr in _ATTR.findall(attrs)[:6]])
+        # Distinct tags (name and attributes) only: HTML spam repeats its
+        # markup; and much of it recurs across messages (the memo).
+        tags = dict.fromkeys(_WHOLE_TAG.findall(message.html.lower()))
+        for tag_hashes in map(_cache.tags.__getitem__, list(tags)[: config.max_tags]):
+            out += tag_hashes
         ratio = len(message.html_text) / max(len(message.html), 1)
         keys.append(f"hratio:{int(ratio * 10)}")
         keys.append("html:" + ("only" if not message.text else "alt"))
@@ -184,6 +415,7 @@ def _content_keys(message: ParsedMessage, config: FeatureConfig, keys: list[str]
         keys.append("df:" + defect.partition(":")[0])
     keys.append("len:" + str(_bucket(len(message.raw))))
     keys.append("parts:" + str(_bucket(message.parts_count)))
+    out += map(_cache.prefixed("").__getitem__, keys)
 
 
 def _bucket(value: int) -> int:
