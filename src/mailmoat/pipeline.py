@@ -87,47 +87,26 @@ class Pipeline:
         return Symbol(name, self.services.config.scores.get(name, default), detail)
 
     async def _run_wave(self, checks: list[Check], tx: Transaction) -> list[Evidence]:
-        """Every check of one wave; their evidence in check order.
+        """Every check of one wave, concurrently; their evidence in check order.
 
-        Checks are started in place one after the other: most content checks
-        never wait for I/O and so cost no task and no timer. At the first
-        check that waits, the checks not yet started run as tasks meanwhile
-        (each under its timeout) and the waiting one goes on in this task,
-        where it started, under its timeout.
+        ``eager.gather`` starts the checks in place one after the other: most
+        content checks never wait for I/O and so cost no task and no timer.
+        At the first check that waits, the checks not yet started run as
+        tasks meanwhile and the waiting one goes on in this task.
         """
-        found: list[Evidence] = []
-        for n, check in enumerate(checks):
-            evidence = Evidence()
-            try:
-                started = eager.start(check.run(tx, evidence))
-            except Exception as exc:
-                found.append(self._failure(check, tx, exc))
-                continue
-            if isinstance(started, eager.Finished):
-                found.append(evidence)
-                continue
-            rest = [asyncio.ensure_future(self._run_one(c, tx)) for c in checks[n + 1 :]]
-            try:
-                found.append(await self._guarded(check, tx, evidence, started))
-                found.extend(await asyncio.gather(*rest))
-            finally:
-                for task in rest:
-                    task.cancel()
-            break
-        return found
+        return await eager.gather(*(self._checked(check, tx) for check in checks))
 
-    async def _run_one(self, check: Check, tx: Transaction) -> Evidence:
+    async def _checked(self, check: Check, tx: Transaction) -> Evidence:
+        """Run one check; its evidence, or that of its failure. The timeout
+        is armed only if the check waits (a check that does not cannot be
+        interrupted anyway)."""
         evidence = Evidence()
-        return await self._guarded(check, tx, evidence, check.run(tx, evidence))
-
-    async def _guarded(
-        self, check: Check, tx: Transaction, evidence: Evidence, steps: Awaitable[None]
-    ) -> Evidence:
-        """Await a check under its timeout; its evidence, or that of its failure."""
         timeout = self.services.config.check(check.name).timeout
         try:
-            async with asyncio.timeout(timeout):
-                await steps
+            started = eager.start(check.run(tx, evidence))
+            if isinstance(started, eager.Suspended):
+                async with asyncio.timeout(timeout):
+                    await started
             return evidence
         except TimeoutError:
             return self._failed(check, tx, f"timeout after {timeout:g}s")
