@@ -317,15 +317,9 @@ def _literals(items: Any) -> list[set[str]]:
         partial = [""]
 
     for op, av in items:
-        if op is _sre.LITERAL:
-            partial = [p + chr(av) for p in partial]
-            continue
-        if (
-            op is _sre.IN
-            and all(kind is _sre.LITERAL for kind, _ in av)
-            and len(partial) * len(av) <= _MAX_EXPANSION
-        ):
-            partial = [p + chr(code) for p in partial for _, code in av]
+        longer = _extended(partial, op, av)
+        if longer is not None:
+            partial = longer
             continue
         flush()
         if op is _sre.SUBPATTERN:
@@ -364,19 +358,27 @@ def leading_literals(regex: re.Pattern[str], folded: bool) -> tuple[str, ...]:
     return tuple(sorted(s for s in starts if not any(s != t and s.startswith(t) for t in starts)))
 
 
+def _extended(partial: list[str], op: Any, av: Any) -> list[str] | None:
+    """The literal strings ``partial`` grown by one parsed item when that
+    item is a literal character or a small class of them; else None."""
+    if op is _sre.LITERAL:
+        return [p + chr(av) for p in partial]
+    if (
+        op is _sre.IN
+        and all(kind is _sre.LITERAL for kind, _ in av)
+        and len(partial) * len(av) <= _MAX_EXPANSION
+    ):
+        return [p + chr(code) for p in partial for _, code in av]
+    return None
+
+
 def _leading(items: Any) -> list[str]:
     """Strings one of which every match of a parsed sequence starts with ([]: unknown)."""
     partial = [""]
     for op, av in items:
-        if op is _sre.LITERAL:
-            partial = [p + chr(av) for p in partial]
-            continue
-        if (
-            op is _sre.IN
-            and all(kind is _sre.LITERAL for kind, _ in av)
-            and len(partial) * len(av) <= _MAX_EXPANSION
-        ):
-            partial = [p + chr(code) for p in partial for _, code in av]
+        longer = _extended(partial, op, av)
+        if longer is not None:
+            partial = longer
             continue
         if op in (_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT):
             continue  # zero width: the next item starts where this one does
