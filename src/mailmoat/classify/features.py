@@ -19,10 +19,14 @@ Feature families, each hashed under its own prefix so they do not mix:
 
 Hashing: a feature key is a string (``"from:gmail"``; a body word is its own
 key) whose 64-bit hash ``h`` is two CRC-32s of its UTF-8 bytes; a bigram
-mixes the hashes of its two words, a byte 4-gram its four bytes. The index
-is ``(h ^ h >> 29) & (2**hash_bits - 1)``. Key hashes are kept in a bounded
-per-process cache, one table per key prefix, so that a header token is
-looked up without building its key string.
+mixes the hashes of its two words and their distance, a byte 4-gram its
+four bytes. The index is ``(h ^ h >> 29) & (2**hash_bits - 1)``.
+
+The cost is kept down by a bounded per-process cache of hashes: of words,
+of keys by prefix (so a header token needs no key string built), of whole
+short header values and whole HTML tags, which recur across messages; and
+by tokenising body text mostly with ``bytes.split`` rather than the regex
+(``_word_hashes``). None of it changes the features.
 """
 
 from __future__ import annotations
@@ -70,11 +74,12 @@ _NOT_FIRST = ".'@+-!%"
 _NOT_LAST = ".'@+-"
 _NOT_FIRST_BYTES = _NOT_FIRST.encode()
 _NOT_LAST_BYTES = _NOT_LAST.encode()
-_PUNCTUATION = tuple(bytes([c]) for c in b".-'_@+!%")
+_PUNCTUATION = tuple(bytes([c]) for c in b".-'@+!%")
 _TAG = re.compile(r"<(/?[a-z][a-z0-9]{0,15})([^>]{0,300})")
 # _TAG without its groups: the same matches as whole strings, found faster.
 _WHOLE_TAG = re.compile(r"</?[a-z][a-z0-9]{0,15}[^>]{0,300}")
-_ATTR = re.compile(r"([a-z-]{1,20})\s*=")
+_ATTR = re.compile(r"([a-z-]{1,20})\s*=")  # as _attr_names finds them
+_ATTR_CHARS = "abcdefghijklmnopqrstuvwxyz-"
 _PATH_WORD = re.compile(r"[A-Za-z0-9]{2,30}")
 # Fields whose values carry no signal or only noise unique to each message.
 _SKIP_VALUES = frozenset({"date", "content-length", "lines", "status", "x-uid", "x-status"})
@@ -86,8 +91,10 @@ _MIX_SHIFT = np.uint64(29)
 _U64 = "L" if array("L").itemsize == 8 else "Q"
 _CACHE_MAX = 500_000
 # Header values up to this long have their keys memoised whole (many recur:
-# From, To, Content-Type, List-*...; long ones are mostly unique Received).
+# From, To, Content-Type, List-*...), but not those of fields whose values
+# differ in every message (nor long ones: mostly Received, unique too).
 _VALUE_MEMO_MAX = 200
+_UNIQUE_VALUES = frozenset({"message-id", "received", "references", "in-reply-to"})
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -100,36 +107,38 @@ def _hash(key: str | bytes) -> int:
 
 
 class _Memo(dict[K, V]):
-    """``compute(key)`` by key: a missing key is computed and kept. All memos
-    together hold about ``_CACHE_MAX`` hashes at most (then start over); a
-    memo of hash lists counts each list by its length."""
+    """``compute(key)`` by key: a missing key is computed and kept.
 
-    __slots__ = ("compute", "lists")
+    All memos together keep about ``_CACHE_MAX`` hashes (a list of hashes
+    counts by its length); past that the cache starts over, and memos still
+    in use go on working, just no longer shared.
+    """
 
-    def __init__(self, compute: Callable[[K], V], lists: bool = False) -> None:
+    __slots__ = ("compute",)
+
+    def __init__(self, compute: Callable[[K], V]) -> None:
         super().__init__()
         self.compute = compute
-        self.lists = lists
 
     def __missing__(self, key: K) -> V:
         value = self[key] = self.compute(key)
-        _cache.count += len(value) + 1 if self.lists else 1  # type: ignore[arg-type]
+        _cache.count += len(value) + 1 if isinstance(value, list) else 1
         if _cache.count > _CACHE_MAX:
-            _cache.clear()
+            _start_over()
         return value
 
 
 class _Cache:
-    """The per-process memos of key hashes: words (as str and as ASCII
-    bytes), key suffixes by prefix (``"from:"`` -> ``"gmail"``), the keys
-    of whole HTML tags; and header field names."""
+    """The per-process memos: hashes of words (as str and as ASCII bytes)
+    and of keys by prefix (``"from:"``: ``"gmail"``), the hashes of whole
+    HTML tags, and header fields by name."""
 
     def __init__(self) -> None:
         self.count = 0
         self.words: _Memo[str, int] = _Memo(_hash)
         self.ascii_words: _Memo[bytes, int] = _Memo(_hash)
         self.prefixes: dict[str, _Memo[str, int]] = {}
-        self.tags: _Memo[str, list[int]] = _Memo(_tag_hashes, lists=True)
+        self.tags: _Memo[str, list[int]] = _Memo(_tag_hashes)
         self.fields: _Memo[str, _Field] = _Memo(_Field)
 
     def prefixed(self, prefix: str) -> _Memo[str, int]:
@@ -139,10 +148,6 @@ class _Cache:
             memo = self.prefixes[prefix] = _Memo(lambda key: _hash(prefix + key))
         return memo
 
-    def clear(self) -> None:
-        # A memo in use keeps working: it is only no longer shared.
-        self.__init__()  # type: ignore[misc]
-
 
 class _Field:
     """A header field name (as written) and what its keys need: the name in
@@ -150,7 +155,16 @@ class _Field:
     it is a Received field; the memos of its token and domain keys, and of
     the keys of whole (short) values by ``max_header_words``."""
 
-    __slots__ = ("domains", "name", "name_hash", "received", "skipped", "tokens", "values")
+    __slots__ = (
+        "domains",
+        "name",
+        "name_hash",
+        "received",
+        "skipped",
+        "tokens",
+        "unique",
+        "values",
+    )
 
     def __init__(self, written: str) -> None:
         name = written.lower()
@@ -160,19 +174,21 @@ class _Field:
         self.received = name == "received"
         self.tokens = _cache.prefixed(name + ":")
         self.domains = _cache.prefixed(name + ":@")
+        self.unique = name in _UNIQUE_VALUES or "date" in name
         self.values: dict[int, _Memo[str, list[int]]] = {}
 
     def value_hashes(self, value: str, limit: int) -> list[int]:
         """The hashes of the keys of ``value``: its first ``limit`` tokens
         and the domains of those with an "@"."""
-        if len(value) > _VALUE_MEMO_MAX:
+        if self.unique or len(value) > _VALUE_MEMO_MAX:
             return self.compute(value, limit)
         memo = self.values.get(limit)
         if memo is None:
-            memo = self.values[limit] = _Memo(lambda v: self.compute(v, limit), lists=True)
+            memo = self.values[limit] = _Memo(lambda v: self.compute(v, limit))
         return memo[value]
 
     def compute(self, value: str, limit: int) -> list[int]:
+        """``value_hashes`` without the memo."""
         value = value.lower()
         if "$" in value:
             pattern = _HEADER_WORD
@@ -191,11 +207,32 @@ def _tag_hashes(tag: str) -> list[int]:
     """The key hashes of one whole HTML tag: its name and, under the name,
     its first six attribute names."""
     name, attrs = _TAG.fullmatch(tag).groups()  # type: ignore[union-attr]
-    keys = ["tag:" + name] + [f"ta:{name}:{attr}" for attr in _ATTR.findall(attrs)[:6]]
+    keys = ["tag:" + name] + [f"ta:{name}:{attr}" for attr in _attr_names(attrs)]
     return [_hash(key) for key in keys]
 
 
+def _attr_names(attrs: str, limit: int = 6) -> list[str]:
+    """``_ATTR.findall(attrs)[:limit]`` without the regex, which backtracks
+    at every letter. Each "=" ends a stretch of ``attrs``; a name matches
+    there if the stretch, white space aside, ends in ``[a-z-]``: the last 20
+    of those characters."""
+    names: list[str] = []
+    for stretch in attrs.split("=")[:-1]:
+        stretch = stretch.rstrip()
+        size = len(stretch) - len(stretch.rstrip(_ATTR_CHARS))
+        if size:
+            names.append(stretch[-min(size, 20) :])
+            if len(names) == limit:
+                break
+    return names
+
+
 _cache = _Cache()
+
+
+def _start_over() -> None:
+    global _cache
+    _cache = _Cache()
 
 
 @dataclass(frozen=True)
@@ -231,26 +268,28 @@ def extract(message: ParsedMessage, config: FeatureConfig) -> IndexArray:
     n_keys = len(hashes)
     text = f"{message.subject}\n{message.text}\n{message.html_text}"
     _word_hashes(text[: config.max_body_words * 12], config.max_body_words, hashes)
-    # The 64-bit hashes: keys and words, word pairs, byte 4-grams.
-    parts = [np.frombuffer(array(_U64, hashes), np.uint64)]
-    n_pairs, left, right, distance = _pairs(len(hashes) - n_keys, config.osb_window)
+    # All the 64-bit hashes in one array: keys and words, word pairs (the
+    # hashes of the two words mixed with their distance), byte 4-grams.
+    end = len(hashes)
+    n_pairs, left, right, distance = _pairs(end - n_keys, config.osb_window)
+    head = _ngram_head(message.raw, config.ngram_bytes)
+    n_grams = max(len(head) - 3, 0)
+    merged = np.empty(end + n_pairs + n_grams, np.uint64)
+    merged[:end] = array(_U64, hashes)
     if n_pairs:
-        words = parts[0][n_keys:]
-        pairs = (words * _M1)[left[:n_pairs]]
+        words = merged[n_keys:end]
+        pairs = merged[end : end + n_pairs]
+        np.take(words * _M1, left[:n_pairs], out=pairs)
         pairs += (words * _M2)[right[:n_pairs]]
         pairs += distance[:n_pairs]
-        parts.append(pairs)
-    head = _ngram_head(message.raw, config.ngram_bytes)
-    if len(head) > 3:
+    if n_grams:
         # Overlapping big-endian 4-byte windows: b0<<24 | b1<<16 | b2<<8 | b3.
-        windows = np.ndarray((len(head) - 3,), dtype=">u4", buffer=head, strides=(1,))
-        grams = windows.astype(np.uint64)
-        grams += _NGRAM_SEED
+        windows = np.ndarray((n_grams,), dtype=">u4", buffer=head, strides=(1,))
+        grams = merged[end + n_pairs :]
+        np.add(windows, _NGRAM_SEED, out=grams, dtype=np.uint64)
         grams *= _M2
-        parts.append(grams)
-    merged = np.concatenate(parts)
     merged ^= merged >> _MIX_SHIFT
-    mask = np.uint64((1 << config.hash_bits) - 1)
+    mask = (1 << config.hash_bits) - 1
     indices = np.bitwise_and(merged, mask, out=np.empty(len(merged), np.uint32), casting="unsafe")
     # Sort-based dedup: numpy's hash-based unique is slower at these sizes.
     indices.sort()
@@ -302,7 +341,8 @@ def _word_hashes(text: str, limit: int, out: list[int]) -> None:
     if text.isascii():
         data = text.encode("ascii").translate(_LOWER_WORD_BYTES)
         chunks = words = data.split()
-        # (Text without punctuation or "_" holds only plain chunks.)
+        # (In text without word punctuation each chunk is one word: "_" is a
+        # word character, isalnum() aside.)
         if any(map(data.__contains__, _PUNCTUATION)):
             plain = list(map(bytes.isalnum, chunks))
             if False in plain:
