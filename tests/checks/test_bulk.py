@@ -139,3 +139,53 @@ def test_store_writes_per_message_are_bounded() -> None:
     writes = [c for c in store.calls if c in WRITES]
     assert 0 < len(writes) <= 10 and set(writes) <= {"add_many", "incr"}
     assert got == {"BULK_LOW": 0.5}
+
+
+def test_repeats_from_a_counted_network_reuse_its_count_for_cache_seconds() -> None:
+    store = CountingStore()
+    now = [100.0]
+    check = BulkCheck(store, BulkConfig(low=2, cache_seconds=1.0), clock=lambda: now[0])
+    body = variant(random.Random(11))
+
+    def send(ip: str) -> dict[str, float]:
+        evidence = Evidence()
+        asyncio.run(check.run(make_tx(mail(body), ip=ip), evidence))
+        return names(evidence)
+
+    assert send("198.51.0.7") == {}
+    assert store.calls == ["get_many", "add_many"]
+    store.calls.clear()
+    now[0] += 0.5
+    assert send("198.51.0.9") == {}  # same /24 within a second: no store operation
+    assert store.calls == []
+    # Another network is not in the cache: it is counted in the store, and
+    # reaches the threshold at once.
+    assert send("203.0.113.5") == {"BULK_LOW": 0.5}
+    assert "get_many" in store.calls and "incr" in store.calls
+    # The first network's cached count lags by at most cache_seconds.
+    store.calls.clear()
+    assert send("198.51.0.7") == {}
+    assert store.calls == []
+    now[0] += 1.0
+    assert send("198.51.0.7") == {"BULK_LOW": 0.5}
+    assert store.calls == ["get_many"]
+
+
+def test_cache_seconds_zero_reads_the_store_every_time() -> None:
+    store = CountingStore()
+    check = BulkCheck(store, BulkConfig(cache_seconds=0))
+    body = variant(random.Random(5))
+    for _ in range(3):
+        asyncio.run(check.run(make_tx(mail(body), ip="198.51.0.7"), Evidence()))
+    assert store.calls == ["get_many", "add_many", "get_many", "get_many"]
+
+
+def test_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("mailmoat.checks.bulk._RECENT_MAX", 12)
+    now = [0.0]
+    check = BulkCheck(SqliteStore(":memory:"), BulkConfig(), clock=lambda: now[0])
+    rng = random.Random(9)
+    for n in range(10):
+        now[0] += 0.1
+        asyncio.run(check.run(make_tx(mail(variant(rng)), ip=f"198.51.{n}.7"), Evidence()))
+        assert len(check._recent) <= 12 + 5

@@ -21,7 +21,9 @@ The message's count is the highest count of its bands. Bodies with fewer than
 Store cost (see ``BulkCheck._counts``): one batched read for all bands;
 one batched write for the bands nobody sent before; nothing more for a
 repeat from a band's first network; a marker and a counter write per band
-for each further network.
+for each further network. A network's count per band is kept in the process
+for ``bulk.cache_seconds``: its repeats within that time cost no store
+operation at all.
 
 Failure mode: a store failure is logged and gives no evidence (a hint is not
 worth a tempfail); no store configured: not built.
@@ -33,7 +35,10 @@ import hashlib
 import ipaddress
 import logging
 import re
+import time
 import zlib
+from collections.abc import Callable
+from itertools import chain
 from typing import Any, ClassVar
 
 import numpy as np
@@ -51,15 +56,25 @@ ROWS = 4
 BANDS = BINS // ROWS
 MAX_WORDS = 600
 _EMPTY = 0xFFFFFFFF
-_PAD = np.zeros(2, np.uint64)
+_PAD = (0, 0)
+_BINS = np.uint64(BINS)
+_CRC_MEMO_MAX = 100_000
+_RECENT_MAX = 50_000
 _SPREAD_A = np.uint64(0x9E3779B1)
 _SPREAD_B = np.uint64(0x85EBCA77)
 _LOW_32 = np.uint64(0xFFFFFFFF)
 
 _URL = re.compile(r"(?:https?|ftp)://\S+|www\.\S+", re.I)
-_EMAIL = re.compile(r"\S+@\S+")
+# On lower-case ASCII text ignoring case changes nothing but costs a lot.
+_ASCII_URL = re.compile(r"(?:https?|ftp)://\S+|www\.\S+")
+# A match takes a whole run of non-space characters (one with an "@" after
+# its first character and before its last): tried only where runs start,
+# the same matches as r"\S+@\S+" without retrying inside each run.
+_EMAIL = re.compile(r"(?<!\S)\S+@\S+")
 _NUMBER = re.compile(r"\d+(?:[.,:/-]\d+)*")
 _WORD = re.compile(r"\w+")
+# _NUMBER, or a run of the word characters that are not digits, on lower-case ASCII.
+_ASCII_NUMBER_OR_WORD = re.compile(r"[0-9]+(?:[.,:/-][0-9]+)*|[a-z_]+")
 
 SCORES = {"BULK_LOW": 0.5, "BULK_MEDIUM": 1.5, "BULK_HIGH": 3.0}
 
@@ -71,8 +86,21 @@ def normalised_words(text: str) -> list[str]:
     Lower-casing comes first (it never turns a non-space into a space, so every
     match below covers the same characters); a substitution whose literal
     cannot occur is skipped. Same words as substituting in the original order.
+    ASCII text (most mail) takes one pass for numbers and words together: no
+    pattern here matches across white space and, with no digit left after
+    the number substitution, the words are the runs of non-digit word
+    characters between the numbers.
     """
     text = text[: MAX_WORDS * 10].lower()
+    if text.isascii():
+        if "://" in text or "www." in text:
+            text = _ASCII_URL.sub(" zurlz ", text)
+        if "@" in text:
+            text = _EMAIL.sub(" zemailz ", text)
+        # A token that sorts before ":" starts with a digit: a number ("_"
+        # and the letters sort after ":", the digits before it).
+        tokens = _ASCII_NUMBER_OR_WORD.findall(text)
+        return [t if t > ":" else "znumz" for t in tokens if t != "_"][:MAX_WORDS]
     if "://" in text or "www." in text:
         text = _URL.sub(" zurlz ", text)
     if "@" in text:
@@ -82,21 +110,38 @@ def normalised_words(text: str) -> list[str]:
     return [w for w in words if len(w) > 1 or w.isalpha()][:MAX_WORDS]
 
 
+class _WordCrcs(dict[str, int]):
+    """CRC-32 of each word's UTF-8, memoised: a site's vocabulary repeats
+    from message to message. Bounded: starts over at ``_CRC_MEMO_MAX``."""
+
+    def __missing__(self, word: str) -> int:
+        if len(self) >= _CRC_MEMO_MAX:
+            self.clear()
+        crc = self[word] = zlib.crc32(word.encode("utf-8", "replace"))
+        return crc
+
+
+_word_crcs = _WordCrcs()
+
+
 def fingerprint(words: list[str]) -> list[str]:
     """``BANDS`` band keys (hex) for the word list; [] when it is empty."""
     if not words:
         return []
-    crcs = {word: zlib.crc32(word.encode("utf-8", "replace")) for word in set(words)}
-    hashes = np.fromiter((crcs[word] for word in words), np.uint64, len(words))
-    hashes = np.concatenate((hashes, _PAD))
-    # A 3-word shingle's hash from its words' hashes, bits spread before binning
-    # (one shingle, padded with zeros, for fewer than three words). In uint64
-    # the products wrap, which leaves the low 32 bits that are kept exact.
-    first, second, third = hashes[:-2], hashes[1:-1], hashes[2:]
-    values = (first * _SPREAD_A ^ second * _SPREAD_B ^ third) & _LOW_32
-    values = values[: max(1, len(words) - 2)]
+    count = len(words)
+    # The words' hashes and two zeros: with fewer than three words, one
+    # shingle padded with zeros.
+    hashes = np.fromiter(chain(map(_word_crcs.__getitem__, words), _PAD), np.uint64, count + 2)
+    # A 3-word shingle's hash from its words' hashes, bits spread before
+    # binning. In uint64 the products wrap, which leaves the low 32 bits that
+    # are kept exact.
+    values = hashes[:-2] * _SPREAD_A
+    values ^= hashes[1:-1] * _SPREAD_B
+    values ^= hashes[2:]
+    values &= _LOW_32
+    values = values[: max(1, count - 2)]
     mins = np.full(BINS, _EMPTY, np.uint64)
-    np.minimum.at(mins, (values % np.uint64(BINS)).astype(np.intp), values)  # each bin's minimum
+    np.minimum.at(mins, (values % _BINS).astype(np.intp), values)  # each bin's minimum
     rows = mins.tolist()
     keys = []
     for band in range(BANDS):
@@ -121,9 +166,14 @@ class BulkCheck(Check):
     name: ClassVar[str] = "bulk"
     stage: ClassVar[str] = Stage.DATA
 
-    def __init__(self, store: Any, config: BulkConfig) -> None:
+    def __init__(
+        self, store: Any, config: BulkConfig, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.store = store
         self.config = config
+        self.clock = clock
+        # (band, network) -> (until, count): counts this process read or made.
+        self._recent: dict[tuple[str, str], tuple[float, int]] = {}
 
     async def run(self, tx: Transaction, evidence: Evidence) -> None:
         message = tx.message
@@ -134,7 +184,7 @@ class BulkCheck(Check):
         tx.notes["bulk.fingerprint"] = bands
         network = sender_network(tx.session.client_ip)
         try:
-            counts = await self._counts(bands, network)
+            counts = await self._recent_counts(bands, network)
         except StoreError as exc:
             log.warning("bulk: store failed, no evidence: %s", exc)
             return
@@ -147,6 +197,33 @@ class BulkCheck(Check):
             if threshold > 0 and count >= threshold:
                 evidence.add(symbol, SCORES[symbol], f"{count} senders")
                 break
+
+    async def _recent_counts(self, bands: list[str], network: str) -> list[int]:
+        """``_counts``, but a band's count for this network is reused for
+        ``cache_seconds``: a network already counted adds nothing when it
+        sends again, so its repeats (a campaign's, a newsletter's) need no
+        store round trip; other networks' news shows that much later."""
+        ttl = min(self.config.cache_seconds, self.config.window)
+        if ttl <= 0:
+            return await self._counts(bands, network)
+        now = self.clock()
+        recent = self._recent
+        hits = [recent.get((band, network)) for band in bands]
+        missing = [band for band, hit in zip(bands, hits, strict=True) if not hit or hit[0] <= now]
+        fresh: dict[str, int] = {}
+        if missing:
+            fresh = dict(zip(missing, await self._counts(missing, network), strict=True))
+            if len(recent) >= _RECENT_MAX:
+                for key in [key for key, (until, _) in recent.items() if until <= now]:
+                    del recent[key]
+                if len(recent) >= _RECENT_MAX:
+                    recent.clear()
+            for band, count in fresh.items():
+                recent[band, network] = (now + ttl, count)
+        return [
+            fresh[band] if band in fresh else hit[1]  # type: ignore[index]
+            for band, hit in zip(bands, hits, strict=True)
+        ]
 
     async def _counts(self, bands: list[str], network: str) -> list[int]:
         """Per band, the distinct networks that sent it within the window,

@@ -305,6 +305,9 @@ class BulkConfig:
     high: int = 100
     # Bodies with fewer normalised words are not fingerprinted.
     min_words: int = 12
+    # A sender network's count per band is reused this many seconds: its
+    # repeats need no store round trip (0: read the store every time).
+    cache_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
