@@ -101,14 +101,17 @@ class Pipeline:
         is armed only if the check waits (a check that does not cannot be
         interrupted anyway)."""
         evidence = Evidence()
-        timeout = self.services.config.check(check.name).timeout
+        timeout = 0.0
         try:
             started = eager.start(check.run(tx, evidence))
             if isinstance(started, eager.Suspended):
+                timeout = self.services.config.check(check.name).timeout
                 async with asyncio.timeout(timeout):
                     await started
             return evidence
-        except TimeoutError:
+        except TimeoutError as exc:
+            if not timeout:  # raised by the check itself before it ever waited
+                return self._failure(check, tx, exc)
             return self._failed(check, tx, f"timeout after {timeout:g}s")
         except asyncio.CancelledError:
             raise

@@ -132,6 +132,9 @@ class CheckSettings:
     fail_mode: str = "accept"
 
 
+_DEFAULT_CHECK_SETTINGS = CheckSettings()
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     """Shared state: greylist, rate limits, caches, statistics, model."""
@@ -429,7 +432,7 @@ class Config:
     source: str = "<embedded defaults>"
 
     def check(self, name: str) -> CheckSettings:
-        return self.checks.get(name, CheckSettings())
+        return self.checks.get(name, _DEFAULT_CHECK_SETTINGS)
 
     @property
     def node(self) -> str:
