@@ -86,6 +86,21 @@ async def test_timed_out_check_with_tempfail_mode_gives_451() -> None:
     assert tx.symbols[0].detail == "timeout after 0.05s"
 
 
+class RaisesTimeout(Check):
+    name: ClassVar[str] = "raises_timeout"
+    stage: ClassVar[str] = Stage.DATA
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        raise TimeoutError("its own socket timed out")
+
+
+async def test_check_raising_timeout_error_itself_is_a_crash_not_our_timeout() -> None:
+    pipeline, tx = make([RaisesTimeout()])
+    await pipeline.run(Stage.DATA, tx)
+    assert tx.symbols[0].name == "CHECK_RAISES_TIMEOUT_FAILED"
+    assert tx.symbols[0].detail == "TimeoutError: its own socket timed out"
+
+
 async def test_allowlist_wave_skips_later_checks_and_wins() -> None:
     pipeline, tx = make([Allows(), Blocks()])
     await pipeline.run(Stage.CONNECT, tx)
