@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import pickle
 import time
 from datetime import datetime
 
@@ -238,3 +239,119 @@ def test_many_urls_are_capped() -> None:
     message = parse_message(mail("Subject: u", body))
     assert len(message.urls) == ParseLimits().max_urls
     assert "urls_truncated" in message.defects
+
+
+# The fast path (single-part root: body sliced from the input, headers from a
+# header-only parse or from the caller's) against the full stdlib parse.
+FAST_PATH_CASES: list[tuple[str, bytes]] = [
+    ("plain", b"Subject: hi\nFrom: a@b\n\nbody line\nhttp://x.example/\n"),
+    ("bare cr in header", b"Subject: a\rX: b\n\nbody\n"),
+    ("bare cr before separator", b"Subject: a\r\r\n\r\nbody\r\n\r\nmore\r\n"),
+    ("bare cr line", b"Subject: a\n\rX: b\n\nbody\n"),
+    ("bare cr at end", b"Subject: a\n\r"),
+    ("bare cr in body", b"Subject: a\n\nbo\rdy\r\rx\n"),
+    ("no blank line", b"Subject: a\nX: b\nbody text without colon\n"),
+    ("no blank line, no body", b"Subject: a\nX: b\n"),
+    ("empty body", b"Subject: a\n\n"),
+    ("header only, no line end", b"Subject: a"),
+    ("empty", b""),
+    ("blank first line", b"\nbody\n\nmore\n"),
+    ("crlf first line", b"\r\nX: y\r\n\r\nbody\r\n"),
+    ("continuation lines", b"Subject: a\n  folded\n\tmore\nX: b\n\nbody\n"),
+    ("continuation first", b" leading\nSubject: a\n\nbody\n"),
+    (
+        "8-bit headers and body",
+        "Subject: caf\xe9\nFrom: J\xf6rg <j@x>\n\nb\xe9dy\n".encode("latin-1"),
+    ),
+    ("8-bit body, charset", b"Content-Type: text/plain; charset=iso-8859-1\n\nb\xe9dy\n"),
+    (
+        "8-bit body, rfc 2231 charset",
+        b"Content-Type: text/plain; charset*=us-ascii''utf-8\n\n\xc3\xa9\n",
+    ),
+    ("nul bytes", b"Subject: a\x00b\nX\x00: y\n\n\x00body\x00\n"),
+    ("8-bit line, no colon", b"Content-Type: a/b; charset*=x''y\nno colon \xe9\n\nbody\n"),
+    ("line without colon", b"Subject: a\nthis line has no colon\nX: b\n\nbody\n"),
+    ("empty header name", b": empty\nSubject: a\n\nbody\n"),
+    ("from line first", b"From a@b Tue Jul 31 22:36:21 2001\nSubject: a\n\nbody\n"),
+    ("two from lines", b"From a@b x\nFrom c@d y\nSubject: a\n\nbody\n"),
+    ("from line inside", b"Subject: a\nFrom x@y z\nX: b\n\nbody\n"),
+    ("multipart", b'Content-Type: multipart/mixed; boundary="b"\n\n--b\n\nhi\n--b--\n'),
+    ("multipart, no boundary", b"Content-Type: multipart/alternative\n\n--a\n\nx\n"),
+    ("multipart, odd case", b'Content-Type: MULTIPART/Mixed; BOUNDARY="q"\n\n--q\n\nx\n--q--\n'),
+    ("multipart, folded", b"Content-Type:\n multipart/mixed;\n boundary=b\n\n--b\n\nx\n--b--\n"),
+    ("message/rfc822", b"Content-Type: message/rfc822\n\nSubject: inner\n\ninner body\n"),
+    ("delivery-status", b"Content-Type: message/delivery-status\n\nA: x\n\nB: y\n"),
+    ("text/html, odd case", b'Content-Type: Text/HTML; Charset="ISO-8859-1"; x=y\n\n<p>\xe9</p>\n'),
+    ("type without slash", b"Content-Type: multipart\n\nbody\n"),
+    ("type twice", b"Content-Type: text/plain\nContent-Type: multipart/mixed; boundary=b\n\nx\n"),
+    ("base64", b"Content-Transfer-Encoding: base64\n\nY2Fmw6k=\n"),
+    ("named attachment", b'Content-Type: application/pdf; name="a.pdf"\n\n%PDF\n'),
+    ("mixed line ends", b"Subject: a\r\nX: b\n\r\nbody\r\n"),
+    ("lf separator, crlf body", b"Subject: a\n\nbody\r\n\r\nmore\n"),
+    ("long header block", (b"X-Long: " + b"v" * 9000 + b"\n") * 2 + b"Subject: a\n\nbody\n"),
+]
+
+
+def _crlf(raw: bytes) -> bytes:
+    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+@pytest.mark.parametrize("line_end", ["lf", "crlf"])
+@pytest.mark.parametrize(("label", "raw"), FAST_PATH_CASES)
+def test_fast_path_matches_full_parse(label: str, raw: bytes, line_end: str) -> None:
+    from mailmoat.core.headers import parse_header_block
+    from mailmoat.message.parse import _parse
+
+    data = _crlf(raw) if line_end == "crlf" else raw
+    full = _parse(data, None, None, fast=False)
+    assert parse_message(data) == full, label
+    head = parse_header_block(data)
+    before = pickle.dumps(head)
+    assert parse_message(data, head=head) == full, label
+    assert pickle.dumps(head) == before, label  # the shared head is left as it was
+
+
+@pytest.mark.parametrize(
+    ("raw", "fast"),
+    [
+        (b"Subject: a\r\n\r\nbody\r\n", True),
+        (b"Subject: a\n\nb\xe9dy\n", True),
+        (b"Subject: a\nno colon\n\nbody\n", False),
+        (b"Subject: a\r\r\n\r\nbody\r\n", False),
+        (b'Content-Type: multipart/mixed; boundary="b"\n\n--b\n\nx\n--b--\n', False),
+        (b"Content-Type: message/rfc822\n\nSubject: inner\n\nx\n", False),
+    ],
+)
+def test_fast_path_taken_only_when_safe(
+    raw: bytes, fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailmoat.message import parse
+
+    full_parses: list[bytes] = []
+    real = parse._full_parse
+
+    def spy(data: bytes) -> object:
+        full_parses.append(data)
+        return real(data)
+
+    monkeypatch.setattr(parse, "_full_parse", spy)
+    parse_message(raw)
+    assert (not full_parses) is fast
+
+
+def test_head_used_only_when_it_fits() -> None:
+    from mailmoat.core.headers import parse_header_block
+    from mailmoat.message.parse import _HEADER_END, _head_fits
+
+    def fits(data: bytes) -> bool:
+        match = _HEADER_END.search(data)
+        offset = match.end() if match else len(data)
+        return _head_fits(data, offset, parse_header_block(data))
+
+    assert fits(b"Subject: a\r\nX: b\r\n\r\nbody\r\n")
+    assert not fits(b"Subject: a\nX: b\n\nbody\r\n\r\n")  # LF block: header_end differs
+    assert not fits(b"Subject: a\r\n\nbody\r\n\r\n")  # an earlier, LF-only separator
+    assert not fits(b"Subject: a\r\r\n\r\nbody\r\n")  # bare CR: a blank line sooner
+    assert not fits(b"Subject: a\rX: b\r\n\r\nbody\r\n")
+    assert not fits(b"\r\nX: y\r\n\r\nbody\r\n")  # header_end is 0
+    assert not fits(b"Subject: a\r\nno colon\r\n\r\nbody\r\n")

@@ -103,9 +103,10 @@ class Transaction:
 
     @property
     def message(self) -> Any:
-        """The parsed message (``mailmoat.message.ParsedMessage``), parsed once."""
+        """The parsed message (``mailmoat.message.ParsedMessage``), parsed once;
+        it reuses the header block parse of ``headers`` when that fits."""
         if self._message is None:
             from mailmoat.message import parse_message
 
-            self._message = parse_message(self.data)
+            self._message = parse_message(self.data, head=self.headers)
         return self._message

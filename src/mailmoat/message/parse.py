@@ -12,15 +12,27 @@ hand here is only what it lacks: an iterative, depth- and count-limited walk
 (``Message.walk`` recurses without bounds), bounded payload decoding and the
 charset fallbacks (see ``decode``), HTML reduction (``html``) and URL
 extraction (``urls``).
+
+Fast path: when the top-level part is single-part (not ``multipart/*`` or
+``message/*``) and a header-only parse ends exactly at the blank line found
+by ``_HEADER_END``, the body bytes are sliced from the input and handed to
+the walk as the root's payload, because the full parser would only rebuild
+that same body line by line (the bulk of its cost for a plain message); a
+header block already parsed by the caller (``Transaction.headers``) is
+reused when it provably covers the same lines. Anything else takes the full
+parse, so the result is the same either way.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from email import policy
+from email.errors import MissingHeaderBodySeparatorDefect
 from email.message import Message
 from email.parser import BytesParser
 
+from mailmoat.core.headers import header_end
 from mailmoat.message.decode import (
     decode_header_value,
     decode_text,
@@ -36,8 +48,23 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.I)
 
 
-def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessage:
-    """Parse ``raw`` once for every content check; never raises."""
+def parse_message(
+    raw: bytes, limits: ParseLimits | None = None, *, head: Message | None = None
+) -> ParsedMessage:
+    """Parse ``raw`` once for every content check; never raises.
+
+    ``head`` is optional: the header block of ``raw`` as
+    ``core.headers.parse_header_block(raw)`` parsed it. It spares a second
+    header parse when it provably fits this data, is ignored otherwise, and
+    is only read, never changed.
+    """
+    return _parse(raw, limits, head, fast=True)
+
+
+def _parse(
+    raw: bytes, limits: ParseLimits | None, head: Message | None, *, fast: bool
+) -> ParsedMessage:
+    """``parse_message``; ``fast=False`` forces the full stdlib parse (tests)."""
     limits = limits or DEFAULT_LIMITS
     defects: list[str] = []
     try:
@@ -45,17 +72,24 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessag
     except (TypeError, ValueError):
         data = b""
         defects.append("input_not_bytes")
+    as_given = True  # data is raw as the caller's head parser saw it
     if data.startswith(b"From "):
         line_end = data.find(b"\n")
         data = data[line_end + 1 :] if line_end >= 0 else b""
+        as_given = False
     if len(data) > limits.max_input_bytes:
         data = data[: limits.max_input_bytes]
         defects.append("input_truncated")
+        as_given = False
     separator = _HEADER_END.search(data)
     body_offset = separator.end() if separator else len(data)
     try:
-        message = BytesParser(policy=policy.compat32).parsebytes(data)
-        return _Walker(data, body_offset, limits, defects).run(message)
+        split = _single_part(data, body_offset, head if as_given else None) if fast else None
+        if split is None:
+            message, payload = _full_parse(data), None
+        else:
+            message, payload = split
+        return _Walker(data, body_offset, limits, defects, payload).run(message)
     except Exception as exc:  # the parser's failure modes are not documented
         defects.append(f"parser_failed:{type(exc).__name__}")
         body = data[body_offset : body_offset + limits.max_part_bytes]
@@ -65,13 +99,105 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessag
         )
 
 
+def _full_parse(data: bytes) -> Message:
+    return BytesParser(policy=policy.compat32).parsebytes(data)
+
+
+def _single_part(
+    data: bytes, body_offset: int, head: Message | None
+) -> tuple[Message, bytes | str] | None:
+    """The root's headers and payload when the full parse would give a
+    single-part root whose body is exactly ``data[body_offset:]``; None when
+    only the full parse can tell.
+
+    The full parser ends the header block at the first line that is not a
+    header line; a blank one is consumed, any other is pushed back into the
+    body with a ``MissingHeaderBodySeparatorDefect``. ``data[:body_offset]``
+    ends with a blank line (``_HEADER_END``), so a header-only parse of it
+    that leaves no payload took every line before that blank line as a
+    header: the same lines (the slice ends with LF, so they split as in
+    ``data``), headers and defects as the full parse. The root's payload is
+    then the rest of the text, whose bytes (ASCII with surrogateescape) are
+    ``data[body_offset:]``.
+    """
+    block = data[:body_offset]
+    # A compound root's Content-Type holds one of these (compat32 lower-cases
+    # the type before ";"). Seen, the root is most likely compound: spare a
+    # header parse the full parse would repeat. (A faster test than a regex.)
+    lowered = block.lower()
+    if b"multipart/" in lowered or b"message/" in lowered:
+        return None
+    try:
+        if head is None or not _head_fits(data, body_offset, head):
+            head = BytesParser(policy=policy.compat32).parsebytes(block, headersonly=True)
+            if not _clean(head):
+                return None
+        # The test the full parser makes before it reads the body.
+        if head.get_content_maintype() in ("multipart", "message"):
+            return None
+        body = data[body_offset:]
+        # compat32 ``get_payload()`` reads this field first, then returns an
+        # ASCII payload as it is: its bytes are the body.
+        str(head.get("content-transfer-encoding", ""))
+        if body.isascii():
+            return head, body
+        # With 8-bit bytes it decodes the payload by the charset parameter,
+        # replacing errors: let it, on a copy (``head`` may be shared).
+        part = copy.copy(head)
+        part.set_payload(body.decode("ascii", "surrogateescape"))
+        payload = part.get_payload()
+        return (head, payload) if isinstance(payload, str) else None
+    except Exception:  # let the full parse meet (and report) the same failure
+        return None
+
+
+def _head_fits(data: bytes, body_offset: int, head: Message) -> bool:
+    """Whether ``head``, parsed by ``parse_header_block`` from
+    ``data[:header_end(data)]`` (the header block without its blank line),
+    saw the lines the full parse reads as the header block.
+
+    ``header_end`` finds only the first CRLF CRLF: it must be the separator
+    ``_HEADER_END`` found (none earlier, LF-only or not), so the block ends
+    where ``data[:body_offset]`` ends but for the blank line. Without bare
+    CRs the block's lines split as in ``data``, its last line is no blank
+    line (that would be an earlier separator), and a parse that left no
+    payload and no separator defect took them all as headers, as the full
+    parse does before it consumes the blank line.
+    """
+    block_end = body_offset - 2
+    return (
+        block_end > 0
+        and header_end(data) == block_end
+        and data.count(b"\r", 0, block_end) == data.count(b"\r\n", 0, block_end)
+        and _clean(head)
+    )
+
+
+def _clean(head: Message) -> bool:
+    """A header-only parse that took every line as a header line."""
+    try:
+        payload = head.get_payload()
+    except Exception:  # compat32 fails on some 8-bit payloads: not empty then
+        return False
+    return payload == "" and not any(
+        isinstance(defect, MissingHeaderBodySeparatorDefect) for defect in head.defects
+    )
+
+
 class _Walker:
     """One message's walk: collects text, HTML, attachments and defects."""
 
     def __init__(
-        self, data: bytes, body_offset: int, limits: ParseLimits, defects: list[str]
+        self,
+        data: bytes,
+        body_offset: int,
+        limits: ParseLimits,
+        defects: list[str],
+        root_body: bytes | str | None = None,
     ) -> None:
         self.data = data
+        # The single-part root's payload from ``_single_part``, else None.
+        self.root_body = root_body
         self.body_offset = body_offset
         self.limits = limits
         self.defects = defects
@@ -133,7 +259,7 @@ class _Walker:
                 self.defects.append("parts_truncated")
                 break
             count += 1
-            payload = part.get_payload()
+            payload = part.get_payload() if self.root_body is None else self.root_body
             if isinstance(payload, list):
                 if depth + 1 > self.limits.max_depth:
                     self.defects.append("depth_truncated")
@@ -143,12 +269,12 @@ class _Walker:
                 )
                 continue
             try:
-                self._leaf(part, payload if isinstance(payload, str) else "")
+                self._leaf(part, payload if isinstance(payload, (str, bytes)) else "")
             except Exception as exc:  # one broken part must not lose the others
                 self.defects.append(f"part_failed:{type(exc).__name__}")
         return count
 
-    def _leaf(self, part: Message, payload: str) -> None:
+    def _leaf(self, part: Message, payload: str | bytes) -> None:
         # "text/plain charset=x" (no semicolon) is still text/plain.
         content_type = part.get_content_type().split(None, 1)[0].rstrip(";")
         self.part_types.append(content_type)
@@ -158,9 +284,8 @@ class _Walker:
         raw_name = part.get_filename() if named else None
         filename = decode_header_value(str(raw_name)) if raw_name else ""
         encoding = str(part.get("Content-Transfer-Encoding", ""))
-        data, truncated = decode_transfer(
-            surrogate_bytes(payload), encoding, self.limits.max_part_bytes
-        )
+        raw = payload if isinstance(payload, bytes) else surrogate_bytes(payload)
+        data, truncated = decode_transfer(raw, encoding, self.limits.max_part_bytes)
         if truncated:
             self.defects.append("part_truncated")
         is_attachment = bool(filename) or disposition.startswith("attachment")
