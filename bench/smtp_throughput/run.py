@@ -11,12 +11,15 @@ messages) is pointed at:
    transport itself costs, for a like-for-like comparison with Postfix,
    which does no content analysis.
 
-It prints messages per second for each and mailmoat's ratio to both, then
+It prints messages per second for each, mailmoat's ratio to both (to
+Postfix: the median of the ratios of the rounds, each pair measured
+back to back), and the CPU time per message of all processes of Postfix
+and of mailmoat (more stable than rates on a shared box). Then it
 measures added latency: one client sends messages one after the other, to
 the sink directly and through mailmoat, and the difference of the
 end-of-DATA-to-250 times (p50, p99) is what mailmoat adds.
 
-    .venv/bin/python bench/smtp_throughput/run.py [--messages 5000] [--latency 500]
+    .venv/bin/python bench/smtp_throughput/run.py [--messages 2000] [--latency 500] [--rounds 7]
 
 Needs root (Postfix), Debian's postfix package; loopback only.
 """
@@ -24,6 +27,7 @@ Needs root (Postfix), Debian's postfix package; loopback only.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import subprocess
@@ -53,6 +57,32 @@ def smtp_source(port: int, messages: int, sessions: int = 20, size: int = 4096) 
     if done.returncode != 0:
         raise RuntimeError(f"smtp-source failed: {done.stderr[-2000:]}")
     return messages / elapsed
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds (user and system) of process ``root`` and all its live
+    descendants, with the children each has already reaped."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        times[pid] = sum(int(value) for value in fields[11:15]) / tick
+    total = 0.0
+    for pid, seconds in times.items():
+        ancestor = pid
+        while ancestor > 1 and ancestor != root:
+            ancestor = parents.get(ancestor, 0)
+        if ancestor == root:
+            total += seconds
+    return total
 
 
 def read_reply(sock: socket.socket, buffer: bytearray) -> bytes:
@@ -143,10 +173,10 @@ def start_mailmoat(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--latency", type=int, default=500, help="sequential messages")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="interleaved rounds; medians are printed"
+        "--rounds", type=int, default=7, help="interleaved rounds; medians are printed"
     )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="mm-bench-"))
@@ -155,23 +185,32 @@ def main() -> int:
         bare, bare_port = start_mailmoat(workdir / "bare", sink.address, dns.address, content=False)
         try:
             smtp_source(sink.port, 200)  # warm up all of them
+            smtp_source(postfix.port, 200)
             smtp_source(port, 200)
             smtp_source(bare_port, 200)
-            # The four targets take turns, round after round, so a burst of
-            # other load on this shared box hits them alike; medians printed.
-            rounds: list[tuple[float, float, float, float]] = []
-            for _ in range(args.rounds):
-                rounds.append(
-                    (
-                        smtp_source(sink.port, args.messages),
-                        smtp_source(postfix.port, args.messages),
-                        smtp_source(port, args.messages),
-                        smtp_source(bare_port, args.messages),
-                    )
-                )
-            direct, relayed_by_postfix, relayed_by_us, transport_only = (
-                statistics.median(column) for column in zip(*rounds, strict=True)
-            )
+            master = int((postfix.queue_dir / "pid" / "master.pid").read_text().split()[0])
+            targets = {
+                "sink": (sink.port, None),
+                "postfix": (postfix.port, master),
+                "mailmoat": (port, mailmoat.pid),
+                "bare": (bare_port, bare.pid),
+            }
+            # The targets take turns, round after round, Postfix and mailmoat
+            # in alternating order, so drifts and bursts of other load on this
+            # shared box hit them alike; medians printed.
+            rounds: list[dict[str, tuple[float, float]]] = []
+            for number in range(args.rounds):
+                order = ["sink", "postfix", "mailmoat", "bare"]
+                if number % 2:
+                    order[1:3] = ["mailmoat", "postfix"]
+                measured = {}
+                for name in order:
+                    target_port, pid = targets[name]
+                    before = tree_cpu(pid) if pid else 0.0
+                    rate = smtp_source(target_port, args.messages)
+                    used = (tree_cpu(pid) - before) / args.messages if pid else 0.0
+                    measured[name] = (rate, used)
+                rounds.append(measured)
             sink.clear()
             base = latencies(sink.port, args.latency)
             ours = latencies(port, args.latency)
@@ -179,15 +218,25 @@ def main() -> int:
             for proc in (mailmoat, bare):
                 proc.terminate()
                 proc.wait(30)
-    print(f"messages per run: {args.messages}, 20 sessions, 4 KiB, median of {args.rounds} rounds")
-    print("mailmoat / Postfix per round: " + ", ".join(f"{r[2] / r[1]:.2f}" for r in rounds))
-    print(f"smtp-sink direct          {direct:8.0f} msgs/s  (the limit)")
-    print(f"Postfix -> smtp-sink      {relayed_by_postfix:8.0f} msgs/s  (the peer)")
-    print(f"mailmoat -> smtp-sink     {relayed_by_us:8.0f} msgs/s")
-    print(f"mailmoat / Postfix        {relayed_by_us / relayed_by_postfix:8.2f}")
-    print(f"mailmoat / smtp-sink      {relayed_by_us / direct:8.2f}")
-    print(f"mailmoat, content checks off -> smtp-sink {transport_only:8.0f} msgs/s")
-    print(f"  its ratio to Postfix    {transport_only / relayed_by_postfix:8.2f}")
+
+    def median(name: str, column: int) -> float:
+        return statistics.median(r[name][column] for r in rounds)
+
+    ratios = [r["mailmoat"][0] / r["postfix"][0] for r in rounds]
+    bare_ratios = [r["bare"][0] / r["postfix"][0] for r in rounds]
+    print(f"messages per run: {args.messages}, 20 sessions, 4 KiB, {args.rounds} rounds, medians")
+    print("mailmoat / Postfix per round: " + ", ".join(f"{x:.2f}" for x in ratios))
+    print(f"smtp-sink direct          {median('sink', 0):8.0f} msgs/s  (the limit)")
+    print(f"Postfix -> smtp-sink      {median('postfix', 0):8.0f} msgs/s  (the peer)")
+    print(f"mailmoat -> smtp-sink     {median('mailmoat', 0):8.0f} msgs/s")
+    print(f"mailmoat / Postfix        {statistics.median(ratios):8.2f}  (median of the rounds)")
+    print(f"mailmoat / smtp-sink      {median('mailmoat', 0) / median('sink', 0):8.2f}")
+    print(f"mailmoat, content checks off -> smtp-sink {median('bare', 0):8.0f} msgs/s")
+    print(f"  its ratio to Postfix    {statistics.median(bare_ratios):8.2f}")
+    print("CPU per message, all processes of each (us):")
+    labels = {"postfix": "Postfix", "mailmoat": "mailmoat", "bare": "  content off"}
+    for name, label in labels.items():
+        print(f"  {label:<14} {median(name, 1) * 1e6:8.0f}")
     for label, pct in (("p50", 50.0), ("p99", 99.0)):
         added = (percentile(ours, pct) - percentile(base, pct)) * 1000
         print(f"added latency {label}        {added:8.2f} ms  "
