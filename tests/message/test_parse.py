@@ -80,6 +80,37 @@ def test_transfer_encodings_and_charsets() -> None:
     assert message.charsets == ["iso-8859-1", "utf-8", "bogus-42"]
 
 
+@pytest.mark.parametrize(
+    ("charset", "text"),
+    [
+        ("iso-8859-1", "Grüße aus Köln"),
+        ("koi8-r", "Привет, мир"),
+        ("windows-1251", "Привет, мир"),
+        ("", "Café crème"),  # no charset: the cp1252 fallback
+    ],
+)
+@pytest.mark.parametrize("compound", [False, True])
+def test_8bit_bodies_decode_by_their_charset(charset: str, text: str, compound: bool) -> None:
+    # The raw 8-bit bytes reach the charset decoding: compat32's get_payload()
+    # would have decoded them already (latin-1 text came back as mojibake, and
+    # without a charset every 8-bit byte as U+FFFD).
+    content_type = f"Content-Type: text/plain; charset={charset}\n" if charset else ""
+    body = (text + "\n").encode(charset or "cp1252")
+    head = content_type + "Content-Transfer-Encoding: 8bit\n"
+    if compound:
+        raw = (
+            b'Subject: m\nContent-Type: multipart/mixed; boundary="B"\n\n--B\n'
+            + head.encode()
+            + b"\n"
+            + body
+            + b"--B--\n"
+        )
+    else:
+        raw = b"Subject: m\n" + head.encode() + b"\n" + body
+    assert parse_message(raw).text.strip() == text
+    assert parse_message(raw.replace(b"\n", b"\r\n")).text.strip() == text
+
+
 def test_html_reduced_to_text_with_links() -> None:
     html = (
         "<html><head><style>p {color: red}</style></head><body>"

@@ -25,7 +25,6 @@ parse, so the result is the same either way.
 
 from __future__ import annotations
 
-import copy
 import re
 from email import policy
 from email.errors import MissingHeaderBodySeparatorDefect
@@ -105,7 +104,7 @@ def _full_parse(data: bytes) -> Message:
 
 def _single_part(
     data: bytes, body_offset: int, head: Message | None
-) -> tuple[Message, bytes | str] | None:
+) -> tuple[Message, bytes] | None:
     """The root's headers and payload when the full parse would give a
     single-part root whose body is exactly ``data[body_offset:]``; None when
     only the full parse can tell.
@@ -135,18 +134,7 @@ def _single_part(
         # The test the full parser makes before it reads the body.
         if head.get_content_maintype() in ("multipart", "message"):
             return None
-        body = data[body_offset:]
-        # compat32 ``get_payload()`` reads this field first, then returns an
-        # ASCII payload as it is: its bytes are the body.
-        str(head.get("content-transfer-encoding", ""))
-        if body.isascii():
-            return head, body
-        # With 8-bit bytes it decodes the payload by the charset parameter,
-        # replacing errors: let it, on a copy (``head`` may be shared).
-        part = copy.copy(head)
-        part.set_payload(body.decode("ascii", "surrogateescape"))
-        payload = part.get_payload()
-        return (head, payload) if isinstance(payload, str) else None
+        return head, data[body_offset:]
     except Exception:  # let the full parse meet (and report) the same failure
         return None
 
@@ -193,7 +181,7 @@ class _Walker:
         body_offset: int,
         limits: ParseLimits,
         defects: list[str],
-        root_body: bytes | str | None = None,
+        root_body: bytes | None = None,
     ) -> None:
         self.data = data
         # The single-part root's payload from ``_single_part``, else None.
@@ -259,7 +247,7 @@ class _Walker:
                 self.defects.append("parts_truncated")
                 break
             count += 1
-            payload = part.get_payload() if self.root_body is None else self.root_body
+            payload = _raw_payload(part) if self.root_body is None else self.root_body
             if isinstance(payload, list):
                 if depth + 1 > self.limits.max_depth:
                     self.defects.append("depth_truncated")
@@ -317,6 +305,15 @@ class _Walker:
         else:
             self.htmls.append(text)
             self.html_chars += len(text)
+
+
+def _raw_payload(part: Message) -> object:
+    """The part's payload as parsed: its children, or its text (ASCII with
+    the other bytes surrogate-escaped). Not ``get_payload()``: compat32
+    decodes 8-bit text there by the charset parameter, replacing what does
+    not fit (no charset: every 8-bit byte becomes U+FFFD), and ``_leaf``
+    could not recover the bytes to decode them with its fallbacks."""
+    return part.__dict__.get("_payload")
 
 
 def _charset(part: Message) -> str:
