@@ -6,6 +6,7 @@ reaches the client."""
 from __future__ import annotations
 
 import smtplib
+import time
 from email.parser import BytesParser
 from email.policy import default
 
@@ -64,6 +65,11 @@ def test_mailmoat_as_smtpd_proxy_filter(postfix_factory, tmp_path) -> None:
         message = BytesParser(policy=default).parsebytes(raw)
         assert message["X-Spam-Status"].startswith("No, score=")
         assert "(mailmoat)" in " ".join(message.get_all("Received"))
+        # The refusal reaches the client first; mailmoat logs the transaction
+        # when Postfix ends the proxy session, which may be a moment later.
+        deadline = time.monotonic() + 10
+        while "reason=denylist" not in node.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
         log = node.log_text()
         assert "reason=denylist" in log and "from=<spammer@bad.test>" in log
         assert "client=127.0.0.9[" in log
