@@ -101,7 +101,7 @@ class Pipeline:
         is armed only if the check waits (a check that does not cannot be
         interrupted anyway)."""
         evidence = Evidence()
-        timeout = 0.0
+        timeout: float | None = None  # set once the check waits
         try:
             started = eager.start(check.run(tx, evidence))
             if isinstance(started, eager.Suspended):
@@ -110,7 +110,7 @@ class Pipeline:
                     await started
             return evidence
         except TimeoutError as exc:
-            if not timeout:  # raised by the check itself before it ever waited
+            if timeout is None:  # raised by the check itself before it ever waited
                 return self._failure(check, tx, exc)
             return self._failed(check, tx, f"timeout after {timeout:g}s")
         except asyncio.CancelledError:

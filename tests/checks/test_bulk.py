@@ -189,3 +189,14 @@ def test_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         now[0] += 0.1
         asyncio.run(check.run(make_tx(mail(variant(rng)), ip=f"198.51.{n}.7"), Evidence()))
         assert len(check._recent) <= 12 + 5
+
+
+def test_long_words_are_hashed_but_not_memoised() -> None:
+    from mailmoat.checks import bulk
+
+    long_word = "x" * 500
+    keys = fingerprint([long_word] * 20)
+    assert keys == fingerprint([long_word] * 20) and len(keys) == 5
+    assert long_word not in bulk._word_crcs
+    fingerprint(["short"] * 20)
+    assert "short" in bulk._word_crcs

@@ -1,13 +1,14 @@
-"""Transaction: the header block is parsed once, shared by ``message``."""
+"""Transaction: the header block is parsed once, shared by ``message``; queue ids."""
 
 from __future__ import annotations
 
 import email.parser
+import os
 from typing import Any
 
 import pytest
 
-from mailmoat.core.transaction import Session, Transaction
+from mailmoat.core.transaction import Session, Transaction, new_queue_id
 from mailmoat.message import parse_message
 from mailmoat.message.parse import _parse
 
@@ -65,3 +66,19 @@ def test_message_first_parses_headers_once(monkeypatch: pytest.MonkeyPatch) -> N
 def test_message_when_the_head_does_not_fit(data: bytes) -> None:
     tx = Transaction(Session(client_ip="192.0.2.1"), data=data)
     assert tx.message == parse_message(data) == _parse(data, None, None, fast=False)
+
+
+def test_queue_ids_are_short_hex_and_differ_in_a_forked_worker() -> None:
+    ids = {new_queue_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(i) == 12 and i == i.upper() and int(i, 16) >= 0 for i in ids)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a worker: its first id must not be the parent's next one
+        os.write(write_end, new_queue_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read_end, 64).decode()
+    os.close(read_end)
+    os.close(write_end)
+    assert len(child) == 12 and child != new_queue_id()

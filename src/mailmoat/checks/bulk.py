@@ -59,6 +59,7 @@ _EMPTY = 0xFFFFFFFF
 _PAD = (0, 0)
 _BINS = np.uint64(BINS)
 _CRC_MEMO_MAX = 100_000
+_CRC_MEMO_WORD = 40
 _RECENT_MAX = 50_000
 _SPREAD_A = np.uint64(0x9E3779B1)
 _SPREAD_B = np.uint64(0x85EBCA77)
@@ -112,12 +113,16 @@ def normalised_words(text: str) -> list[str]:
 
 class _WordCrcs(dict[str, int]):
     """CRC-32 of each word's UTF-8, memoised: a site's vocabulary repeats
-    from message to message. Bounded: starts over at ``_CRC_MEMO_MAX``."""
+    from message to message. Bounded: starts over at ``_CRC_MEMO_MAX``
+    words, and words longer than ``_CRC_MEMO_WORD`` (rare, and an easy way
+    to fill memory) are not kept."""
 
     def __missing__(self, word: str) -> int:
-        if len(self) >= _CRC_MEMO_MAX:
-            self.clear()
-        crc = self[word] = zlib.crc32(word.encode("utf-8", "replace"))
+        crc = zlib.crc32(word.encode("utf-8", "replace"))
+        if len(word) <= _CRC_MEMO_WORD:
+            if len(self) >= _CRC_MEMO_MAX:
+                self.clear()
+            self[word] = crc
         return crc
 
 
@@ -202,9 +207,16 @@ class BulkCheck(Check):
         """``_counts``, but a band's count for this network is reused for
         ``cache_seconds``: a network already counted adds nothing when it
         sends again, so its repeats (a campaign's, a newsletter's) need no
-        store round trip; other networks' news shows that much later."""
+        store round trip; other networks' news shows that much later.
+
+        At the end of a window the cache can also hide that the network's
+        store keys expired: a repeat within ``cache_seconds`` after that
+        counts as a repeat of the old window, and the network enters the
+        new window with its next message that reaches the store. Windows
+        are a day by default and counts a rough signal: not worth a store
+        read per message to be exact there."""
         ttl = min(self.config.cache_seconds, self.config.window)
-        if ttl <= 0:
+        if not ttl > 0:  # 0, negative or NaN: no cache
             return await self._counts(bands, network)
         now = self.clock()
         recent = self._recent
@@ -216,7 +228,7 @@ class BulkCheck(Check):
             if len(recent) >= _RECENT_MAX:
                 for key in [key for key, (until, _) in recent.items() if until <= now]:
                     del recent[key]
-                if len(recent) >= _RECENT_MAX:
+                if len(recent) >= _RECENT_MAX // 2:  # mostly live: start over
                     recent.clear()
             for band, count in fresh.items():
                 recent[band, network] = (now + ttl, count)

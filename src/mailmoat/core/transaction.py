@@ -9,6 +9,7 @@ fill them, checks read them and add evidence through the runner.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -19,12 +20,17 @@ from typing import Any
 from mailmoat.core.headers import parse_header_block
 from mailmoat.core.symbols import Forced, Symbol
 
+# Queue ids are not secret, but they are shown to every client: their own
+# generator keeps them from revealing the state of any other. Reseeded from
+# the system in each forked worker, so workers never share a sequence.
+_queue_ids = random.Random()
+os.register_at_fork(after_in_child=_queue_ids.seed)
+
 
 def new_queue_id() -> str:
     """A short, unique, log-friendly id (like Postfix's queue ids): 48 random
-    bits. Not secret, so from ``random`` (reseeded in each forked worker),
-    not a system call per id."""
-    return f"{random.getrandbits(48):012X}"
+    bits, without a system call per id."""
+    return f"{_queue_ids.getrandbits(48):012X}"
 
 
 @dataclass

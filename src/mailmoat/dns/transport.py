@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 
 import dns.asyncquery
 import dns.exception
@@ -102,9 +103,12 @@ class DnsClient:
                 break
             wait = remaining if attempt else min(remaining, max(timeout / 2, 0.1))
             endpoint = await self._endpoint()
-            query.id = random.randrange(65536)
+            # Unpredictable (secrets, not random's Mersenne Twister, whose
+            # state other outputs could reveal): the id is what stands
+            # against forged answers besides the source port.
+            query.id = secrets.randbelow(65536)
             while query.id in endpoint.pending:
-                query.id = random.randrange(65536)
+                query.id = secrets.randbelow(65536)
             future: asyncio.Future[dns.message.Message] = loop.create_future()
             endpoint.pending[query.id] = (query, future)
             try:
