@@ -110,7 +110,8 @@ class _Memo(dict[K, V]):
     """``compute(key)`` by key: a missing key is computed and kept.
 
     All memos together keep about ``_CACHE_MAX`` hashes (a list of hashes
-    counts by its length); past that the cache starts over, and memos still
+    counts by its length, a key by every 32 characters); past that the
+    cache starts over, and memos still
     in use go on working, just no longer shared.
     """
 
@@ -122,7 +123,9 @@ class _Memo(dict[K, V]):
 
     def __missing__(self, key: K) -> V:
         value = self[key] = self.compute(key)
-        _cache.count += len(value) + 1 if isinstance(value, list) else 1
+        weight = len(value) + 1 if isinstance(value, list) else 1
+        # A long key (a word can be thousands of characters) counts more.
+        _cache.count += weight + len(key) // 32  # type: ignore[arg-type]
         if _cache.count > _CACHE_MAX:
             _start_over()
         return value
