@@ -6,7 +6,9 @@ messages) is pointed at:
 1. ``smtp-sink`` directly: the limit of the client and the sink;
 2. a private Postfix instance relaying to ``smtp-sink``: the peer;
 3. ``mailmoat serve`` relaying before-queue to ``smtp-sink``: us, with every
-   check of the default configuration (content analysis included);
+   check of the default configuration (content analysis included) and its
+   default logging (a line per transaction, to a file, as Postfix logs
+   each message);
 4. the same with the data-stage content checks switched off: what the SMTP
    transport itself costs, for a like-for-like comparison with Postfix,
    which does no content analysis.
@@ -165,7 +167,7 @@ def start_mailmoat(
         f'[smtp]\nlisten = "127.0.0.1:{port}"\nhostname = "mx.bench.test"\n'
         f'[relay]\ndomains = ["example.org"]\nupstream = "{upstream}"\n'
         f'[pregreet]\ndelay = 0\n[store]\nurl = "sqlite:///{workdir}/store.db"\n'
-        f'[log]\nlevel = "WARNING"\n[web]\nenabled = false\n'
+        f"[web]\nenabled = false\n"
         f'[dns]\nnameserver = "{nameserver}"\n' + disabled
     )
     log = (workdir / "serve.log").open("wb")  # the child process keeps it open
@@ -196,6 +198,7 @@ def main() -> int:
         try:
             smtp_source(sink.port, 200)  # warm up all of them
             smtp_source(postfix.port, 200)
+            wait_until_empty(postfix.queue_dir)
             smtp_source(port, 200)
             smtp_source(bare_port, 200)
             master = int((postfix.queue_dir / "pid" / "master.pid").read_text().split()[0])
