@@ -32,6 +32,8 @@ CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires);
 """
 
 
+_BUSY_TIMEOUT = 5.0
+
 _ADD = (
     "INSERT INTO kv (key, value, expires) VALUES (?,?,?) ON CONFLICT (key) DO UPDATE"
     " SET value=excluded.value, expires=excluded.expires WHERE kv.expires<=?"
@@ -46,13 +48,28 @@ class SqliteStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(
-                self.path, timeout=5.0, isolation_level=None, check_same_thread=False
+                self.path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._prepare()
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+
+    def _prepare(self) -> None:
+        """WAL mode and the schema. Workers starting together open the same
+        new file at once, and switching it to WAL can fail with "database is
+        locked" at once, without SQLite's busy wait: retried until the busy
+        timeout has passed."""
+        deadline = time.monotonic() + _BUSY_TIMEOUT
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     @classmethod
     def from_url(cls, url: str, clock: Callable[[], float] = time.time) -> SqliteStore:
