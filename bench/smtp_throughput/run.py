@@ -201,7 +201,8 @@ def main() -> int:
             wait_until_empty(postfix.queue_dir)
             smtp_source(port, 200)
             smtp_source(bare_port, 200)
-            master = int((postfix.queue_dir / "pid" / "master.pid").read_text().split()[0])
+            master = postfix.master_pid
+            assert master is not None, "Postfix runs without a master.pid"
             targets = {
                 "sink": (sink.port, None),
                 "postfix": (postfix.port, master),

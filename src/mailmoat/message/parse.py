@@ -163,11 +163,7 @@ def _head_fits(data: bytes, body_offset: int, head: Message) -> bool:
 
 def _clean(head: Message) -> bool:
     """A header-only parse that took every line as a header line."""
-    try:
-        payload = head.get_payload()
-    except Exception:  # compat32 fails on some 8-bit payloads: not empty then
-        return False
-    return payload == "" and not any(
+    return _raw_payload(head) == "" and not any(
         isinstance(defect, MissingHeaderBodySeparatorDefect) for defect in head.defects
     )
 
