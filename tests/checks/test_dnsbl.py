@@ -175,4 +175,10 @@ async def test_all_sites_queried_at_connect_once_per_session() -> None:
 
 
 def test_disabled_without_sites() -> None:
-    assert pipeline_of(make_services(resolver=FakeResolver()), "mailmoat.checks.dnsbl").checks == []
+    services = make_services(make_config(dnsbl=DnsblConfig(sites=())), resolver=FakeResolver())
+    assert pipeline_of(services, "mailmoat.checks.dnsbl").checks == []
+
+
+def test_embedded_defaults_build_the_lists() -> None:
+    checks = pipeline_of(make_services(resolver=FakeResolver()), "mailmoat.checks.dnsbl").checks
+    assert checks, "the embedded defaults ship DNS lists"

@@ -110,10 +110,10 @@ async def test_four_retries_are_not_enough() -> None:
     ("score", "greylisted"),
     [(0.0, False), (2.9, False), (3.0, True), (8.0, True), (10.0, False)],
 )
-async def test_score_mode_greylists_only_the_soft_reject_band(
+async def test_score_mode_greylists_only_the_greylisting_band(
     score: float, greylisted: bool
 ) -> None:
-    services, _ = setup(GreylistConfig(mode="score"), ActionsConfig(soft_reject=3.0, reject=10.0))
+    services, _ = setup(GreylistConfig(mode="score"), ActionsConfig(greylist=3.0, reject=10.0))
     decision = await attempt(services, score=score)
     assert (decision.reason == "greylist") is greylisted
     if score >= 10:
@@ -121,8 +121,14 @@ async def test_score_mode_greylists_only_the_soft_reject_band(
 
 
 async def test_score_mode_without_band_never_greylists() -> None:
-    services, _ = setup(GreylistConfig(mode="score"))  # soft_reject = 0: no band
+    services, _ = setup(GreylistConfig(mode="score"), ActionsConfig(greylist=0.0))
     assert (await attempt(services, score=5.0)).action is Action.ACCEPT
+
+
+async def test_score_mode_default_band_starts_at_two() -> None:
+    services, _ = setup(GreylistConfig(mode="score"))  # embedded [actions] greylist = 2
+    assert (await attempt(services, score=1.9)).action is Action.ACCEPT
+    assert (await attempt(services, score=2.0, rcpt="other@localhost")).reason == "greylist"
 
 
 async def test_dnswl_clients_are_never_greylisted() -> None:

@@ -16,8 +16,8 @@ nibbles (RFC 5782).
 Symbols: ``DNSBL_<NAME>`` per listing site (default score = its weight;
 NAME is the explicit name or the zone without its top-level label, e.g.
 ``DNSBL_ZEN_SPAMHAUS``), ``DNSBL_ERROR_CODE`` (score 0) when a site answers
-with 127.255.255.x (Spamhaus's "query refused / open resolver" codes, which
-are never listings and are logged at WARNING), ``DNSBL_UNAVAILABLE``
+with 127.255.255.x (Spamhaus's "query refused / open resolver" codes) or
+127.0.0.255 (DNSWL's), which are never listings and are logged at WARNING, ``DNSBL_UNAVAILABLE``
 (score 0) when a site times out or fails: no evidence, no refusal.
 
 Policy: the weights of listing sites are summed; at or above
@@ -128,8 +128,9 @@ def _rest(site: Site) -> tuple[str, tuple[frozenset[int], ...] | None, float, st
 
 
 def is_error_code(address: str) -> bool:
-    """Spamhaus (and others) answer 127.255.255.x for refused/invalid queries."""
-    return address.startswith("127.255.255.")
+    """Spamhaus (and others) answer 127.255.255.x for refused/invalid queries,
+    DNSWL 127.0.0.255 when it refuses a resolver (over its free volume)."""
+    return address.startswith("127.255.255.") or address == "127.0.0.255"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ window starts over. After ``greylist.auto_allowlist`` successful retries a
 client network is exempt altogether (also for ``max_age``).
 
 Who is greylisted: in mode ``"score"`` only clients whose score at RCPT is
-in the soft_reject band (``actions.soft_reject <= score < actions.reject``);
+in the greylisting band (``actions.greylist <= score < actions.reject``);
 in mode ``"all"`` every client not known yet. Never allowlisted clients (the
 pipeline skips this check for them) nor DNSWL-listed ones (see dnsbl).
 
@@ -78,7 +78,7 @@ class GreylistCheck(Check):
             return False
         if self.config.mode == "all":
             return True
-        low, high = self.actions.soft_reject, self.actions.reject
+        low, high = self.actions.greylist, self.actions.reject
         score = tx.score
         return low > 0 and score >= low and (high <= 0 or score < high)
 

@@ -80,11 +80,19 @@ class ActionsConfig:
     # 554 5.7.1 at end of DATA (550 5.7.1 at RCPT, see reject_before_data).
     reject: float = 15.0
     # Accepted with 250 but kept in the quarantine, not delivered.
-    quarantine: float = 0.0
-    # 451 4.7.1: the sender must retry (greylisting by score).
+    quarantine: float = 10.0
+    # 451 4.7.1 at end of DATA for a score in [soft_reject, quarantine): the
+    # retry brings the same message and the same score, so this refuses for
+    # as long as the sender retries; 0 (the default) leaves the band to
+    # greylisting, whose retries pass.
     soft_reject: float = 0.0
     # Delivered with X-Spam-Flag: YES and X-Spam-Status: Yes.
-    add_header: float = 6.0
+    add_header: float = 5.0
+    # Greylisting band at RCPT (greylist.mode "score"): a client whose
+    # connection, HELO and envelope evidence scores in [greylist, reject) is
+    # greylisted, e.g. a Spamhaus PBL listing (2) or no reverse DNS plus a
+    # HELO name that is not a domain (1.5 + 1).
+    greylist: float = 2.0
     # Reject before DATA (at RCPT) once connection/helo/mail/rcpt evidence
     # alone reaches the reject threshold.
     reject_before_data: bool = True
@@ -178,13 +186,26 @@ class DnsConfig:
 
 @dataclass(frozen=True)
 class DnsblConfig:
-    """postscreen-style DNS block/allow lists (see docs/screening.md).
+    """postscreen-style DNS block/allow lists (see docs/screening.md for
+    each list's terms of use; ``sites = []`` turns them all off).
 
     A site is ``[NAME:]zone[=filter][*weight]``, e.g.
     ``"zen.spamhaus.org=127.0.0.[2..11]*3"`` or ``"list.dnswl.org=127.0.[0..255].[1..3]*-2"``.
     """
 
-    sites: tuple[str, ...] = ()
+    # Spamhaus ZEN by return code (SBL/CSS/DROP and XBL refuse alone, PBL
+    # does not), SpamCop and PSBL as supporting evidence, and DNSWL by trust
+    # level (none, low, medium/high) as postscreen's documentation weighs it.
+    sites: tuple[str, ...] = (
+        "ZEN_SBL:zen.spamhaus.org=127.0.0.[2;3;9]*3",
+        "ZEN_XBL:zen.spamhaus.org=127.0.0.[4..7]*3",
+        "ZEN_PBL:zen.spamhaus.org=127.0.0.[10;11]*2",
+        "SPAMCOP:bl.spamcop.net=127.0.0.2*1",
+        "PSBL:psbl.surriel.com=127.0.0.2*1",
+        "DNSWL_NONE:list.dnswl.org=127.0.[2..255].0*-2",
+        "DNSWL_LOW:list.dnswl.org=127.0.[2..255].1*-4",
+        "DNSWL_HI:list.dnswl.org=127.0.[2..255].[2;3]*-6",
+    )
     # Total weight at or above: the client is refused at RCPT with 554 5.7.1.
     threshold: float = 3.0
 
@@ -200,8 +221,8 @@ class RdnsConfig:
 @dataclass(frozen=True)
 class GreylistConfig:
     enabled: bool = True
-    # "score": only when the score at RCPT is in the soft_reject band
-    # (actions.soft_reject <= score < actions.reject); "all": every unknown client.
+    # "score": only when the score at RCPT is in the greylisting band
+    # (actions.greylist <= score < actions.reject); "all": every unknown client.
     mode: str = "score"
     delay: float = 300.0
     retry_window: float = 172_800.0
@@ -269,9 +290,17 @@ class AuthConfig:
 class UrlblConfig:
     """Domain blocklists for URLs and host names found in messages."""
 
-    # Like DNSBL sites: "[NAME:]zone[=filter][*weight]", e.g.
-    # "DBL:dbl.spamhaus.org=127.0.1.[2..99]*4".
-    zones: tuple[str, ...] = ()
+    # Like DNSBL sites: "[NAME:]zone[=filter][*weight]". Spamhaus DBL (its own
+    # spam, phish, malware and botnet domains; abused legitimate domains
+    # weigh less), SURBL (phishing, malware, abuse, cracked bits) and URIBL
+    # black. The filters leave out every "query refused" answer (terms of
+    # use: docs/checks/urlbl.md; "zones = []" turns them off).
+    zones: tuple[str, ...] = (
+        "DBL:dbl.spamhaus.org=127.0.1.[2..99]*4",
+        "DBL:dbl.spamhaus.org=127.0.1.[102..199]*1.5",
+        "SURBL:multi.surbl.org=127.0.0.[8..31;40..255]*3",
+        "BLACK:multi.uribl.com=127.0.0.[2;3;6;7;10;11;14;15]*3",
+    )
     # Local lists: "NAME=path" to a file of domains, one per line.
     local_lists: tuple[str, ...] = ()
     dns_timeout: float = 2.0
