@@ -147,6 +147,21 @@ ZONES = {
 }
 
 
+def list_zones() -> dict[str, str]:
+    """The embedded defaults' DNS lists as empty zones: the client and the
+    message are listed nowhere, and the answers (NXDOMAIN) are cached as a
+    local resolver's would be. Without them every lookup is refused, and
+    refusals are not cached."""
+    from mailmoat.checks.dnsbl import parse_sites
+    from mailmoat.checks.urlbl import parse_zone
+    from mailmoat.config import Config
+
+    defaults = Config()
+    zones = {site.zone for site in parse_sites(defaults.dnsbl.sites)}
+    zones |= {parse_zone(spec).zone for spec in defaults.urlbl.zones}
+    return dict.fromkeys(sorted(zones), "")
+
+
 CONTENT_CHECKS = (
     "spf", "dkim", "dmarc", "auth_results", "urlbl", "rules", "classifier", "attachments", "bulk",
 )  # fmt: skip
@@ -192,7 +207,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="mm-bench-"))
-    with SmtpSink() as sink, Postfix(relayhost=sink.address) as postfix, Nsd(ZONES) as dns:
+    zones = {**ZONES, **list_zones()}
+    with SmtpSink() as sink, Postfix(relayhost=sink.address) as postfix, Nsd(zones) as dns:
         mailmoat, port = start_mailmoat(workdir / "full", sink.address, dns.address)
         bare, bare_port = start_mailmoat(workdir / "bare", sink.address, dns.address, content=False)
         try:
