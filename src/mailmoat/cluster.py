@@ -133,6 +133,7 @@ def install(services: Services) -> None:
         sync = start_model_sync(services)
         if sync is not None:
             state["sync"] = sync
+            services.extras["model_sync"] = sync
 
     async def stop() -> None:
         sync = state.pop("sync", None)

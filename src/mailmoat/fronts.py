@@ -44,6 +44,7 @@ class FrontRuntime:
 
     @classmethod
     async def open(cls, config: Config) -> FrontRuntime:
+        from mailmoat.autolearn import install as install_autolearn
         from mailmoat.cluster import start_model_sync
         from mailmoat.stats.recorder import StatsRecorder
 
@@ -58,7 +59,12 @@ class FrontRuntime:
             runtime._closers.append(recorder.stop)
         sync = start_model_sync(services)
         if sync is not None:
+            services.extras["model_sync"] = sync
             runtime._closers.append(sync.stop)
+        learner = install_autolearn(services)
+        if learner is not None:
+            await learner.start()
+            runtime._closers.append(learner.stop)
         return runtime
 
     async def close(self) -> None:

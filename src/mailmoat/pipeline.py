@@ -7,7 +7,9 @@ Contract: ``Pipeline.run(stage, tx)`` runs the enabled checks of one stage
 check: a crashed or timed-out check becomes a ``CHECK_<NAME>_FAILED`` symbol
 (score 0) plus, when its fail mode is "tempfail", a forced 451.
 Recipient-stage forced verdicts apply to that recipient only.
-``finish(record)`` hands a finished transaction to the recorders.
+``finish(record)`` hands a finished transaction to the recorders; the
+end-of-DATA decision also goes to the callables in
+``services.extras["verdict_observers"]`` (autolearn), which must not wait.
 """
 
 from __future__ import annotations
@@ -69,7 +71,19 @@ class Pipeline:
             immediate = [f for f in found.forced if f.immediate]
             return decide([], immediate, config.actions, stage)
         forced = [*tx.all_forced, *found.forced] if stage is Stage.RCPT else tx.all_forced
-        return decide(tx.all_symbols, forced, config.actions, stage)
+        decision = decide(tx.all_symbols, forced, config.actions, stage)
+        if stage is Stage.DATA:
+            self._observe(tx, decision)
+        return decision
+
+    def _observe(self, tx: Transaction, decision: Decision) -> None:
+        """Hand the end-of-DATA verdict to the observers registered in
+        ``services.extras["verdict_observers"]`` (autolearn); they do no I/O."""
+        for observe in self.services.extras.get("verdict_observers", ()):
+            try:
+                observe(tx, decision)
+            except Exception:
+                log.exception("verdict observer %r failed for %s", observe, tx.queue_id)
 
     async def finish(self, record: TransactionRecord) -> None:
         if translog.isEnabledFor(logging.INFO):

@@ -14,6 +14,7 @@ import logging
 import signal
 import socket
 
+from mailmoat.autolearn import install as install_autolearn
 from mailmoat.cluster import install as install_cluster
 from mailmoat.config import load_config
 from mailmoat.runtime import build_services, run_loop
@@ -35,6 +36,7 @@ async def serve(config_path: str | None, sock: socket.socket | None = None, inde
     services.extras["primary"] = index == 0
     install_stats(services)
     install_cluster(services)
+    install_autolearn(services)
     gateway = Gateway(config, services, config_path=config_path)
     for starter in services.extras.get("starters", []):
         await starter(gateway)

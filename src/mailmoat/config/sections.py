@@ -424,6 +424,25 @@ class ClassifierConfig:
     # is that sure of is tagged, never refused on its word alone.
     spam_curve: tuple[tuple[float, float], ...] = ((0.9, 1.0), (0.99, 3.5), (0.999, 6.0))
     ham_curve: tuple[tuple[float, float], ...] = ((0.1, -0.5), (0.01, -1.5), (0.001, -3.0))
+    # Autolearn (docs/classifier.md): the gateway learns from its own
+    # confident verdicts into the shared model, guarded as SpamAssassin's
+    # autolearn: spam when the score without the classifier's own BAYES_*
+    # symbols reaches autolearn_spam_threshold, with at least
+    # autolearn_min_sender_points from the connection, envelope and
+    # authentication (DNSBL_, RDNS_, HELO_, SPF_, DKIM_, DMARC_...) and
+    # autolearn_min_content_points from the content (rules, URIBL_...); ham
+    # when SPF or DMARC passes and the whole score is at or below
+    # autolearn_ham_threshold. Never mail on an admin's allow/deny list.
+    autolearn: bool = True
+    autolearn_spam_threshold: float = 12.0
+    autolearn_min_sender_points: float = 3.0
+    autolearn_min_content_points: float = 3.0
+    autolearn_ham_threshold: float = 0.1
+    # Seconds between saves of the autolearned messages into the shared model
+    # (one load, learn and save per batch, in a worker thread); messages
+    # waiting beyond autolearn_max_pending are not learned.
+    autolearn_flush_interval: float = 60.0
+    autolearn_max_pending: int = 1000
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ plus an all-time hash ``stats:t:{node}`` (for Prometheus counters). Fields:
   quarantine, soft_reject, reject, discard): they add up to all transactions
 - ``rej:<reason>`` / ``tmp:<reason>`` refusals (5xx / 4xx) by reason
 - ``released`` quarantined messages released from the dashboard
+- ``autolearn:spam`` / ``autolearn:ham`` messages autolearned
+  (``mailmoat.autolearn``)
 
 Counters are written through ``Store.hincr`` with a TTL per resolution, so
 the SQLite and the Redis backends both work and several gateways can share

@@ -13,8 +13,8 @@ Contract (all GET unless said; JSON; times are epoch seconds):
 ``/metrics`` exposes this node's all-time counters in the Prometheus text
 format: ``mailmoat_messages_total{action}``, ``mailmoat_rejects_total{reason}``,
 ``mailmoat_tempfails_total{reason}``, ``mailmoat_connections_total``,
-``mailmoat_quarantine_released_total``, ``mailmoat_history_dropped_total``
-and the gauge ``mailmoat_quarantine_messages``.
+``mailmoat_quarantine_released_total``, ``mailmoat_history_dropped_total``,
+``mailmoat_autolearn_total{label}`` and the gauge ``mailmoat_quarantine_messages``.
 """
 
 from __future__ import annotations
@@ -114,6 +114,9 @@ async def api_quarantine_action(request: Request) -> Response:
     return JSONResponse({"ok": True, "result": notice})
 
 
+LEARNED = ("spam", "ham")
+
+
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -165,6 +168,12 @@ async def metrics(request: Request) -> Response:
         "counter",
         "History records dropped over stats.history_max_per_hour.",
         [("", float(counts.get("history_dropped", 0)))],
+    )
+    family(
+        "mailmoat_autolearn_total",
+        "counter",
+        "Messages the classifier learned from the gateway's own verdicts, by label.",
+        [(f'label="{label}"', float(counts.get(f"autolearn:{label}", 0))) for label in LEARNED],
     )
     waiting = len(actions.open_quarantine(board.config()).list())
     family(

@@ -1,0 +1,197 @@
+"""Autolearn in the gateway: confident verdicts teach the shared model.
+
+Contract: ``install(services)`` (``mailmoat serve``, the milter and policy
+fronts) registers an ``AutoLearner`` when ``[classifier] autolearn`` is on
+and there is a store. The pipeline calls ``observe(tx, decision)`` after
+every end-of-DATA decision (``services.extras["verdict_observers"]``); it
+asks the guard (``mailmoat.classify.autolearn.judge``) and queues the parsed
+message with its label: no I/O, no learning on the transaction's path.
+Messages answered with a temporary failure are skipped (their retry would be
+learned twice), and so are allowlisted ones.
+
+Every ``classifier.autolearn_flush_interval`` seconds, and at shutdown,
+``flush()`` learns the queue into the model shared through the store (the
+one the dashboard's learn action and ``mailmoat.cluster`` use; seeded from
+the configured model when the store has none): one load, the online
+learning steps (train on error, as the model learns), one compare-and-set
+save, retried on a concurrent save; then the new model is handed to this
+process's classifier checks at once, and to other gateways by the cluster
+model sync. Loading and saving run in a worker thread with its own store
+connection (a private in-memory store is used directly).
+
+Counters: ``autolearn:spam`` / ``autolearn:ham`` in the statistics (per
+message queued), shown on ``/metrics`` as ``mailmoat_autolearn_total``.
+Failure mode: a failed flush is logged and its batch dropped; mail flow
+never waits for it. Past ``autolearn_max_pending`` queued messages, new
+ones are not learned (logged once per flush).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from mailmoat.checks.base import Services
+from mailmoat.classify import (
+    Classifier,
+    Model,
+    ModelConflictError,
+    extract,
+    load_from_store,
+    save_to_store,
+)
+from mailmoat.classify.autolearn import judge
+from mailmoat.config import Config
+from mailmoat.core.scoring import Decision
+from mailmoat.core.symbols import Action
+from mailmoat.core.tasks import cancel_and_wait
+from mailmoat.core.transaction import Transaction
+from mailmoat.store import open_store
+
+if TYPE_CHECKING:
+    from mailmoat.message import ParsedMessage
+    from mailmoat.smtp.server import Gateway
+
+log = logging.getLogger("mailmoat.autolearn")
+
+OBSERVERS = "verdict_observers"
+MODEL_EXTRA = "classifier_model"
+LISTENERS_EXTRA = "classifier_model_listeners"
+
+
+class AutoLearner:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.pending: list[tuple[ParsedMessage, bool]] = []
+        self.dropped = 0
+        self.learned = 0
+        self.flushes = 0
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    # -- hot path (no I/O) --------------------------------------------------
+
+    def observe(self, tx: Transaction, decision: Decision) -> None:
+        settings = self.services.config.classifier
+        if not settings.autolearn or decision.action is Action.SOFT_REJECT or tx.allowlisted:
+            return
+        verdict = judge(tx.all_symbols, settings)
+        if verdict.label is None:
+            return
+        if len(self.pending) >= settings.autolearn_max_pending:
+            self.dropped += 1
+            return
+        self.pending.append((tx.message, verdict.label == "spam"))
+        recorder = self.services.extras.get("stats_recorder")
+        if recorder is not None:
+            recorder.count(f"autolearn:{verdict.label}")
+        log.info("autolearn queue_id=%s label=%s: %s", tx.queue_id, verdict.label, verdict.reason)
+
+    # -- persistence ----------------------------------------------------------
+
+    async def flush(self) -> int:
+        """Learn the queued messages into the shared model; how many changed it."""
+        async with self._lock:
+            batch, self.pending = self.pending, []
+            if self.dropped:
+                log.warning("autolearn: %d messages over autolearn_max_pending", self.dropped)
+                self.dropped = 0
+            if not batch:
+                return 0
+            config = self.services.config
+            store = self.services.store
+            try:
+                if ":memory:" in config.store.url:
+                    model, changed = await learn_batch(config, store, batch)
+                else:
+                    model, changed = await asyncio.to_thread(_in_thread, config, batch)
+            except Exception:
+                log.exception("autolearn: %d messages not learned", len(batch))
+                return 0
+            self.flushes += 1
+            self.learned += changed
+            if model is not None:
+                self._publish(model)
+                log.info(
+                    "autolearn: %d of %d messages changed the model, version %d",
+                    changed,
+                    len(batch),
+                    model.version,
+                )
+            return changed
+
+    def _publish(self, model: Model) -> None:
+        extras = self.services.extras
+        extras[MODEL_EXTRA] = model
+        for listener in extras.get(LISTENERS_EXTRA, []):
+            listener(model)
+        sync = extras.get("model_sync")
+        if sync is not None:
+            sync.version = model.version  # it need not load what we just saved
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.services.config.classifier.autolearn_flush_interval)
+            await self.flush()
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+        self._task = None
+        await self.flush()
+
+
+async def learn_batch(
+    config: Config, store: Any, batch: list[tuple[ParsedMessage, bool]]
+) -> tuple[Model | None, int]:
+    """Learn ``batch`` into the store's model and save it: (the saved model,
+    messages that changed it); (None, 0) when none did and nothing was saved."""
+    for _attempt in range(5):
+        model = await load_from_store(store)
+        if model is None:
+            model = Classifier.load(config.classifier.model_path).model
+            model.version = 0
+        changed = sum(model.learn(extract(msg, model.features), spam) for msg, spam in batch)
+        if not changed:
+            return None, 0
+        try:
+            await save_to_store(model, store)
+        except ModelConflictError:
+            continue
+        return model, changed
+    raise ModelConflictError("autolearn: too many concurrent saves")
+
+
+def _in_thread(config: Config, batch: list[tuple[ParsedMessage, bool]]) -> tuple[Model | None, int]:
+    async def with_own_store() -> tuple[Model | None, int]:
+        own = open_store(config.store.url)
+        try:
+            return await learn_batch(config, own, batch)
+        finally:
+            await own.close()
+
+    return asyncio.run(with_own_store())
+
+
+def install(services: Services) -> AutoLearner | None:
+    """Register the learner with the pipeline and the serve hooks."""
+    if not services.config.classifier.autolearn or services.store is None:
+        return None
+    learner = AutoLearner(services)
+    services.extras.setdefault(OBSERVERS, []).append(learner.observe)
+    services.extras["autolearner"] = learner
+
+    async def start(_gateway: Gateway) -> None:
+        await learner.start()
+
+    async def stop() -> None:
+        with contextlib.suppress(Exception):
+            await learner.stop()
+
+    services.extras.setdefault("starters", []).append(start)
+    services.extras.setdefault("stoppers", []).append(stop)
+    return learner

@@ -1,0 +1,144 @@
+"""Autolearn in a running gateway: real SMTP on loopback, SPF answered by
+NSD, the shared model in the SQLite store, the counters on /metrics."""
+
+from __future__ import annotations
+
+import re
+import smtplib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway_harness import GatewayThread, start_gateway
+from mailmoat.autolearn import AutoLearner
+from mailmoat.autolearn import install as install_autolearn
+from mailmoat.checks.classifier import ClassifierCheck
+from mailmoat.classify import Classifier, FeatureConfig, load_from_store
+from mailmoat.classify.testing import synthetic_corpus
+from mailmoat.cluster import install as install_cluster
+from mailmoat.message import parse_message
+from mailmoat.runtime import build_services
+from mailmoat.smtp.server import Gateway
+from mailmoat.stats.wiring import install as install_stats
+from mailmoat.web.auth import hash_password
+from servers import Nsd
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "autolearn test password"
+ZONES = {
+    "pass.test": '@ IN TXT "v=spf1 ip4:127.0.0.0/8 -all"\n',
+    "fail.test": '@ IN TXT "v=spf1 -all"\n',
+}
+RULES = """
+[rules.TEST_PILLS]
+body = '(?i)cheap pills'
+score = 9.0
+description = "test rule worth most of the spam threshold"
+"""
+HAM_WORDS = "meeting patch kernel review lunch report build release thanks agenda " * 4
+# Words the test model never saw: it has no opinion, the rules decide.
+NEUTRAL_WORDS = "zebra quartz violet harbour orbit saffron lantern meadow " * 4
+
+
+class ServedGateway(GatewayThread):
+    """A gateway wired like ``mailmoat serve``: statistics, dashboard, cluster, autolearn."""
+
+    async def _start(self) -> None:
+        services = await build_services(self.config)
+        install_stats(services)
+        install_cluster(services)
+        install_autolearn(services)
+        self.gateway = Gateway(self.config, services, config_path=str(self.config_path))
+        self.port = await start_gateway(self.gateway)
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        assert self.gateway is not None
+        return self.gateway.services.extras
+
+
+def message(sender: str, subject: str, body: str) -> bytes:
+    return (
+        f"From: {sender}\r\nTo: user@example.org\r\nSubject: {subject}\r\n"
+        f"Date: Sat, 28 Nov 2026 03:00:00 +0000\r\nMessage-ID: <{subject}@mail.test>\r\n"
+        f"\r\n{body}\r\n"
+    ).encode()
+
+
+def send(gw: GatewayThread, helo: str, sender: str, data: bytes) -> int:
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=30) as smtp:
+        smtp.ehlo(helo)
+        smtp.mail(sender)
+        smtp.rcpt("user@example.org")
+        try:
+            return smtp.data(data)[0]
+        except smtplib.SMTPDataError as exc:
+            return exc.smtp_code
+
+
+def metric(text: str, label: str) -> float:
+    found = re.search(rf'^mailmoat_autolearn_total{{[^}}]*label="{label}"}} (\S+)$', text, re.M)
+    assert found, text
+    return float(found.group(1))
+
+
+def trained_model(path: Path) -> None:
+    classifier = Classifier.empty(FeatureConfig(hash_bits=16))
+    for _ in range(3):
+        for is_spam, raw in synthetic_corpus(90):
+            classifier.learn(parse_message(raw), is_spam)
+    classifier.save(path)
+
+
+def test_gateway_autolearns_guarded_verdicts(
+    nsd_factory: Callable[..., Nsd], tmp_path: Path
+) -> None:
+    nsd = nsd_factory(ZONES)
+    model_path = tmp_path / "model.bin"
+    trained_model(model_path)
+    (tmp_path / "rules.toml").write_text(RULES)
+    overrides = {
+        "dns": {"nameserver": nsd.address, "timeout": 2},
+        "dnsbl": {"sites": []},
+        # The bare-IP HELO would put the first client in the greylisting band.
+        "greylist": {"enabled": False},
+        "urlbl": {"zones": []},
+        "rules": {"files": [str(tmp_path / "rules.toml")]},
+        "classifier": {"model_path": str(model_path), "autolearn_flush_interval": 3600},
+        "stats": {"flush_interval": 3600},
+        "web": {"listen": "127.0.0.1:0", "password_hash": hash_password(PASSWORD)},
+    }
+    rule_spam = message("x@fail.test", "quartz", f"{NEUTRAL_WORDS} cheap pills")
+    ham = message("dev@pass.test", "thanks", HAM_WORDS)
+    bayes_spam = synthetic_corpus(3, seed=5)[0][1].replace(b"\n", b"\r\n")
+    with ServedGateway(tmp_path, overrides) as gw:
+        learner: AutoLearner = gw.extras["autolearner"]
+        probe = parse_message(rule_spam)
+        before = Classifier.load(model_path).score(probe)
+        # Sender evidence: SPF fail (2.5) and a bare IP as HELO (2); content: the rule (9).
+        assert send(gw, "192.0.2.7", "x@fail.test", rule_spam) in (250, 554)
+        # SPF pass, nothing against it, the classifier leaning ham.
+        assert send(gw, "mail.pass.test", "dev@pass.test", ham) == 250
+        # Only the classifier says spam: never learned, as spam or as ham.
+        send(gw, "mail.deals.example", "promo@deals.example", bayes_spam)
+        assert [spam for _, spam in learner.pending] == [True, False]
+
+        changed = gw.call(learner.flush())
+        assert changed >= 1 and learner.pending == []
+        shared = gw.call(load_from_store(gw.extras["stats_recorder"].store))
+        assert shared is not None and shared.version == 1
+        assert Classifier(shared).score(probe) > before
+        # The gateway's own classifier check now scores with the saved model.
+        assert gw.gateway is not None
+        live = gw.extras["classifier_model"]
+        check = next(c for c in gw.gateway.pipeline.checks if isinstance(c, ClassifierCheck))
+        assert check.classifier.model is live and live.version == 1
+
+        gw.call(gw.extras["stats_recorder"].flush())
+        port = gw.extras["dashboard"].port
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", auth=("admin", PASSWORD)).text
+        assert metric(text, "spam") == 1 and metric(text, "ham") == 1
