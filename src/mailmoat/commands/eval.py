@@ -5,6 +5,16 @@ per message, paths relative to the index file. ``--mode online`` (TREC's
 immediate feedback) or ``split`` (learn the first ``--train-fraction``,
 score the rest) with a fresh model of ``classifier.hash_bits``.
 
+``--feedback trec``: only labels written in lower case (``spam``, ``ham``)
+are learned, capitalised ones (``Spam``, ``Ham``) are scored but never
+learned (TREC 2007's delayed and partial feedback); ``immediate`` (the
+default) learns every label. ``--autolearn``: messages whose label is not
+learned go through the gateway's data-stage checks (store in memory; SPF
+left out, as a stored message does not say which client sent it; the
+classifier's own symbol comes from the model under evaluation) and the
+autolearn guard (``mailmoat.classify.autolearn``), and are learned with the
+label it gives, if any.
+
 Prints (1-AUC)%, lam%, the false positive rate at 99% spam recall, spam
 recall at 0.1% false positives (all in percent) and messages per second;
 writes ``results.txt`` (path, true label, predicted label, margin,
@@ -16,11 +26,17 @@ Progress goes to stderr. Exit status 2 for an unreadable index.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import json
 import math
 import sys
 from pathlib import Path
 
+from mailmoat.checks.base import Services
+from mailmoat.checks.classifier import curve_score
+from mailmoat.checks.registry import build_checks
+from mailmoat.classify.autolearn import judge
 from mailmoat.classify.evaluate import (
     EvalResult,
     evaluate,
@@ -30,7 +46,16 @@ from mailmoat.classify.evaluate import (
 )
 from mailmoat.classify.features import FeatureConfig
 from mailmoat.classify.metrics import roc_points
-from mailmoat.config import load_config
+from mailmoat.config import Config, load_config
+from mailmoat.core.symbols import Stage, Symbol
+from mailmoat.core.transaction import Session, Transaction
+from mailmoat.pipeline import Pipeline
+from mailmoat.runtime import build_services
+from mailmoat.smtp.content import normalize_line_ends
+
+# Checks whose evidence a stored message cannot give, or that the model under
+# evaluation replaces.
+_NOT_FOR_EVAL = frozenset({"classifier", "spf"})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +66,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="var/eval", metavar="DIR", help="results directory")
     parser.add_argument("--json", action="store_true", help="JSON summary on the last line")
     parser.add_argument("--config", help="TOML config file (classifier.hash_bits)")
+    parser.add_argument(
+        "--feedback",
+        choices=("immediate", "trec"),
+        default="immediate",
+        help="trec: learn lower-case labels only, score capitalised ones",
+    )
+    parser.add_argument(
+        "--autolearn", action="store_true", help="learn unlabelled mail the autolearn guard passes"
+    )
+
+
+class PipelineAutolearn:
+    """The gateway's data-stage evidence plus the model's own symbol, judged
+    by the autolearn guard: True (spam), False (ham) or None."""
+
+    def __init__(self, config: Config) -> None:
+        memory = dataclasses.replace(config.store, url="sqlite:///:memory:")
+        self.config = dataclasses.replace(config, store=memory)
+        self.runner = asyncio.Runner()
+        self.services: Services = self.runner.run(build_services(self.config))
+        checks = [c for c in build_checks(self.services) if c.name not in _NOT_FOR_EVAL]
+        self.pipeline = Pipeline(self.services, checks)
+
+    def __call__(self, raw: bytes, probability: float) -> bool | None:
+        tx = Transaction(
+            Session(client_ip="127.0.0.1", front="eval"), data=normalize_line_ends(raw)
+        )
+        self.runner.run(self.pipeline.run(Stage.DATA, tx))
+        verdict = judge(
+            [*tx.all_symbols, *self._classifier_symbol(probability)], self.config.classifier
+        )
+        return None if verdict.label is None else verdict.label == "spam"
+
+    def _classifier_symbol(self, probability: float) -> list[Symbol]:
+        settings = self.config.classifier
+        if probability >= settings.spam_threshold:
+            score = curve_score(settings.spam_curve, probability)
+            return [self.pipeline.rescored("BAYES_SPAM", round(score, 2))]
+        if probability <= settings.ham_threshold:
+            score = curve_score(settings.ham_curve, probability)
+            return [self.pipeline.rescored("BAYES_HAM", round(score, 2))]
+        return []
+
+    def close(self) -> None:
+        if self.services.store is not None:
+            self.runner.run(self.services.store.close())
+        self.runner.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 < args.train_fraction < 1.0 and args.mode == "split":
         print("mailmoat eval: --train-fraction must be between 0 and 1", file=sys.stderr)
         return 2
+    autolearn = PipelineAutolearn(config) if args.autolearn else None
     try:
         result = evaluate(
             items,
@@ -61,10 +134,15 @@ def run(args: argparse.Namespace) -> int:
             passes=args.passes,
             features=FeatureConfig(hash_bits=config.classifier.hash_bits),
             progress=stderr_progress,
+            feedback=args.feedback,
+            autolearn=autolearn,
         )
     except OSError as exc:
         print(f"mailmoat eval: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if autolearn is not None:
+            autolearn.close()
     figures = summary(result)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -79,6 +157,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"FPR at 99% spam recall:   {figures['fpr_at_99_recall']:.3f}%")
     print(f"spam recall at 0.1% FPR:  {figures['recall_at_0_1_fpr']:.2f}%")
     print(f"msgs/s:                   {figures['msgs_per_sec']:.0f}")
+    print(
+        f"learned: {figures['n_feedback']} from labels ({args.feedback} feedback), "
+        f"{figures['n_autolearned']} by autolearn"
+    )
     print(f"results: {out / 'results.txt'}, ROC curve: {out / 'roc.png'}")
     if args.json:
         print(json.dumps({k: _finite(v) for k, v in figures.items()}, sort_keys=True))
