@@ -2,8 +2,8 @@
 
 Contract: ``install(services)`` (``mailmoat serve``, the milter and policy
 fronts) registers an ``AutoLearner`` when ``[classifier] autolearn`` is on
-and there is a store. The pipeline calls ``observe(tx, decision)`` after
-every end-of-DATA decision (``services.extras["verdict_observers"]``); it
+and there is a store. The pipeline calls ``observe(services, tx, decision)``
+after every end-of-DATA decision (``services.extras["verdict_observers"]``); it
 asks the guard (``mailmoat.classify.autolearn.judge``) and queues the parsed
 message with its label: no I/O, no learning on the transaction's path.
 Messages answered with a temporary failure are skipped (their retry would be
@@ -73,8 +73,10 @@ class AutoLearner:
 
     # -- hot path (no I/O) --------------------------------------------------
 
-    def observe(self, tx: Transaction, decision: Decision) -> None:
-        settings = self.services.config.classifier
+    def observe(self, services: Services, tx: Transaction, decision: Decision) -> None:
+        """Queue ``tx``'s message if the guard passes it; ``services`` are the
+        pipeline's (their config, reloaded or not, holds the thresholds)."""
+        settings = services.config.classifier
         if not settings.autolearn or decision.action is Action.SOFT_REJECT or tx.allowlisted:
             return
         verdict = judge(tx.all_symbols, settings)

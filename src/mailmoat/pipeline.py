@@ -78,10 +78,12 @@ class Pipeline:
 
     def _observe(self, tx: Transaction, decision: Decision) -> None:
         """Hand the end-of-DATA verdict to the observers registered in
-        ``services.extras["verdict_observers"]`` (autolearn); they do no I/O."""
+        ``services.extras["verdict_observers"]`` (autolearn), with this
+        pipeline's services (their config is the current one after a
+        reload); observers do no I/O."""
         for observe in self.services.extras.get("verdict_observers", ()):
             try:
-                observe(tx, decision)
+                observe(self.services, tx, decision)
             except Exception:
                 log.exception("verdict observer %r failed for %s", observe, tx.queue_id)
 
