@@ -89,7 +89,7 @@ class AutoLearner:
         recorder = self.services.extras.get("stats_recorder")
         if recorder is not None:
             recorder.count(f"autolearn:{verdict.label}")
-        log.info("autolearn queue_id=%s label=%s: %s", tx.queue_id, verdict.label, verdict.reason)
+        log.debug("autolearn queue_id=%s label=%s: %s", tx.queue_id, verdict.label, verdict.reason)
 
     # -- persistence ----------------------------------------------------------
 
