@@ -138,7 +138,8 @@ class AutoLearner:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.services.config.classifier.autolearn_flush_interval)
+            # At least a second between saves, whatever the config says.
+            await asyncio.sleep(max(1.0, self.services.config.classifier.autolearn_flush_interval))
             await self.flush()
 
     async def stop(self) -> None:
