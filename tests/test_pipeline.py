@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from mailmoat.checks.base import Check, Services
 from mailmoat.config import CheckSettings, Config
+from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Evidence, Forced, Precedence, Stage
 from mailmoat.core.transaction import Session, Transaction
 from mailmoat.pipeline import Pipeline
@@ -222,3 +223,22 @@ async def test_own_timeouts_of_waiting_checks_hit_only_their_check() -> None:
         "SECOND_ANSWERED",
         "EMITS_SOMETHING",
     ]
+
+
+async def test_verdict_observers_see_the_data_decision_and_cannot_break_it() -> None:
+    pipeline, tx = make([Emits(), Blocks()])
+    seen: list[tuple[str, Action, float]] = []
+
+    def broken(services: Services, tx: Transaction, decision: object) -> None:
+        raise RuntimeError("observer bug")
+
+    def observe(services: Services, tx: Transaction, decision: Decision) -> None:
+        seen.append((tx.queue_id, decision.action, decision.score))
+
+    pipeline.services.extras["verdict_observers"] = [broken, observe]
+    tx.current_rcpt = "user@example.org"
+    await pipeline.run(Stage.RCPT, tx)
+    assert seen == []  # before DATA there is no verdict to learn from
+    decision = await pipeline.run(Stage.DATA, tx)
+    assert decision.score == 3.0
+    assert seen == [(tx.queue_id, decision.action, 3.0)]
