@@ -41,14 +41,14 @@ def test_ham_curve_falls() -> None:
 
 
 def test_default_spam_curve_tags_alone_and_never_quarantines_alone() -> None:
-    # docs/classifier.md: 5 (add_header) from 0.98, where no held-out ham
+    # docs/classifier.md: 5 (add_header) from 0.99, where no held-out ham
     # was flagged; below quarantine (10) everywhere, so refusing or
     # quarantining always takes independent evidence.
     config = ClassifierConfig()
     scores = [curve_score(config.spam_curve, p / 10000) for p in range(8000, 10001)]
     assert scores == sorted(scores)
-    assert curve_score(config.spam_curve, 0.98) == 5.0
-    assert curve_score(config.spam_curve, 0.97) < 5.0
+    assert curve_score(config.spam_curve, 0.99) == 5.0
+    assert curve_score(config.spam_curve, 0.985) < 5.0
     assert max(scores) < 10.0
     assert config.spam_threshold == config.spam_curve[0][0]
 
