@@ -9,8 +9,8 @@ are also tokenised. It never raises for any ``ParsedMessage``.
 
 What is left out on purpose: every field the receiving side adds or that
 belongs to one site or one mailing list (Received, Return-Path,
-Delivered-To, List-*, X-* other than the mailer, Date values, the order of
-the fields). A model trained on one collection of mail learns those as
+Delivered-To, List-*, X-* other than the mailer and priority, Date values,
+the order of the fields). A model trained on one collection of mail learns those as
 markers of that collection rather than of spam, and they mean nothing on
 mail from another site.
 """
