@@ -9,6 +9,13 @@ upstream (refused connection, timeout, dropped connection, garbage) raises
 ``UpstreamError`` carrying the 451 4.4.x reply the client must get: never a
 ``250`` for a message the upstream has not accepted.
 
+A connection serves one client after another (the gateway pools them), so
+the session knows its own state: ``in_transaction`` from the first command of
+a transaction (XFORWARD or MAIL) until the upstream answered the end of data
+or an RSET, and whether a command is still waiting for its reply. Only a
+``reusable`` connection (open, between transactions, nothing in flight) may
+serve the next transaction; ``settle()`` gets it there with RSET or closes it.
+
 Why a client of our own rather than aiosmtplib: this leg is the gateway's
 hot path, and aiosmtplib cannot pipeline (RFC 2920): it keeps one reply per
 written command and drops what arrives beyond it. With PIPELINING offered,
@@ -93,6 +100,12 @@ class UpstreamSession:
         self._conn: Connection | None = None
         # EHLO keywords (lower case) and their parameters.
         self.extensions: dict[str, str] = {}
+        # XFORWARD or MAIL sent, and neither the end of data nor an RSET
+        # answered since: the upstream holds this client's transaction.
+        self.in_transaction = False
+        # Commands written whose replies have not all been read (an exchange
+        # cut short by cancellation): the next reply read would be stale.
+        self._awaiting_replies = False
 
     @property
     def connected(self) -> bool:
@@ -100,6 +113,23 @@ class UpstreamSession:
         out of turn, say a 421 before closing, is not reused)."""
         conn = self._conn
         return conn is not None and conn.is_open and conn.pending() == 0
+
+    @property
+    def reusable(self) -> bool:
+        """Fit to start a new transaction: open, between transactions, and
+        with no reply outstanding."""
+        return self.connected and not self.in_transaction and not self._awaiting_replies
+
+    async def settle(self) -> bool:
+        """Bring the connection back between transactions (RSET when one is
+        open upstream); close it when that cannot be done. True when it is
+        ``reusable`` afterwards."""
+        if self.in_transaction and not self._awaiting_replies:
+            await self.rset()
+        if not self.reusable:
+            self.close()
+            return False
+        return True
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -135,11 +165,16 @@ class UpstreamSession:
         if commands:
             conn.write(b"".join(commands))
         deadline = asyncio.get_running_loop().time() + timeout
+        self._awaiting_replies = True
         try:
-            return [await self._read_reply(conn, what, deadline) for _ in range(len(commands) or 1)]
+            replies = [
+                await self._read_reply(conn, what, deadline) for _ in range(len(commands) or 1)
+            ]
         except TimeoutError as exc:
             self.close()
             raise UpstreamError(TIMED_OUT, f"upstream timeout on {what}") from exc
+        self._awaiting_replies = False
+        return replies
 
     async def _read_reply(self, conn: Connection, what: str, deadline: float) -> Reply:
         texts: list[str] = []
@@ -186,6 +221,7 @@ class UpstreamSession:
         commands = [*([xforward] if xforward else []), mail]
         if rcpt is not None:
             commands.append(_command_line(_rcpt_line(rcpt)))
+        self.in_transaction = True
         if "pipelining" in self.extensions:
             replies = await self._exchange(commands, self.command_timeout, "MAIL")
         else:
@@ -225,27 +261,39 @@ class UpstreamSession:
         )[0]
 
     async def data(self, message: bytes) -> Reply:
-        """Send a CRLF-normalized message; dot-stuffing happens here."""
+        """Send a CRLF-normalized message; dot-stuffing happens here.
+
+        A refused DATA command leaves the transaction open upstream, so it is
+        reset here (or the connection closed) before the refusal is returned."""
         start = await self.command(b"DATA")
         if start.code != 354:
+            await self.rset()
             return start
         wire = stuff(message)
         if not wire.endswith(b"\r\n"):
             wire += b"\r\n"
-        return (await self._exchange([wire + b".\r\n"], self.data_timeout, "end of data"))[0]
+        end = (await self._exchange([wire + b".\r\n"], self.data_timeout, "end of data"))[0]
+        self.in_transaction = False  # whatever the verdict, the transaction is over
+        return end
 
     async def rset(self) -> None:
-        if not self.connected:
+        """End any transaction upstream; a connection that cannot is closed."""
+        if not self.in_transaction:
+            return
+        if not self.connected or self._awaiting_replies:
+            self.close()
             return
         try:
             reply = await self.command(b"RSET")
         except UpstreamError:
-            return
-        if not reply.ok:
+            return  # already closed
+        if reply.ok:
+            self.in_transaction = False
+        else:
             self.close()
 
     async def quit(self) -> None:
-        if not self.connected:
+        if not self.connected or self._awaiting_replies:
             self.close()
             return
         with contextlib.suppress(UpstreamError):
