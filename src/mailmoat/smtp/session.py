@@ -26,6 +26,7 @@ from mailmoat.store.base import StoreError
 
 log = logging.getLogger("mailmoat.smtp")
 
+TLS_HANDSHAKE_SECONDS = 30.0
 _NON_SMTP = frozenset({"GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS", "USER", "PASS"})
 _NOT_OFFERED = frozenset({"AUTH", "BDAT", "ETRN", "TURN", "ATRN", "XCLIENT"})
 
@@ -249,17 +250,31 @@ class SmtpSession(MailCommands):
         if arg:
             self.reply("501 5.5.4 Syntax: STARTTLS")
             return
+        if self.conn.pending():
+            # Input pipelined after STARTTLS was sent in plaintext before the
+            # client could have seen our 220 (RFC 3207 forbids it): acted on
+            # inside TLS it would be a command injection (CVE-2011-0411).
+            log.info(
+                "client=%s sent %d bytes after STARTTLS; refused",
+                self.session.client_ip,
+                self.conn.pending(),
+            )
+            self.conn.discard_pending()
+            self.reply("554 5.5.1 Error: input pipelined after STARTTLS")
+            raise Hangup()
         self.reply("220 2.0.0 Ready to start TLS")
-        # Anything the client sent after STARTTLS in plaintext is an injection
-        # attempt (CVE-2011-0411); it must not be read as encrypted commands.
-        self.conn.discard_pending()
         transport = self.conn.transport
         assert transport is not None
         loop = asyncio.get_running_loop()
+        # start_tls is awaited here, not wrapped in a task (wait_for would
+        # start it one loop iteration later): it takes the transport over
+        # before this task yields, so the client's ClientHello, however
+        # fast, reaches the TLS protocol and never the plaintext buffer.
         try:
-            new_transport = await asyncio.wait_for(
-                loop.start_tls(transport, self.conn, context, server_side=True), 30
-            )
+            async with asyncio.timeout(TLS_HANDSHAKE_SECONDS):
+                new_transport = await loop.start_tls(
+                    transport, self.conn, context, server_side=True
+                )
         except (OSError, TimeoutError) as exc:
             log.info("client=%s TLS handshake failed: %s", self.session.client_ip, exc)
             raise Hangup() from exc
