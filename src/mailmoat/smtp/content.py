@@ -21,6 +21,8 @@ from mailmoat.core.headers import header_end, name_and_value, raw_fields
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _BARE_CR = re.compile(rb"\r(?!\n)")
+# C0 controls but TAB, and DEL: never inside a field value we write.
+_FIELD_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,12 @@ def stuff(payload: bytes) -> bytes:
 
 
 def fold(name: str, value: str, width: int = 78) -> str:
-    """``Name: value`` folded at spaces to ``width``, continuation with a tab."""
+    """``Name: value`` folded at spaces to ``width``, continuation with a tab.
+
+    Control characters in ``value`` (a bare CR or LF from a client's HELO or
+    a DNS name would end the field early or smuggle another) become ``?``,
+    as Postfix prints them: the only line ends in a field are our folds."""
+    value = _FIELD_CONTROL.sub("?", value)
     lines: list[str] = []
     current = f"{name}:"
     fresh = True

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 
 from mailmoat.core.symbols import Stage
 from mailmoat.core.transaction import Transaction
@@ -27,6 +28,7 @@ from mailmoat.store.base import StoreError
 log = logging.getLogger("mailmoat.smtp")
 
 TLS_HANDSHAKE_SECONDS = 30.0
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _NON_SMTP = frozenset({"GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS", "USER", "PASS"})
 _NOT_OFFERED = frozenset({"AUTH", "BDAT", "ETRN", "TURN", "ATRN", "XCLIENT"})
 
@@ -170,6 +172,11 @@ class SmtpSession(MailCommands):
     async def _greet(self, arg: str, *, esmtp: bool) -> None:
         if not arg or " " in arg:
             self.reply(f"501 5.5.4 Syntax: {'EHLO' if esmtp else 'HELO'} hostname")
+            return
+        if _CONTROL.search(arg):
+            # A bare CR (or any control) would travel on in our Received and
+            # Authentication-Results fields and in XFORWARD HELO.
+            self.reply("501 5.5.2 Syntax: control character in hostname")
             return
         await self._abort_tx()
         first = not self.session.helo

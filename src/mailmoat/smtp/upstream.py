@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from dataclasses import dataclass
 
 from mailmoat.config import Config, parse_hostport
@@ -37,6 +38,9 @@ from mailmoat.smtp.wire import Connection, LineTooLong
 
 log = logging.getLogger("mailmoat.upstream")
 
+# An XFORWARD value with a space or a control character is not sent (it
+# would split the attribute or the command line).
+_XFORWARD_UNSAFE = re.compile("[\x00-\x20\x7f]")
 # RFC 5321 4.5.3.1.5: a reply line is at most 512 octets; be tolerant.
 MAX_REPLY_LINE = 4096
 MAX_REPLY_LINES = 200
@@ -244,7 +248,11 @@ class UpstreamSession:
     def _xforward_line(self, client: ClientFacts) -> bytes:
         names = self.extensions.get("xforward", "").upper().split()
         values = {"ADDR": client.addr, "NAME": client.name or "[UNAVAILABLE]", "HELO": client.helo}
-        args = [f"{k}={v}" for k, v in values.items() if k in names and v and " " not in v]
+        args = [
+            f"{k}={v}"
+            for k, v in values.items()
+            if k in names and v and not _XFORWARD_UNSAFE.search(v)
+        ]
         line = ("XFORWARD " + " ".join(args)).encode("utf-8", "surrogateescape")
         return _command_line(line) if args else b""
 
