@@ -196,3 +196,44 @@ def test_openssl_s_client_starttls(gateway: GatewayThread) -> None:
     out = done.stdout.decode()
     assert "250-mx.mailmoat.test" in out and "STARTTLS" not in out, done.stderr
     assert "250 2.0.0 Ok" in out and "221 2.0.0 Bye" in out
+
+
+def spam_symbols(stored: bytes) -> list[str]:
+    head = stored[: stored.index(b"\r\n\r\n")].replace(b"\r\n\t", b" ").decode()
+    [field] = [line for line in head.split("\r\n") if line.startswith("X-Spam-Symbols:")]
+    return [item.strip().split("(")[0] for item in field.split(":", 1)[1].split(",")]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        ("localhost", "localhost", {"HELO_NOT_FQDN"}),
+        ("localhost", "LOCALHOST", {"HELO_NOT_FQDN"}),
+        ("localhost", "[192.0.2.1]", {"HELO_NOT_FQDN", "HELO_LITERAL_MISMATCH"}),
+    ],
+)
+def test_greeting_again_after_starttls_never_counts_a_finding_twice(
+    gateway: GatewayThread,
+    certificate: tuple[Path, Path],
+    first: str,
+    second: str,
+    expected: set[str],
+) -> None:
+    sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=10)
+    plain = Lines(sock)
+    assert plain.reply().startswith("220 ")
+    assert plain.command(f"EHLO {first}".encode()).startswith("250")
+    assert plain.command(b"STARTTLS").startswith("220 2.0.0")
+    with client_context(certificate).wrap_socket(sock) as tls:
+        reader = Lines(tls)
+        assert reader.command(f"EHLO {second}".encode()).startswith("250")
+        assert reader.command(b"MAIL FROM:<a@sender.test>").startswith("250")
+        assert reader.command(b"RCPT TO:<bob@example.org>").startswith("250")
+        assert reader.command(b"DATA").startswith("354")
+        message = b"From: a@sender.test\r\nSubject: twice\r\n\r\nhello\r\n."
+        assert reader.command(message).startswith("250")
+        reader.command(b"QUIT")
+    [stored] = gateway.maildir_messages()
+    symbols = spam_symbols(stored)
+    helo_symbols = [name for name in symbols if name.startswith("HELO_")]
+    assert sorted(helo_symbols) == sorted(expected)

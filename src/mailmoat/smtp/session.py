@@ -179,14 +179,10 @@ class SmtpSession(MailCommands):
             self.reply("501 5.5.2 Syntax: control character in hostname")
             return
         await self._abort_tx()
-        first = not self.session.helo
         self.session.helo = arg
         self.session.esmtp = esmtp
-        if first:
-            decision = await self.pipeline.run(Stage.HELO, self._new_tx())
-            if decision.is_final_refusal:
-                await self._refuse(self._new_tx(), decision, Stage.HELO)
-                return
+        if await self._judge_helo(arg):
+            return
         hostname = self.config.smtp.hostname
         if not esmtp:
             self.reply(f"250 {hostname}")
@@ -205,6 +201,33 @@ class SmtpSession(MailCommands):
         if self.xforward_offered:
             lines.append(xforward.OFFERED)
         self.reply("\r\n".join(f"250-{x}" for x in lines[:-1]) + f"\r\n250 {lines[-1]}")
+
+    async def _judge_helo(self, name: str) -> bool:
+        """Run the helo stage for a name not judged yet in this session;
+        True when the client was refused.
+
+        A session greets again after STARTTLS (and may at any time): the
+        same name is not judged twice, and a new one adds only symbols the
+        session does not hold yet, so no finding is ever counted twice (the
+        second EHLO after STARTTLS used to double every helo-stage score)."""
+        judged: set[str] = self.session.notes.setdefault("helo_judged", set())
+        if name.lower() in judged:
+            return False
+        if len(judged) < 16:  # bounded; past it a name is judged each time
+            judged.add(name.lower())
+        held = len(self.session.symbols)
+        decision = await self.pipeline.run(Stage.HELO, self._new_tx())
+        seen = {symbol.name for symbol in self.session.symbols[:held]}
+        fresh = []
+        for symbol in self.session.symbols[held:]:
+            if symbol.name not in seen:
+                seen.add(symbol.name)
+                fresh.append(symbol)
+        self.session.symbols[held:] = fresh
+        if decision.is_final_refusal:
+            await self._refuse(self._new_tx(), decision, Stage.HELO)
+            return True
+        return False
 
     async def smtp_XFORWARD(self, arg: str) -> None:
         if not self.xforward_offered:
