@@ -3,7 +3,7 @@
 Contract:
 - ``unstuff(payload)`` undoes RFC 5321 dot-stuffing on ``<CR><LF>`` lines.
 - ``inspect(payload)`` reports what policy cares about: bare LF / bare CR,
-  NUL bytes, 8-bit bytes, the longest line.
+  NUL bytes, 8-bit bytes, a line over the limit (when there is one).
 - ``normalize_line_ends`` turns every bare LF and bare CR into CRLF, so what
   we pass on can never hold an end-of-DATA sequence of another reading
   (``<LF>.<LF>``, ``<CR>.<CR>``...); the upstream writer dot-stuffs again.
@@ -41,9 +41,10 @@ def unstuff(payload: bytes) -> bytes:
 
 def inspect(payload: bytes, max_line_length: int) -> PayloadFacts:
     # Split in C and compare lengths: far faster than a regex scan. A line's
-    # length here counts its CR, hence the + 1.
+    # length here counts its CR, hence the + 1. No limit at 0 (or below).
     long_line = (
-        len(payload) > max_line_length and max(map(len, payload.split(b"\n"))) > max_line_length + 1
+        0 < max_line_length < len(payload)
+        and max(map(len, payload.split(b"\n"))) > max_line_length + 1
     )
     return PayloadFacts(
         bare_newline=has_bare_line_end(payload),
