@@ -10,6 +10,7 @@ never be executed inside TLS (CVE-2011-0411).
 from __future__ import annotations
 
 import asyncio
+import smtplib
 import socket
 import ssl
 import subprocess
@@ -20,11 +21,12 @@ from pathlib import Path
 import pytest
 
 from gateway_harness import GatewayThread
-from servers import require_binary
+from servers import Postfix, require_binary
 
 pytestmark = pytest.mark.integration
 
 FAST_CLIENTS = 50
+POSTFIX_MESSAGES = 10
 
 
 def _loops() -> list[object]:
@@ -237,3 +239,27 @@ def test_greeting_again_after_starttls_never_counts_a_finding_twice(
     symbols = spam_symbols(stored)
     helo_symbols = [name for name in symbols if name.startswith("HELO_")]
     assert sorted(helo_symbols) == sorted(expected)
+
+
+def test_postfix_as_the_sending_client_delivers_over_tls(
+    gateway: GatewayThread, postfix_factory: Callable[..., Postfix]
+) -> None:
+    """Postfix relaying to the gateway with TLS mandatory: every message
+    arrives promptly over TLS (a stalled handshake makes Postfix defer)."""
+    postfix = postfix_factory(
+        relayhost=f"127.0.0.1:{gateway.port}",
+        main_cf={"smtp_tls_security_level": "encrypt", "smtp_tls_loglevel": "1"},
+        master_cf=["tlsmgr    unix  -       -       n       1000?   1       tlsmgr"],
+    )
+    started = time.monotonic()
+    with smtplib.SMTP(postfix.host, postfix.port, timeout=30) as submit:
+        for number in range(POSTFIX_MESSAGES):
+            message = f"From: a@sender.test\r\nSubject: relayed {number}\r\n\r\nhi\r\n"
+            submit.sendmail("a@sender.test", ["bob@example.org"], message.encode())
+    deadline = started + 20
+    while len(gateway.maildir_messages()) < POSTFIX_MESSAGES and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stored = gateway.maildir_messages()
+    assert len(stored) == POSTFIX_MESSAGES, postfix.log_text()[-2000:]
+    assert all(b"with ESMTPS id" in message for message in stored)
+    assert "TLS connection established" in postfix.log_text()
