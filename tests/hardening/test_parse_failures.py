@@ -23,6 +23,8 @@ from gateway_harness import GatewayThread
 from mailmoat.checks.attachments import BAD_EXTENSIONS, ArchiveLimits, AttachmentsCheck
 from mailmoat.core.symbols import Evidence
 from mailmoat.message import parse_message
+from mailmoat.message.fallback import split_tree
+from mailmoat.message.parse import DEFAULT_LIMITS, _Walker
 from mailmoat.quarantine import Quarantine
 
 PE = b"MZ" + b"\0" * 58 + struct.pack("<I", 64) + b"PE\0\0" + b"\0" * 200
@@ -143,3 +145,29 @@ def test_gateway_quarantines_the_executable_with_or_without_the_bad_header(
     [held] = Quarantine(tmp_path / "quarantine").list()
     assert held.score >= 10
     assert {"ATTACH_DOUBLE_EXT", "ATTACH_EXECUTABLE"} <= set(held.symbols)
+
+
+FORWARDED = (
+    b"From: a@sender.test\r\nSubject: fwd\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="outer"\r\n\r\npreamble\r\n'
+    b"--outer\r\nContent-Type: text/plain; charset=utf-8\r\n\r\ncaf\xc3\xa9 http://one.test/\r\n"
+    b"--outer\r\nContent-Type: message/rfc822\r\n\r\n"
+    b'From: b@sender.test\r\nContent-Type: multipart/alternative; boundary="inner"\r\n\r\n'
+    b"--inner\r\nContent-Type: text/html\r\n\r\n<a href='http://two.test/'>x</a>\r\n"
+    b"--inner--\r\n"
+    b"--outer--\r\nepilogue\r\n"
+)
+
+
+@pytest.mark.parametrize("message", [invoice(), FORWARDED, nested(10)], ids=["inv", "fwd", "n10"])
+def test_the_recursion_free_split_reads_what_the_stdlib_parser_reads(message: bytes) -> None:
+    body_offset = message.index(b"\r\n\r\n") + 4
+    walked = _Walker(message, body_offset, DEFAULT_LIMITS, []).run(
+        split_tree(message, DEFAULT_LIMITS.max_depth, DEFAULT_LIMITS.max_parts)
+    )
+    expected = parse_message(message)
+    assert walked.headers == expected.headers
+    assert walked.attachments == expected.attachments
+    assert walked.urls == expected.urls and walked.urls
+    assert walked.part_types == expected.part_types
+    assert walked.text.strip() == expected.text.strip()
