@@ -85,9 +85,15 @@ class Dashboard:
         if wait > 0:
             return wait
         try:
-            ok = await self.passwords.check(password, self.sessions.password_hash)
+            ok = await self.passwords.check(
+                password,
+                self.sessions.password_hash,
+                lambda: self.throttle.retry_after(client) <= 0,
+            )
         except Busy:
             return 1.0
+        if ok is None:
+            return max(1.0, self.throttle.retry_after(client))
         if ok:
             self.throttle.succeeded(client)
             return True

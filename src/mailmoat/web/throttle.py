@@ -5,7 +5,8 @@ Contract:
   (scrypt: tens of milliseconds of CPU and 16 MiB) in a worker thread, at most
   ``concurrency`` at once; the loop that also serves SMTP never runs it. When
   more than ``max_waiting`` checks already wait, it raises ``Busy`` at once
-  instead of queueing without bound.
+  instead of queueing without bound; a check whose client got throttled
+  while it waited is not run at all.
 - ``LoginThrottle`` counts failed logins per client address. After
   ``max_failures`` failures the address must wait ``BASE_DELAY`` seconds,
   doubling with each further failure up to ``MAX_DELAY``; ``retry_after``
@@ -40,12 +41,18 @@ class PasswordChecker:
         self._max_waiting = max_waiting
         self._waiting = 0
 
-    async def check(self, password: str, stored: str) -> bool:
+    async def check(
+        self, password: str, stored: str, still_wanted: Callable[[], bool] = lambda: True
+    ) -> bool | None:
+        """The verdict, or None when ``still_wanted()`` said no once this
+        check's turn came (its address got throttled while it waited)."""
         if self._waiting >= self._max_waiting:
             raise Busy
         self._waiting += 1
         try:
             async with self._slots:
+                if not still_wanted():
+                    return None
                 return await asyncio.to_thread(verify_password, password, stored)
         finally:
             self._waiting -= 1
