@@ -272,3 +272,21 @@ async def test_expire_removes_message_files_left_without_envelope(tmp_path: Path
     assert box.expire(now=10**10) == 1
     assert list((tmp_path / "q" / "new").iterdir()) == []
     assert box.get(kept) is None
+
+
+async def test_cross_site_subresources_are_refused(tmp_path: Path) -> None:
+    """An ``<img src=".../history?since=30y">`` on another site reaches an
+    open dashboard with Fetch Metadata saying so; a followed link does not."""
+    config = _config(tmp_path, password_hash="")
+    store = SqliteStore(tmp_path / "store.db")
+    app = create_app(make_dashboard(lambda: config, store))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8025") as client:
+        image = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}
+        link = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+        own = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors"}
+        assert (await client.get("/history?since=30y", headers=image)).status_code == 403
+        assert (await client.get("/api/history", headers=image)).status_code == 403
+        assert (await client.get("/history", headers=link)).status_code == 200
+        assert (await client.get("/api/history", headers=own)).status_code == 200
+    await store.close()

@@ -3,11 +3,13 @@
 Contract: ``create_app(dashboard)`` returns an ASGI app. A request whose
 ``Host`` is not an allowed host (``hosts.AllowedHosts``: localhost, loopback,
 the listen host, ``web.allowed_hosts``) gets 400, so a DNS-rebound name
-cannot reach it. Every page and API call needs an authenticated session
-(signed cookie after ``/login``, not revoked by ``/logout``) or, for GET
-requests to ``/api/`` and ``/metrics``, HTTP Basic with the same password;
-without a configured password everything is open (the server then binds to
-loopback only, see ``auth.check_bind``). Password checks run in worker
+cannot reach it, and neither can another site's ``<img>``, script or fetch
+(``Sec-Fetch-Site: cross-site`` other than a navigation: 403). Every page
+and API call needs an authenticated session (signed cookie after
+``/login``, not revoked by ``/logout``) or, for GET requests to ``/api/``
+and ``/metrics``, HTTP Basic with the same password; without a configured
+password everything is open (the server then binds to loopback only, see
+``auth.check_bind``). Password checks run in worker
 threads, a few at once, and a client address with too many failures gets 429
 (``throttle``). Every POST must carry the session's CSRF token (form field
 ``csrf`` or header ``X-CSRF-Token``) and, when the browser sends ``Origin``,
@@ -193,6 +195,15 @@ def _origin_ok(request: Request, hosts: AllowedHosts) -> bool:
     return origin != "null" and hosts.permits_origin(origin)
 
 
+def _cross_site_subresource(request: Request) -> bool:
+    """An ``<img>``, script or fetch from another site (browsers say so in
+    Fetch Metadata); following a link from elsewhere stays allowed."""
+    headers = request.headers
+    return headers.get("sec-fetch-site") == "cross-site" and headers.get(
+        "sec-fetch-mode", "navigate"
+    ) not in ("navigate", "nested-navigate")
+
+
 async def _load_session(board: Dashboard, cookie: str | None) -> SessionData:
     sessions = board.sessions
     session = sessions.load(cookie)
@@ -215,6 +226,8 @@ class Guard(BaseHTTPMiddleware):
                 "unknown Host: add it to web.allowed_hosts to reach the dashboard by that name",
                 status_code=400,
             )
+        if _cross_site_subresource(request):
+            return PlainTextResponse("cross-site request refused", status_code=403)
         session = await _load_session(board, request.cookies.get(COOKIE))
         request.state.session = session
         path = request.url.path

@@ -115,6 +115,7 @@ async def history(request: Request) -> Response:
     context = {
         "entries": entries,
         "more": page.more,
+        "page_size": PAGE_SIZE,
         "filters": filters,
         "since": since_text,
         "since_choices": SINCE_CHOICES,
