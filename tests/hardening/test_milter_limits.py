@@ -167,7 +167,7 @@ async def test_connections_over_the_cap_are_closed_and_logged(
         reader, writer = await asyncio.open_connection(host, port)
         assert await asyncio.wait_for(codec.read_packet(reader), 5) is None  # closed at once
         writer.close()
-        assert server.refused == 1
+        assert server.cap.refused == 1
         [line] = [r.getMessage() for r in caplog.records if "max_connections" in r.getMessage()]
         assert "milter.max_connections = 3" in line
         # A freed slot is usable again, and the kept sessions still work.

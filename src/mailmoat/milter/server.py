@@ -25,8 +25,8 @@ fields are dropped and the message is refused with ``552 5.3.4`` at the next
 step the MTA takes an answer for (a header when it waits for one, else the
 body or end of message), recorded as a ``size`` refusal. At most
 ``milter.max_connections`` MTA connections run at once; more are closed at
-once with a warning (at most one a minute, with the count), and Postfix then
-applies ``milter_default_action``.
+once with a warning (``limits.ConnectionCap``), and Postfix then applies
+``milter_default_action``.
 
 Failure: an exception while handling a step answers TEMPFAIL for that step
 (the MTA answers 451), logs it, and the session goes on. A protocol error
@@ -41,7 +41,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
 from dataclasses import dataclass
 
 from mailmoat.config import Config
@@ -51,6 +50,7 @@ from mailmoat.core.symbols import Action, Stage
 from mailmoat.core.transaction import Session, Transaction
 from mailmoat.fronts import FrontRuntime, FrontServer
 from mailmoat.milter import codec
+from mailmoat.milter.limits import HEADERS_TOO_BIG, ConnectionCap, headers_over
 from mailmoat.pipeline import Pipeline
 from mailmoat.smtp import content
 from mailmoat.smtp.outcome import SPAM_FIELDS, spam_fields
@@ -58,7 +58,6 @@ from mailmoat.smtp.outcome import SPAM_FIELDS, spam_fields
 log = logging.getLogger("mailmoat.milter")
 
 _NEWLINES = re.compile(r"\r\n|\r|\n")
-HEADERS_TOO_BIG = "552 5.3.4 Message header size or count exceeds the limit"
 
 
 @dataclass
@@ -285,10 +284,9 @@ class MilterSession:
         (then every field is dropped and ``headers_over`` set)."""
         if self.headers_over:
             return
-        limits = self.config.milter
         name, value = codec.parse_header(data)
         self.header_bytes += len(data)
-        if len(self.headers) >= limits.max_headers or self.header_bytes > limits.max_header_bytes:
+        if headers_over(self.config.milter, len(self.headers) + 1, self.header_bytes):
             log.warning(
                 "client=%s milter: message header over the limit (%d fields, %d bytes); "
                 "refusing it with 552",
@@ -378,34 +376,19 @@ class MilterServer(FrontServer):
 
     def __init__(self, runtime: FrontRuntime) -> None:
         super().__init__(runtime)
-        self.refused = 0  # connections closed over max_connections
-        self._last_refusal_log = -60.0
+        self.cap = ConnectionCap()
 
     def listen(self) -> str:
         return self.runtime.config.milter.listen
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        limit = self.runtime.config.milter.max_connections
         # ``sessions`` already holds this connection's task.
-        if len(self.sessions) > limit:
-            self._refuse(writer, limit)
+        open_now = len(self.sessions) - 1
+        if not self.cap.admit(
+            self.runtime.config.milter, open_now, writer.get_extra_info("peername")
+        ):
+            writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
             return
         await MilterSession(self.runtime, reader, writer).run()
-
-    def _refuse(self, writer: asyncio.StreamWriter, limit: int) -> None:
-        self.refused += 1
-        now = time.monotonic()
-        if now - self._last_refusal_log >= 60.0:
-            log.warning(
-                "milter: %d connections open, the limit (milter.max_connections = %d): "
-                "closing new ones (%d closed so far, mta=%s); the MTA applies its "
-                "milter_default_action",
-                len(self.sessions) - 1,
-                limit,
-                self.refused,
-                writer.get_extra_info("peername"),
-            )
-            self._last_refusal_log = now
-        writer.close()
