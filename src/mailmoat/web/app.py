@@ -9,12 +9,12 @@ and API call needs an authenticated session (signed cookie after
 ``/login``, not revoked by ``/logout``) or, for GET requests to ``/api/``
 and ``/metrics``, HTTP Basic with the same password; without a configured
 password everything is open (the server then binds to loopback only, see
-``auth.check_bind``). Password checks run in worker
-threads, a few at once, and a client address with too many failures gets 429
-(``throttle``). Every POST must carry the session's CSRF token (form field
-``csrf`` or header ``X-CSRF-Token``) and, when the browser sends ``Origin``,
-come from an allowed host; otherwise 403. The cookie is HttpOnly,
-SameSite=Strict. Passwords and secrets never reach a page or a log line.
+``auth.check_bind``). Password checks run in worker threads, a few at once,
+and a client address with too many failures gets 429 (``throttle``). Every
+POST must carry the session's CSRF token (form field ``csrf`` or header
+``X-CSRF-Token``) and, when the browser sends ``Origin``, come from an
+allowed host; otherwise 403. The cookie is HttpOnly, SameSite=Strict.
+Passwords and secrets never reach a page or a log line.
 """
 
 from __future__ import annotations
