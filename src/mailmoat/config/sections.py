@@ -343,6 +343,13 @@ class MilterConfig:
     listen: str = "127.0.0.1:8891"
     # Seconds without a packet from the MTA before the connection is closed.
     timeout: float = 300.0
+    # Concurrent MTA connections; more are closed at once (logged), and the
+    # MTA applies its milter_default_action (Postfix: tempfail).
+    max_connections: int = 200
+    # Header fields of one message: more fields, or more bytes of field names
+    # and values, and the message is refused with 552 5.3.4 at end of data.
+    max_headers: int = 1000
+    max_header_bytes: int = 1_048_576
 
 
 @dataclass(frozen=True)
@@ -377,6 +384,15 @@ class WebConfig:
     # Signs session cookies; empty: a random key per process.
     secret_key: str = ""
     session_hours: float = 12.0
+    # Host names (or addresses) the dashboard answers to besides localhost,
+    # loopback addresses and the web.listen host; ".example.org" also covers
+    # its subdomains. Other Host headers get 400 (DNS rebinding), and POSTs
+    # whose Origin is not one of them get 403.
+    allowed_hosts: tuple[str, ...] = ()
+    # Failed logins (form or HTTP Basic) from one client address before it
+    # must wait: 429 for 30 s, doubling with each further failure (at most an
+    # hour); forgotten an hour after the last failure.
+    max_login_failures: int = 5
 
 
 @dataclass(frozen=True)
