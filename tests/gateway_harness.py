@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -86,10 +87,17 @@ async def stop_gateway(gateway: Gateway) -> None:
 
 
 class GatewayThread:
-    def __init__(self, tmp_path: Path, overrides: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        overrides: dict[str, dict[str, Any]] | None = None,
+        *,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+    ) -> None:
         self.config_path = write_test_config(tmp_path, overrides)
         self.config = load_config(self.config_path)
-        self.loop = asyncio.new_event_loop()
+        # uvloop.new_event_loop runs it as ``mailmoat serve`` does.
+        self.loop = loop_factory()
         self.gateway: Gateway | None = None
         self.port = 0
         self._ready = threading.Event()

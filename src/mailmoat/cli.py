@@ -14,6 +14,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 from mailmoat.config import ConfigError
 
@@ -30,9 +31,18 @@ COMMANDS: dict[str, str] = {
 }
 
 
+def installed_version() -> str:
+    """The version of the installed distribution ("unknown" when run from a bare tree)."""
+    try:
+        return metadata.version("mailmoat")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser(chosen: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailmoat", description="Anti-spam SMTP gateway.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"mailmoat {installed_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, help_text in COMMANDS.items():

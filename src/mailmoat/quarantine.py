@@ -7,18 +7,52 @@ those older than the retention. Releasing (delivering) a message is the
 caller's job: it reads ``get`` and hands the bytes to the delivery path.
 Files rather than store records: a quarantined message was promised to the
 sender, so it must survive a crash as a delivered one would.
+
+Quarantined mail is private: the directory and its ``tmp``/``new``/``cur``
+are made (or tightened to) 0700, message and envelope files 0600. A message
+id is a Maildir file name; anything else (a path, a NUL byte, a dot file,
+the ``.json`` envelope's own name) names no message: ``get`` returns None and
+``delete`` False, never an exception. ``delete`` removes the envelope and the
+message together; ``expire`` also removes message files left without an
+envelope (a crash between the two unlinks) once older than the retention.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import stat
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mailmoat.smtp.maildir import MaildirWriter
+
+log = logging.getLogger("mailmoat.quarantine")
+_META = ".json"
+
+
+def valid_id(message_id: str) -> bool:
+    """True when ``message_id`` can be a quarantined message's file name."""
+    return (
+        bool(message_id)
+        and not message_id.startswith(".")
+        and not message_id.endswith(_META)
+        and not any(c in message_id for c in "/\x00")
+        and len(message_id) <= 255
+    )
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) as 0700, or tighten it to 0700."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            os.chmod(path, 0o700)
+    except OSError as exc:
+        log.warning("quarantine: cannot make %s private (%s)", path, exc)
 
 
 @dataclass(frozen=True)
@@ -39,10 +73,12 @@ class Quarantine:
     def __init__(self, directory: str | Path, retention_days: int = 30) -> None:
         self.root = Path(directory)
         self.retention = retention_days * 86_400
+        for sub in ("", "tmp", "new", "cur"):
+            make_private_dir(self.root / sub)
         self._writer = MaildirWriter(self.root)
 
     def _meta_path(self, message_id: str) -> Path:
-        return self.root / "new" / f"{message_id}.json"
+        return self.root / "new" / f"{message_id}{_META}"
 
     async def put(self, message: bytes, meta: dict[str, object]) -> str:
         return await asyncio.to_thread(self._put_sync, message, meta)
@@ -52,8 +88,9 @@ class Quarantine:
         # ``list`` only shows messages whose envelope is complete.
         name = self._writer.deliver_sync(message)
         record = {**meta, "id": name, "time": time.time(), "size": len(message)}
-        tmp = self.root / "tmp" / f"{name}.json"
-        with open(tmp, "w", encoding="utf-8") as handle:
+        tmp = self.root / "tmp" / f"{name}{_META}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8") as handle:
             json.dump(record, handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -77,7 +114,7 @@ class Quarantine:
             return None
 
     def get(self, message_id: str) -> tuple[QuarantinedMessage, bytes] | None:
-        if "/" in message_id or message_id.startswith("."):
+        if not valid_id(message_id):
             return None
         meta = self._load(self._meta_path(message_id))
         if meta is None:
@@ -88,16 +125,16 @@ class Quarantine:
             return None
 
     def delete(self, message_id: str) -> bool:
-        if "/" in message_id or message_id.startswith("."):
+        """Remove a quarantined message: its envelope, then its body. False
+        when ``message_id`` names none (the body alone is not a message)."""
+        if not valid_id(message_id):
             return False
-        found = False
-        for path in (self.root / "new" / message_id, self._meta_path(message_id)):
-            try:
-                path.unlink()
-                found = True
-            except FileNotFoundError:
-                pass
-        return found
+        try:
+            self._meta_path(message_id).unlink()
+        except FileNotFoundError:
+            return False
+        (self.root / "new" / message_id).unlink(missing_ok=True)
+        return True
 
     def expire(self, now: float | None = None) -> int:
         cutoff = (now or time.time()) - self.retention
@@ -105,7 +142,20 @@ class Quarantine:
         for item in self.list():
             if item.time < cutoff and self.delete(item.id):
                 gone += 1
+        self._sweep_orphans(cutoff)
         return gone
+
+    def _sweep_orphans(self, cutoff: float) -> None:
+        """Message files without an envelope, older than ``cutoff``."""
+        for path in (self.root / "new").iterdir():
+            if path.name.endswith(_META) or self._meta_path(path.name).exists():
+                continue
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    log.info("quarantine: removed %s, a message file without envelope", path.name)
+            except OSError:
+                pass
 
 
 def as_dict(item: QuarantinedMessage) -> dict[str, object]:

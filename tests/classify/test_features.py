@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from mailmoat.classify import FeatureConfig, extract, features
+from mailmoat.classify.header_shape import CONTENT_FIELDS, header_shape_keys
 from mailmoat.classify.testing import synthetic_corpus
 from mailmoat.message import ParsedMessage, parse_message
 
@@ -72,6 +73,12 @@ def test_config_roundtrip_ignores_unknown_keys() -> None:
     assert FeatureConfig.from_dict({**config.to_dict(), "future": 1}) == config
 
 
+def test_model_saved_before_feature_sets_keeps_the_first_set() -> None:
+    old = {key: value for key, value in FeatureConfig().to_dict().items() if key != "feature_set"}
+    assert FeatureConfig.from_dict(old).feature_set == 1
+    assert FeatureConfig().feature_set == 2
+
+
 # The definition of the features, written plainly (one regex pass, one key
 # string per feature, no caches): extract() must give the very same arrays,
 # or the shipped model would need retraining.
@@ -95,7 +102,24 @@ def _ref_bucket(value: int) -> int:
     return 0 if value <= 0 else 1 + int(math.log2(value))
 
 
+def _ref_header_keys(message: ParsedMessage, config: FeatureConfig) -> list[str]:
+    """Feature set 2: the first value of each content field tokenised, and
+    the shape keys (``header_shape`` is plain code, its own definition)."""
+    keys: list[str] = []
+    seen = set()
+    for name, value in message.headers:
+        field = name.lower()
+        if field in CONTENT_FIELDS and field not in seen:
+            seen.add(field)
+            tokens = _REF_HEADER_WORD.findall(value.lower())[: config.max_header_words]
+            keys += [f"{field}:{token}" for token in tokens]
+            keys += [f"{field}:@{t.rpartition('@')[2]}" for t in tokens if "@" in t]
+    return keys + header_shape_keys(message)
+
+
 def _ref_keys(message: ParsedMessage, config: FeatureConfig) -> list[str]:
+    if config.feature_set >= 2:
+        return _ref_header_keys(message, config) + _ref_content_keys(message, config)
     keys: list[str] = []
     names = []
     received = 0
@@ -113,6 +137,11 @@ def _ref_keys(message: ParsedMessage, config: FeatureConfig) -> list[str]:
         keys += [f"{field}:{token}" for token in tokens]
         keys += [f"{field}:@{t.rpartition('@')[2]}" for t in tokens if "@" in t]
     keys += ["ho:" + ",".join(names[:6]), f"hcount:{_ref_bucket(len(names))}"]
+    return keys + _ref_content_keys(message, config)
+
+
+def _ref_content_keys(message: ParsedMessage, config: FeatureConfig) -> list[str]:
+    keys: list[str] = []
     for url in message.urls[: config.max_urls]:
         host, _, path = url.partition("://")[2].partition("/")
         labels = host.split(".")
@@ -151,7 +180,8 @@ def reference_extract(message: ParsedMessage, config: FeatureConfig) -> np.ndarr
         left, right = word_hashes[:-distance], word_hashes[distance:]
         parts.append(left * _M1 + right * _M2 + np.uint64(distance))
     if config.ngram_bytes:
-        head = message.raw[: config.ngram_bytes * 2].replace(b"\r\n", b"\n")
+        raw = message.raw if config.feature_set < 2 else message.raw[message.body_offset :]
+        head = raw[: config.ngram_bytes * 2].replace(b"\r\n", b"\n")
         head = head[: config.ngram_bytes]
         if len(head) >= 4:
             b = np.frombuffer(head, dtype=np.uint8).astype(np.uint64)
@@ -210,9 +240,11 @@ EDGES = [
 ]
 CONFIGS = [
     FeatureConfig(),
-    FeatureConfig(hash_bits=12, osb_window=1, max_header_words=2, max_received=0),
+    FeatureConfig(feature_set=1),
+    FeatureConfig(hash_bits=12, osb_window=1, max_header_words=2, max_received=0, feature_set=1),
+    FeatureConfig(hash_bits=12, osb_window=1, max_header_words=2),
     FeatureConfig(osb_window=7, max_body_words=30, max_tags=2, max_urls=1, ngram_bytes=5),
-    FeatureConfig(hash_bits=32, osb_window=0, ngram_bytes=0),
+    FeatureConfig(hash_bits=32, osb_window=0, ngram_bytes=0, feature_set=1),
 ]
 
 
@@ -236,6 +268,5 @@ def test_same_after_the_cache_starts_over(monkeypatch: pytest.MonkeyPatch) -> No
     messages = [parse_message(_random_message(rng)) for _ in range(20)]
     monkeypatch.setattr(features, "_CACHE_MAX", 7)
     for message in messages:
-        assert np.array_equal(
-            extract(message, FeatureConfig()), reference_extract(message, FeatureConfig())
-        )
+        for config in (FeatureConfig(), FeatureConfig(feature_set=1)):
+            assert np.array_equal(extract(message, config), reference_extract(message, config))

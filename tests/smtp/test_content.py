@@ -39,6 +39,7 @@ def test_inspect_flags() -> None:
     assert facts.has_nul and facts.has_8bit and facts.long_line and not facts.bare_newline
     clean = inspect(b"a\r\n" + b"x" * 998 + b"\r\n", 998)
     assert not (clean.has_nul or clean.has_8bit or clean.long_line or clean.bare_newline)
+    assert not inspect(b"x" * 100_000 + b"\r\n", 0).long_line  # 0: no limit
 
 
 def test_edit_headers_prepends_and_drops_only_selected() -> None:

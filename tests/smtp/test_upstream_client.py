@@ -191,3 +191,41 @@ async def test_cr_or_lf_inside_an_argument_is_never_sent() -> None:
         await upstream.rcpt("b@example.org>\r\nDATA")
     upstream.close()
     server.close()
+
+
+async def test_a_cancelled_exchange_or_open_transaction_is_never_reusable() -> None:
+    """Cancelled while waiting for a reply (the client's session ended), the
+    connection is closed rather than pooled; a refused RSET closes it too."""
+    rsets: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await greet(writer, reader, b"250 upstream\r\n")
+        await reader.readline()  # MAIL: answered late
+        await asyncio.sleep(0.5)
+        writer.write(b"250 2.1.0 Ok\r\n")
+        line = await reader.readline()
+        if line:  # the first connection is closed instead
+            rsets.append(line)
+            writer.write(b"451 4.3.0 cannot reset\r\n")
+            await reader.read()
+
+    server, port = await serving(script)
+    first = session(port)
+    await first.open()
+    begun = asyncio.ensure_future(first.begin("a@example.org", [], FACTS))
+    await asyncio.sleep(0.1)
+    begun.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await begun
+    assert first.connected and not first.reusable
+    assert not await first.settle()
+    assert not first.connected and rsets == []
+
+    second = session(port)
+    await second.open()
+    mail, _ = await second.begin("a@example.org", [], FACTS)
+    assert mail.ok and second.in_transaction and not second.reusable
+    assert not await second.settle()  # RSET refused: closed, not pooled
+    assert rsets == [b"RSET\r\n"] and not second.connected
+    server.close()
+    await server.wait_closed()

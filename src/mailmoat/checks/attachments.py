@@ -23,7 +23,13 @@ Symbols (default scores):
   ``ATTACH_OFFICE_MACRO`` (3.0): VBA found in an OLE file or an OOXML
   ``vbaProject.bin``;
 - ``MIME_TOO_DEEP`` / ``MIME_TOO_MANY_PARTS`` (1.0): the parser stopped at
-  its nesting or part limits (hostile structure).
+  its nesting or part limits (hostile structure);
+- ``PARSE_FAILED`` (3.0): the parser failed on part of the message (a
+  header or part that does not decode, or the MIME parser itself) and kept
+  only what it could read. A message built to break the parser is built to
+  slip past content checks: the failure itself scores, so hiding content
+  that way never lowers a score. Ham rarely trips it (a broken header alone
+  is a ``header_undecodable`` defect and also counts).
 
 Archives are inspected with ``zipfile`` over the bounded bytes only; members
 are never extracted: names and sizes come from the central directory and at
@@ -78,7 +84,12 @@ SCORES: dict[str, float] = {
     "ATTACH_OFFICE_MACRO": 3.0,
     "MIME_TOO_DEEP": 1.0,
     "MIME_TOO_MANY_PARTS": 1.0,
+    "PARSE_FAILED": 3.0,
 }
+# Parser defects (``ParsedMessage.defects``) that mean part of the message
+# could not be read; the text after the colon names the exception.
+PARSE_FAILURES = ("parser_failed:", "part_failed:", "part_lost:", "headers_failed:")
+PARSE_FAILURE_FLAGS = frozenset({"header_undecodable"})
 
 _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _VBA_MARKERS = ("_VBA_PROJECT".encode("utf-16-le"), "Macros".encode("utf-16-le"))
@@ -235,6 +246,9 @@ class AttachmentsCheck(Check):
             note("MIME_TOO_DEEP", "")
         if "parts_truncated" in defects:
             note("MIME_TOO_MANY_PARTS", "")
+        for defect in message.defects:
+            if defect.startswith(PARSE_FAILURES) or defect in PARSE_FAILURE_FLAGS:
+                note("PARSE_FAILED", defect)
         for symbol, names in found.items():
             evidence.add(symbol, SCORES[symbol], ",".join(dict.fromkeys(names))[:120])
 

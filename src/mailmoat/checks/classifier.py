@@ -4,8 +4,8 @@ Contract: scores ``tx.message`` (parsed once by the transaction) with the
 classifier model and adds at most one symbol:
 
 - ``BAYES_SPAM`` when the probability reaches ``classifier.spam_threshold``,
-  scored along ``classifier.spam_curve`` (default 1.0 at 0.9 up to 5.0 at
-  0.999);
+  scored along ``classifier.spam_curve`` (default 1.0 at 0.9, 5.0 at 0.99,
+  up to 7.0 at 0.9999; docs/classifier.md gives the measurements behind it);
 - ``BAYES_HAM`` when it is at or below ``classifier.ham_threshold``, scored
   along ``classifier.ham_curve`` (default -0.5 at 0.1 down to -3.0 at 0.001).
 

@@ -11,8 +11,14 @@ Feature families, each hashed under its own prefix so they do not mix:
 * body words (subject, plain text, text of the HTML), lower-cased, and
   orthogonal sparse bigrams: each word paired with each of the next
   ``osb_window`` words, the pair tagged with its distance;
-* header tokens prefixed by the field name (``from:gmail``), the names of
-  the fields present, and the field order of the first few;
+* header features by ``config.feature_set``: set 2 (the default) tokenises
+  only the fields the sender writes (``header_shape.CONTENT_FIELDS``,
+  ``from:gmail``) and adds the shape keys of ``header_shape`` (what carries
+  across sites and years); set 1 (models saved before set 2) tokenised every
+  field but the nearest Received hops, the names of the fields present and
+  the order of the first few;
+* byte 4-grams over the start of the body (set 2) or of the raw message,
+  header included (set 1);
 * URL hosts, their parent domains and path words; HTML tag and attribute
   names; attachment types and extensions; MIME part types; charsets;
   parser defects; a few bucketed sizes and counts.
@@ -42,6 +48,7 @@ from typing import AnyStr, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from mailmoat.classify.header_shape import CONTENT_FIELDS, header_shape_keys
 from mailmoat.message import ParsedMessage
 
 IndexArray = npt.NDArray[np.uint32]
@@ -251,8 +258,13 @@ class FeatureConfig:
     max_received: int = 3
     max_urls: int = 50
     max_tags: int = 400
-    # Byte 4-grams over the first this many bytes of the raw message.
+    # Byte 4-grams over the first this many bytes of the raw message (set
+    # 1) or of the body (set 2).
     ngram_bytes: int = 3000
+    # 1: every header field tokenised, its names and order, grams over the
+    # raw head (models made before set 2 existed); 2: header features that
+    # carry across sites (``header_shape``), grams over the body.
+    feature_set: int = 2
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -260,13 +272,19 @@ class FeatureConfig:
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> FeatureConfig:
         known = {k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__}  # type: ignore[call-overload]
+        # A model saved before feature sets existed was made with set 1.
+        known.setdefault("feature_set", 1)
         return cls(**known)
 
 
 def extract(message: ParsedMessage, config: FeatureConfig) -> IndexArray:
     """The distinct feature indices of ``message`` (sorted ``uint32``)."""
     hashes: list[int] = []
-    _header_keys(message, config, hashes)
+    portable = config.feature_set >= 2
+    if portable:
+        _portable_header_keys(message, config, hashes)
+    else:
+        _header_keys(message, config, hashes)
     _content_keys(message, config, hashes)
     n_keys = len(hashes)
     text = f"{message.subject}\n{message.text}\n{message.html_text}"
@@ -275,7 +293,10 @@ def extract(message: ParsedMessage, config: FeatureConfig) -> IndexArray:
     # hashes of the two words mixed with their distance), byte 4-grams.
     end = len(hashes)
     n_pairs, left, right, distance = _pairs(end - n_keys, config.osb_window)
-    head = _ngram_head(message.raw, config.ngram_bytes)
+    if not portable:
+        head = _ngram_head(message.raw, config.ngram_bytes)
+    else:
+        head = _ngram_head(message.raw[message.body_offset :], config.ngram_bytes)
     n_grams = max(len(head) - 3, 0)
     merged = np.empty(end + n_pairs + n_grams, np.uint64)
     merged[:end] = array(_U64, hashes)
@@ -422,6 +443,20 @@ def _header_keys(message: ParsedMessage, config: FeatureConfig, out: list[int]) 
     keys = _cache.prefixed("")
     out.append(keys["ho:" + ",".join(names[:6])])
     out.append(keys["hcount:" + str(_bucket(len(names)))])
+
+
+def _portable_header_keys(message: ParsedMessage, config: FeatureConfig, out: list[int]) -> None:
+    """Set 2: the values of the fields in ``CONTENT_FIELDS`` tokenised and
+    the shape keys of ``header_shape``; nothing from other fields."""
+    fields = _cache.fields
+    seen: set[str] = set()
+    for name, value in message.headers:
+        field = fields[name]
+        if field.name in CONTENT_FIELDS and field.name not in seen:
+            seen.add(field.name)
+            out += field.value_hashes(value, config.max_header_words)
+    keys = _cache.prefixed("")
+    out += map(keys.__getitem__, header_shape_keys(message))
 
 
 def _content_keys(message: ParsedMessage, config: FeatureConfig, out: list[int]) -> None:

@@ -1,7 +1,9 @@
 """``mailmoat config``: show, check or document the configuration.
 
 - ``mailmoat config [--config FILE]``: the effective configuration as TOML
-  (every key, defaults filled in; secrets shown as ``"<hidden>"``).
+  (every key, defaults filled in; secrets shown as ``"<hidden>"``: the
+  dashboard's password hash and secret key, and passwords inside URLs such
+  as ``store.url``, user info or a ``password=`` query parameter).
 - ``--check``: only validate FILE; prints ``ok`` or the error (exit 2).
 - ``--reference``: a Markdown reference of every key, its default and the
   comment above it in ``mailmoat/config.py`` (``docs/configuration.md`` is
@@ -19,8 +21,7 @@ from typing import Any
 
 from mailmoat.config import CheckSettings, Config, load_config
 from mailmoat.config import sections as config_module
-
-SECRET_KEYS = frozenset({"password_hash", "secret_key"})
+from mailmoat.config.redact import HIDDEN, SECRET_KEYS, redact_url
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +54,9 @@ def render(config: Config) -> str:
             for item in fields(value):
                 shown = getattr(value, item.name)
                 if item.name in SECRET_KEYS and shown:
-                    shown = "<hidden>"
+                    shown = HIDDEN
+                elif isinstance(shown, str):
+                    shown = redact_url(shown)
                 lines.append(f"{item.name} = {toml_value(shown)}")
         elif section.name == "scores":
             lines.append("\n[scores]")

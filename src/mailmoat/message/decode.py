@@ -7,7 +7,10 @@ charsets, ``email.header.decode_header`` raises on broken base64 words and
 keeps undecoded runs as bytes, and ``Message.get_payload(decode=True)``
 decodes the whole payload however large. These helpers add the fallbacks
 (declared charset, then UTF-8, then cp1252 with replacement), drop words
-that do not decode, and decode at most a given number of bytes.
+that do not decode, and decode at most a given number of bytes. Codecs that
+are no character sets (``undefined`` raises on any input, ``idna`` and
+``punycode`` on most bytes, the escape codecs interpret backslashes) count
+as unknown labels: the text falls back as for any unknown charset.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ _CHARSET_ALIASES = {
     "x-sjis": "shift_jis",
     "x-mac-roman": "mac_roman",
 }
+# Python codecs that a MIME label may name but that are no character sets.
+_NOT_CHARSETS = frozenset(
+    {"undefined", "idna", "punycode", "unicode-escape", "raw-unicode-escape", "charmap"}
+)
 _TEXT_CODECS: dict[str, str | None] = {}
 _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]{1,40})\?([bBqQ])\?([^?]*)\?=")
@@ -52,6 +59,8 @@ def codec_for(charset: str | None) -> str | None:
         info = codecs.lookup(name or "")
         # Refuse bytes-to-bytes transforms (base64, zlib, rot13...).
         name = info.name if getattr(info, "_is_text_encoding", True) else None
+        if name in _NOT_CHARSETS:
+            name = None
     except (LookupError, ValueError):
         name = None
     if len(_TEXT_CODECS) < 4096:
@@ -65,12 +74,16 @@ def decode_text(data: bytes, charset: str | None = None) -> str:
     if codec is not None and codec != "cp1252":
         try:
             return data.decode(codec)
-        except (UnicodeDecodeError, LookupError, ValueError):
+        except Exception:  # a codec may raise anything on hostile bytes
             pass
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
+        pass
+    try:
         return data.decode(codec or "cp1252", errors="replace")
+    except Exception:
+        return data.decode("cp1252", errors="replace")  # maps every byte
 
 
 def decode_transfer(data: bytes, encoding: str, limit: int) -> tuple[bytes, bool]:

@@ -3,8 +3,13 @@
 Contract: accepts any bytes (an RFC 5322 message, optionally behind an mbox
 ``From `` line, CRLF or LF line ends) and returns a ``ParsedMessage``. Work
 is bounded by ``ParseLimits``; every cut and every failure is recorded in
-``defects`` instead of raised. If the MIME parser itself fails, the result
-still carries the raw body as text so content checks see something.
+``defects`` instead of raised. A failure costs only what it touches: a
+header that does not decode keeps its raw text (``header_undecodable``), a
+part that does not decode keeps its name and bytes (``part_failed:*``), and
+when the stdlib parser itself fails (``parser_failed:*``, e.g. the
+``RecursionError`` of a thousand nested multiparts) the tree is split again
+without recursion (``fallback.split_tree``); only if that fails too is the
+body read as one text, still with the top-level headers and its URLs.
 
 The stdlib ``email`` package with ``policy.compat32`` does the MIME
 splitting: it is the fastest and most tolerant parser available. Written by
@@ -38,12 +43,19 @@ from mailmoat.message.decode import (
     decode_transfer,
     surrogate_bytes,
 )
+from mailmoat.message.fallback import split_tree
 from mailmoat.message.html import html_to_text
 from mailmoat.message.model import Attachment, ParsedMessage, ParseLimits
 from mailmoat.message.urls import UrlCollector
 
 DEFAULT_LIMITS = ParseLimits()
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+_NAMED_FIELDS = ("Content-Disposition", "Content-Type")
+# filename=, name=, and their RFC 2231 forms (filename*=charset''value).
+_RAW_FILENAME = re.compile(
+    r"""\b(?:file)?name\*?(?:0\*?)?\s*=\s*(?:[^'";]*'[^'";]*')?("[^"]*"|[^;\s]+)""", re.I
+)
+_PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
 _CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.I)
 
 
@@ -91,11 +103,39 @@ def _parse(
         return _Walker(data, body_offset, limits, defects, payload).run(message)
     except Exception as exc:  # the parser's failure modes are not documented
         defects.append(f"parser_failed:{type(exc).__name__}")
-        body = data[body_offset : body_offset + limits.max_part_bytes]
-        text = decode_text(body)[: limits.max_text_chars]
-        return ParsedMessage(
-            raw=data, headers=[], body_offset=body_offset, text=text, defects=defects
-        )
+    try:
+        message = split_tree(data, limits.max_depth, limits.max_parts)
+        return _Walker(data, body_offset, limits, defects).run(message)
+    except Exception as exc:
+        defects.append(f"parser_failed:{type(exc).__name__}")
+    return _salvage(data, body_offset, limits, defects)
+
+
+def _salvage(
+    data: bytes, body_offset: int, limits: ParseLimits, defects: list[str]
+) -> ParsedMessage:
+    """The last resort: the top-level headers as far as they parse, the body
+    as one text and the URLs in it."""
+    walker = _Walker(data, body_offset, limits, defects)
+    try:
+        head = BytesParser(policy=policy.compat32).parsebytes(data[:body_offset], headersonly=True)
+        headers = walker._headers(head)
+    except Exception as exc:
+        defects.append(f"headers_failed:{type(exc).__name__}")
+        headers = []
+    body = data[body_offset : body_offset + limits.max_part_bytes]
+    text = decode_text(body)[: limits.max_text_chars]
+    urls = UrlCollector(limits.max_urls)
+    urls.add_text(text)
+    return ParsedMessage(
+        raw=data,
+        headers=headers,
+        body_offset=body_offset,
+        text=text,
+        urls=urls.urls,
+        domains=urls.domains,
+        defects=defects,
+    )
 
 
 def _full_parse(data: bytes) -> Message:
@@ -231,7 +271,15 @@ class _Walker:
             items = items[: self.limits.max_headers]
         for defect in message.defects:
             self.defects.append(type(defect).__name__)
-        return [(str(name), decode_header_value(str(value))) for name, value in items]
+        return [(str(name), self._header_value(str(value))) for name, value in items]
+
+    def _header_value(self, raw: str) -> str:
+        """One header's decoded value; its raw text when decoding fails."""
+        try:
+            return decode_header_value(raw)
+        except Exception:  # never lose the other headers for one
+            self.defects.append("header_undecodable")
+            return raw.encode("utf-8", "replace").decode("utf-8")
 
     def _walk(self, root: Message) -> int:
         """Visit parts depth first without recursion; returns parts seen."""
@@ -252,11 +300,37 @@ class _Walker:
                     (child, depth + 1) for child in reversed(payload) if isinstance(child, Message)
                 )
                 continue
+            leaf = payload if isinstance(payload, (str, bytes)) else ""
             try:
-                self._leaf(part, payload if isinstance(payload, (str, bytes)) else "")
+                self._leaf(part, leaf)
             except Exception as exc:  # one broken part must not lose the others
                 self.defects.append(f"part_failed:{type(exc).__name__}")
+                self._keep_failed_part(part, leaf)
         return count
+
+    def _keep_failed_part(self, part: Message, payload: str | bytes) -> None:
+        """A part ``_leaf`` failed on, kept as an attachment with the file
+        name from its raw headers and its undecoded bytes, so the
+        attachment checks still see it."""
+        try:
+            fields = " ".join(str(part.get(name, "")) for name in _NAMED_FIELDS)
+            match = _RAW_FILENAME.search(fields)
+            filename = match.group(1).strip("\"' ") if match else ""
+            raw = payload if isinstance(payload, bytes) else surrogate_bytes(payload)
+            data, _ = decode_transfer(
+                raw, str(part.get("Content-Transfer-Encoding", "")), self.limits.max_part_bytes
+            )
+            content_type = str(part.get("Content-Type", "application/octet-stream"))
+            self.attachments.append(
+                Attachment(
+                    filename=decode_text(_unquote_percent(filename))[:255],
+                    content_type=content_type.split(";", 1)[0].strip().lower()[:100],
+                    size=len(data),
+                    payload=data[: self.limits.max_attachment_bytes],
+                )
+            )
+        except Exception as exc:
+            self.defects.append(f"part_lost:{type(exc).__name__}")
 
     def _leaf(self, part: Message, payload: str | bytes) -> None:
         # "text/plain charset=x" (no semicolon) is still text/plain.
@@ -301,6 +375,10 @@ class _Walker:
         else:
             self.htmls.append(text)
             self.html_chars += len(text)
+
+
+def _unquote_percent(value: str) -> bytes:
+    return _PERCENT.sub(lambda m: bytes([int(m.group(1), 16)]), surrogate_bytes(value))
 
 
 def _raw_payload(part: Message) -> object:

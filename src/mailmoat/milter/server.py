@@ -18,6 +18,16 @@ empty value, highest index first), then ``tx.added_headers`` and the X-Spam
 fields (``smtp.outcome.spam_fields``) are inserted on top (SMFIR_INSHEADER).
 The MTA writes its own Received field; relay control is the MTA's job.
 
+Bounds: a message's header fields are held in memory only up to
+``milter.max_headers`` fields and ``milter.max_header_bytes`` bytes (body:
+``smtp.max_message_size``, the excess is not scored); past a header bound the
+fields are dropped and the message is refused with ``552 5.3.4`` at the next
+step the MTA takes an answer for (a header when it waits for one, else the
+body or end of message), recorded as a ``size`` refusal. At most
+``milter.max_connections`` MTA connections run at once; more are closed at
+once with a warning (``limits.ConnectionCap``), and Postfix then applies
+``milter_default_action``.
+
 Failure: an exception while handling a step answers TEMPFAIL for that step
 (the MTA answers 451), logs it, and the session goes on. A protocol error
 closes the connection; Postfix then applies ``milter_default_action``
@@ -40,6 +50,7 @@ from mailmoat.core.symbols import Action, Stage
 from mailmoat.core.transaction import Session, Transaction
 from mailmoat.fronts import FrontRuntime, FrontServer
 from mailmoat.milter import codec
+from mailmoat.milter.limits import HEADERS_TOO_BIG, ConnectionCap, headers_over
 from mailmoat.pipeline import Pipeline
 from mailmoat.smtp import content
 from mailmoat.smtp.outcome import SPAM_FIELDS, spam_fields
@@ -74,6 +85,8 @@ class MilterSession:
         self.body: list[bytes] = []
         self.body_size = 0
         self.truncated = False
+        self.header_bytes = 0
+        self.headers_over = False
 
     @property
     def pipeline(self) -> Pipeline:
@@ -124,14 +137,21 @@ class MilterSession:
             self.macros = {}
             return b""
         if command == codec.HEADER:
-            name, value = codec.parse_header(packet.data)
-            self.headers.append(_Header(name, value))
-            return b"" if self.protocol & codec.SMFIP_NR_HDR else _CONTINUE
+            self._add_header(packet.data)
+            if self.protocol & codec.SMFIP_NR_HDR:
+                return b""
+            return await self._refuse_headers() if self.headers_over else _CONTINUE
         if command == codec.EOH:
-            return b"" if self.protocol & codec.SMFIP_NR_EOH else _CONTINUE
+            if self.protocol & codec.SMFIP_NR_EOH:
+                return b""
+            return await self._refuse_headers() if self.headers_over else _CONTINUE
         if command == codec.BODY:
+            if self.headers_over:
+                return await self._refuse_headers()
             self._add_body(packet.data)
             return _CONTINUE
+        if command == codec.BODYEOB and self.headers_over:
+            return await self._refuse_headers()
         try:
             return await self._stage_step(command, packet.data)
         except codec.ProtocolError:
@@ -259,6 +279,43 @@ class MilterSession:
         # insert at the top in reverse, so the fields end up in list order.
         return b"".join([*reversed(deletions), *reversed(inserts)])
 
+    def _add_header(self, data: bytes) -> None:
+        """Keep one header field, unless the message is past a header bound
+        (then every field is dropped and ``headers_over`` set)."""
+        if self.headers_over:
+            return
+        name, value = codec.parse_header(data)
+        self.header_bytes += len(data)
+        if headers_over(self.config.milter, len(self.headers) + 1, self.header_bytes):
+            log.warning(
+                "client=%s milter: message header over the limit (%d fields, %d bytes); "
+                "refusing it with 552",
+                self.session.client_ip,
+                len(self.headers) + 1,
+                self.header_bytes,
+            )
+            self.headers_over = True
+            self.headers = []
+            return
+        self.headers.append(_Header(name, value))
+
+    async def _refuse_headers(self) -> bytes:
+        """Refuse the current message for its header size (once recorded)."""
+        tx = self.tx
+        if tx is not None:
+            record = record_for(
+                tx,
+                None,
+                action=Action.REJECT.value,
+                reason="size",
+                stage=Stage.DATA,
+                reply=HEADERS_TOO_BIG,
+                node=self.runtime.node,
+            )
+            await self.pipeline.finish(record)
+        self._reset_tx()
+        return codec.reply_code(HEADERS_TOO_BIG)
+
     def _add_body(self, chunk: bytes) -> None:
         limit = self.config.smtp.max_message_size
         if self.body_size + len(chunk) > limit:
@@ -305,6 +362,8 @@ class MilterSession:
         self.body = []
         self.body_size = 0
         self.truncated = False
+        self.header_bytes = 0
+        self.headers_over = False
 
 
 _CONTINUE = codec.reply(codec.CONTINUE)
@@ -315,8 +374,21 @@ class MilterServer(FrontServer):
     default_port = 8891
     stop_grace = 10.0
 
+    def __init__(self, runtime: FrontRuntime) -> None:
+        super().__init__(runtime)
+        self.cap = ConnectionCap()
+
     def listen(self) -> str:
         return self.runtime.config.milter.listen
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # ``sessions`` already holds this connection's task.
+        open_now = len(self.sessions) - 1
+        if not self.cap.admit(
+            self.runtime.config.milter, open_now, writer.get_extra_info("peername")
+        ):
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            return
         await MilterSession(self.runtime, reader, writer).run()

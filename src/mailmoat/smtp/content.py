@@ -3,7 +3,7 @@
 Contract:
 - ``unstuff(payload)`` undoes RFC 5321 dot-stuffing on ``<CR><LF>`` lines.
 - ``inspect(payload)`` reports what policy cares about: bare LF / bare CR,
-  NUL bytes, 8-bit bytes, the longest line.
+  NUL bytes, 8-bit bytes, a line over the limit (when there is one).
 - ``normalize_line_ends`` turns every bare LF and bare CR into CRLF, so what
   we pass on can never hold an end-of-DATA sequence of another reading
   (``<LF>.<LF>``, ``<CR>.<CR>``...); the upstream writer dot-stuffs again.
@@ -21,6 +21,8 @@ from mailmoat.core.headers import header_end, name_and_value, raw_fields
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _BARE_CR = re.compile(rb"\r(?!\n)")
+# C0 controls but TAB, and DEL: never inside a field value we write.
+_FIELD_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +41,10 @@ def unstuff(payload: bytes) -> bytes:
 
 def inspect(payload: bytes, max_line_length: int) -> PayloadFacts:
     # Split in C and compare lengths: far faster than a regex scan. A line's
-    # length here counts its CR, hence the + 1.
+    # length here counts its CR, hence the + 1. No limit at 0 (or below).
     long_line = (
-        len(payload) > max_line_length and max(map(len, payload.split(b"\n"))) > max_line_length + 1
+        0 < max_line_length < len(payload)
+        and max(map(len, payload.split(b"\n"))) > max_line_length + 1
     )
     return PayloadFacts(
         bare_newline=has_bare_line_end(payload),
@@ -75,7 +78,12 @@ def stuff(payload: bytes) -> bytes:
 
 
 def fold(name: str, value: str, width: int = 78) -> str:
-    """``Name: value`` folded at spaces to ``width``, continuation with a tab."""
+    """``Name: value`` folded at spaces to ``width``, continuation with a tab.
+
+    Control characters in ``value`` (a bare CR or LF from a client's HELO or
+    a DNS name would end the field early or smuggle another) become ``?``,
+    as Postfix prints them: the only line ends in a field are our folds."""
+    value = _FIELD_CONTROL.sub("?", value)
     lines: list[str] = []
     current = f"{name}:"
     fresh = True

@@ -107,14 +107,11 @@ class Dialogue:
             await self._run_cleanups(tx.session)
 
     async def _close_upstream(self) -> None:
-        """Hand the upstream connection back to the gateway's pool when it is
-        between transactions; otherwise end it."""
+        """Hand the upstream connection back to the gateway's pool, which
+        resets (or closes) it when a transaction is still open on it."""
         upstream, self.upstream = self.upstream, None
-        if upstream is None:
-            return
-        if self.tx is not None and self.tx.notes.get("upstream_mail"):
-            await upstream.rset()
-        await self.gw.release_upstream(upstream)
+        if upstream is not None:
+            await self.gw.release_upstream(upstream)
 
     async def _abort_tx(self) -> None:
         await self._end_tx()

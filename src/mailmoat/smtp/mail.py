@@ -158,11 +158,14 @@ class MailCommands(Dialogue):
         facts = ClientFacts(tx.session.client_ip, tx.session.client_rdns, tx.session.helo)
         while True:
             pooled = False
-            if self.upstream is None or not self.upstream.connected:
+            if self.upstream is not None and not await self.upstream.settle():
+                self.upstream = None
+            if self.upstream is None:
                 self.upstream, pooled = await self.gw.take_upstream()
             try:
                 return await self.upstream.begin(tx.mail_from, tx.mail_options, facts, rcpt)
             except UpstreamError:
+                self.upstream.close()
                 self.upstream = None
                 if not pooled:
                     raise
@@ -180,7 +183,9 @@ class MailCommands(Dialogue):
         except UpstreamError as exc:
             log.warning("queue_id=%s upstream: %s", tx.queue_id, exc.detail)
             tx.notes["upstream_mail"] = False
-            self.upstream = None
+            if self.upstream is not None:
+                self.upstream.close()
+                self.upstream = None
             return exc.reply
 
     async def smtp_DATA(self, arg: str) -> None:
@@ -281,6 +286,7 @@ class MailCommands(Dialogue):
             reply = await self.upstream.data(message)
         except UpstreamError as exc:
             log.warning("queue_id=%s upstream: %s", tx.queue_id, exc.detail)
+            self.upstream.close()
             self.upstream = None
             return exc.reply.lines()
         return reply.lines()

@@ -183,7 +183,7 @@ class Gateway:
         now = time.monotonic()
         while self._idle_upstreams:
             session, since = self._idle_upstreams.pop()
-            if session.connected and now - since < UPSTREAM_IDLE_SECONDS:
+            if session.reusable and now - since < UPSTREAM_IDLE_SECONDS:
                 return session, True
             session.close()
         session = upstream_from_config(self.config)
@@ -192,9 +192,14 @@ class Gateway:
 
     async def release_upstream(self, session: UpstreamSession) -> None:
         """Keep a healthy idle connection for the next client (at most
-        ``UPSTREAM_POOL_SIZE``, for ``UPSTREAM_IDLE_SECONDS``); quit the rest."""
+        ``UPSTREAM_POOL_SIZE``, for ``UPSTREAM_IDLE_SECONDS``); quit the rest.
+        A connection still inside a transaction is reset first, or closed
+        when that fails: the pool never holds one in an unknown state."""
         pool_full = len(self._idle_upstreams) >= UPSTREAM_POOL_SIZE
-        if session.connected and not self.stopping and not pool_full:
+        if self.stopping or pool_full:
+            await session.quit()
+            return
+        if await session.settle():
             self._idle_upstreams.append((session, time.monotonic()))
             return
         await session.quit()

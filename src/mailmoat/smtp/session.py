@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 
 from mailmoat.core.symbols import Stage
 from mailmoat.core.transaction import Transaction
@@ -26,6 +27,8 @@ from mailmoat.store.base import StoreError
 
 log = logging.getLogger("mailmoat.smtp")
 
+TLS_HANDSHAKE_SECONDS = 30.0
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _NON_SMTP = frozenset({"GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS", "USER", "PASS"})
 _NOT_OFFERED = frozenset({"AUTH", "BDAT", "ETRN", "TURN", "ATRN", "XCLIENT"})
 
@@ -170,15 +173,16 @@ class SmtpSession(MailCommands):
         if not arg or " " in arg:
             self.reply(f"501 5.5.4 Syntax: {'EHLO' if esmtp else 'HELO'} hostname")
             return
+        if _CONTROL.search(arg):
+            # A bare CR (or any control) would travel on in our Received and
+            # Authentication-Results fields and in XFORWARD HELO.
+            self.reply("501 5.5.2 Syntax: control character in hostname")
+            return
         await self._abort_tx()
-        first = not self.session.helo
         self.session.helo = arg
         self.session.esmtp = esmtp
-        if first:
-            decision = await self.pipeline.run(Stage.HELO, self._new_tx())
-            if decision.is_final_refusal:
-                await self._refuse(self._new_tx(), decision, Stage.HELO)
-                return
+        if await self._judge_helo(arg):
+            return
         hostname = self.config.smtp.hostname
         if not esmtp:
             self.reply(f"250 {hostname}")
@@ -197,6 +201,33 @@ class SmtpSession(MailCommands):
         if self.xforward_offered:
             lines.append(xforward.OFFERED)
         self.reply("\r\n".join(f"250-{x}" for x in lines[:-1]) + f"\r\n250 {lines[-1]}")
+
+    async def _judge_helo(self, name: str) -> bool:
+        """Run the helo stage for a name not judged yet in this session;
+        True when the client was refused.
+
+        A session greets again after STARTTLS (and may at any time): the
+        same name is not judged twice, and a new one adds only symbols the
+        session does not hold yet, so no finding is ever counted twice (the
+        second EHLO after STARTTLS used to double every helo-stage score)."""
+        judged: set[str] = self.session.notes.setdefault("helo_judged", set())
+        if name.lower() in judged:
+            return False
+        if len(judged) < 16:  # bounded; past it a name is judged each time
+            judged.add(name.lower())
+        held = len(self.session.symbols)
+        decision = await self.pipeline.run(Stage.HELO, self._new_tx())
+        seen = {symbol.name for symbol in self.session.symbols[:held]}
+        fresh = []
+        for symbol in self.session.symbols[held:]:
+            if symbol.name not in seen:
+                seen.add(symbol.name)
+                fresh.append(symbol)
+        self.session.symbols[held:] = fresh
+        if decision.is_final_refusal:
+            await self._refuse(self._new_tx(), decision, Stage.HELO)
+            return True
+        return False
 
     async def smtp_XFORWARD(self, arg: str) -> None:
         if not self.xforward_offered:
@@ -249,17 +280,31 @@ class SmtpSession(MailCommands):
         if arg:
             self.reply("501 5.5.4 Syntax: STARTTLS")
             return
+        if self.conn.pending():
+            # Input pipelined after STARTTLS was sent in plaintext before the
+            # client could have seen our 220 (RFC 3207 forbids it): acted on
+            # inside TLS it would be a command injection (CVE-2011-0411).
+            log.info(
+                "client=%s sent %d bytes after STARTTLS; refused",
+                self.session.client_ip,
+                self.conn.pending(),
+            )
+            self.conn.discard_pending()
+            self.reply("554 5.5.1 Error: input pipelined after STARTTLS")
+            raise Hangup()
         self.reply("220 2.0.0 Ready to start TLS")
-        # Anything the client sent after STARTTLS in plaintext is an injection
-        # attempt (CVE-2011-0411); it must not be read as encrypted commands.
-        self.conn.discard_pending()
         transport = self.conn.transport
         assert transport is not None
         loop = asyncio.get_running_loop()
+        # start_tls is awaited here, not wrapped in a task (wait_for would
+        # start it one loop iteration later): it takes the transport over
+        # before this task yields, so the client's ClientHello, however
+        # fast, reaches the TLS protocol and never the plaintext buffer.
         try:
-            new_transport = await asyncio.wait_for(
-                loop.start_tls(transport, self.conn, context, server_side=True), 30
-            )
+            async with asyncio.timeout(TLS_HANDSHAKE_SECONDS):
+                new_transport = await loop.start_tls(
+                    transport, self.conn, context, server_side=True
+                )
         except (OSError, TimeoutError) as exc:
             log.info("client=%s TLS handshake failed: %s", self.session.client_ip, exc)
             raise Hangup() from exc

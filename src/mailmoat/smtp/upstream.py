@@ -9,6 +9,13 @@ upstream (refused connection, timeout, dropped connection, garbage) raises
 ``UpstreamError`` carrying the 451 4.4.x reply the client must get: never a
 ``250`` for a message the upstream has not accepted.
 
+A connection serves one client after another (the gateway pools them), so
+the session knows its own state: ``in_transaction`` from the first command of
+a transaction (XFORWARD or MAIL) until the upstream answered the end of data
+or an RSET, and whether a command is still waiting for its reply. Only a
+``reusable`` connection (open, between transactions, nothing in flight) may
+serve the next transaction; ``settle()`` gets it there with RSET or closes it.
+
 Why a client of our own rather than aiosmtplib: this leg is the gateway's
 hot path, and aiosmtplib cannot pipeline (RFC 2920): it keeps one reply per
 written command and drops what arrives beyond it. With PIPELINING offered,
@@ -22,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from dataclasses import dataclass
 
 from mailmoat.config import Config, parse_hostport
@@ -30,6 +38,9 @@ from mailmoat.smtp.wire import Connection, LineTooLong
 
 log = logging.getLogger("mailmoat.upstream")
 
+# An XFORWARD value with a space or a control character is not sent (it
+# would split the attribute or the command line).
+_XFORWARD_UNSAFE = re.compile("[\x00-\x20\x7f]")
 # RFC 5321 4.5.3.1.5: a reply line is at most 512 octets; be tolerant.
 MAX_REPLY_LINE = 4096
 MAX_REPLY_LINES = 200
@@ -93,6 +104,12 @@ class UpstreamSession:
         self._conn: Connection | None = None
         # EHLO keywords (lower case) and their parameters.
         self.extensions: dict[str, str] = {}
+        # XFORWARD or MAIL sent, and neither the end of data nor an RSET
+        # answered since: the upstream holds this client's transaction.
+        self.in_transaction = False
+        # Commands written whose replies have not all been read (an exchange
+        # cut short by cancellation): the next reply read would be stale.
+        self._awaiting_replies = False
 
     @property
     def connected(self) -> bool:
@@ -100,6 +117,23 @@ class UpstreamSession:
         out of turn, say a 421 before closing, is not reused)."""
         conn = self._conn
         return conn is not None and conn.is_open and conn.pending() == 0
+
+    @property
+    def reusable(self) -> bool:
+        """Fit to start a new transaction: open, between transactions, and
+        with no reply outstanding."""
+        return self.connected and not self.in_transaction and not self._awaiting_replies
+
+    async def settle(self) -> bool:
+        """Bring the connection back between transactions (RSET when one is
+        open upstream); close it when that cannot be done. True when it is
+        ``reusable`` afterwards."""
+        if self.in_transaction and not self._awaiting_replies:
+            await self.rset()
+        if not self.reusable:
+            self.close()
+            return False
+        return True
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -135,11 +169,16 @@ class UpstreamSession:
         if commands:
             conn.write(b"".join(commands))
         deadline = asyncio.get_running_loop().time() + timeout
+        self._awaiting_replies = True
         try:
-            return [await self._read_reply(conn, what, deadline) for _ in range(len(commands) or 1)]
+            replies = [
+                await self._read_reply(conn, what, deadline) for _ in range(len(commands) or 1)
+            ]
         except TimeoutError as exc:
             self.close()
             raise UpstreamError(TIMED_OUT, f"upstream timeout on {what}") from exc
+        self._awaiting_replies = False
+        return replies
 
     async def _read_reply(self, conn: Connection, what: str, deadline: float) -> Reply:
         texts: list[str] = []
@@ -186,6 +225,7 @@ class UpstreamSession:
         commands = [*([xforward] if xforward else []), mail]
         if rcpt is not None:
             commands.append(_command_line(_rcpt_line(rcpt)))
+        self.in_transaction = True
         if "pipelining" in self.extensions:
             replies = await self._exchange(commands, self.command_timeout, "MAIL")
         else:
@@ -208,7 +248,11 @@ class UpstreamSession:
     def _xforward_line(self, client: ClientFacts) -> bytes:
         names = self.extensions.get("xforward", "").upper().split()
         values = {"ADDR": client.addr, "NAME": client.name or "[UNAVAILABLE]", "HELO": client.helo}
-        args = [f"{k}={v}" for k, v in values.items() if k in names and v and " " not in v]
+        args = [
+            f"{k}={v}"
+            for k, v in values.items()
+            if k in names and v and not _XFORWARD_UNSAFE.search(v)
+        ]
         line = ("XFORWARD " + " ".join(args)).encode("utf-8", "surrogateescape")
         return _command_line(line) if args else b""
 
@@ -225,27 +269,39 @@ class UpstreamSession:
         )[0]
 
     async def data(self, message: bytes) -> Reply:
-        """Send a CRLF-normalized message; dot-stuffing happens here."""
+        """Send a CRLF-normalized message; dot-stuffing happens here.
+
+        A refused DATA command leaves the transaction open upstream, so it is
+        reset here (or the connection closed) before the refusal is returned."""
         start = await self.command(b"DATA")
         if start.code != 354:
+            await self.rset()
             return start
         wire = stuff(message)
         if not wire.endswith(b"\r\n"):
             wire += b"\r\n"
-        return (await self._exchange([wire + b".\r\n"], self.data_timeout, "end of data"))[0]
+        end = (await self._exchange([wire + b".\r\n"], self.data_timeout, "end of data"))[0]
+        self.in_transaction = False  # whatever the verdict, the transaction is over
+        return end
 
     async def rset(self) -> None:
-        if not self.connected:
+        """End any transaction upstream; a connection that cannot is closed."""
+        if not self.in_transaction:
+            return
+        if not self.connected or self._awaiting_replies:
+            self.close()
             return
         try:
             reply = await self.command(b"RSET")
         except UpstreamError:
-            return
-        if not reply.ok:
+            return  # already closed
+        if reply.ok:
+            self.in_transaction = False
+        else:
             self.close()
 
     async def quit(self) -> None:
-        if not self.connected:
+        if not self.connected or self._awaiting_replies:
             self.close()
             return
         with contextlib.suppress(UpstreamError):

@@ -8,7 +8,10 @@ node and hour, TTL ``stats.history_days``). The bound is therefore
 drops and counts records over the hourly cap). ``search`` reads the hours of
 a window newest first, decompresses and filters in Python, and stops at
 ``limit`` matches; it works the same on SQLite and on a Redis shared by a
-cluster. Unreadable items are skipped, never fatal.
+cluster. Unreadable items are skipped, never fatal. ``search_page`` also
+stops at a time budget and says where to go on (``Page.next_end``); callers
+bound the window (the dashboard: to ``history_days``) and keep the walk off
+a busy event loop (``mailmoat.web.history_reader``).
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,23 +153,65 @@ def _ip_matches(address: str, pattern: str) -> bool:
     return address == pattern or (pattern.endswith((".", ":")) and address.startswith(pattern))
 
 
-async def iter_entries(
-    store: Store, nodes: list[str], start: float, end: float
-) -> Iterator[dict[str, Any]]:
-    """All entries with ``start <= time < end``, newest hour first (within an
-    hour, newest first per node)."""
-    found: list[dict[str, Any]] = []
+@dataclass
+class Page:
+    """One page of search results, newest first. ``more``: the search stopped
+    early (``limit`` matches or the time budget) and older matches may exist;
+    search again with ``end = next_end`` for them."""
+
+    entries: list[dict[str, Any]]
+    more: bool
+    next_end: float
+
+
+def _entry_time(entry: Mapping[str, Any]) -> float:
+    try:
+        return float(entry.get("time", 0))
+    except (TypeError, ValueError):
+        return 0.0
+
+
+async def read_hour(
+    store: Store, nodes: list[str], hour: int, start: float, end: float
+) -> list[dict[str, Any]]:
+    """The entries of one hour with ``start <= time < end``, newest first."""
+    chunk: list[dict[str, Any]] = []
+    for node in nodes:
+        for blob in await store.range(history_key(node, hour), 0, -1):
+            chunk.extend(decode_batch(blob))
+    chunk = [e for e in chunk if start <= _entry_time(e) < end]
+    chunk.sort(key=_entry_time, reverse=True)
+    return chunk
+
+
+async def search_page(
+    store: Store,
+    filters: Filters,
+    *,
+    start: float,
+    end: float,
+    node: str | None = None,
+    limit: int = 200,
+    budget: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Page:
+    """At most ``limit`` entries matching ``filters`` with ``start <= time <
+    end``, reading one hour at a time from the newest; past ``budget``
+    seconds it stops between hours and returns what it has (``more``)."""
+    nodes = await resolve_nodes(store, node)
+    deadline = None if budget is None else clock() + budget
+    matches: list[dict[str, Any]] = []
     hour = floor(end, HOUR)
     while hour >= floor(start, HOUR):
-        chunk: list[dict[str, Any]] = []
-        for node in nodes:
-            for blob in await store.range(history_key(node, hour), 0, -1):
-                chunk.extend(decode_batch(blob))
-        chunk = [e for e in chunk if start <= float(e.get("time", 0)) < end]
-        chunk.sort(key=lambda e: float(e.get("time", 0)), reverse=True)
-        found.extend(chunk)
+        if deadline is not None and clock() > deadline:
+            return Page(matches, True, min(end, hour + HOUR))
+        for entry in await read_hour(store, nodes, hour, max(start, hour), min(end, hour + HOUR)):
+            if filters.matches(entry):
+                matches.append(entry)
+                if len(matches) >= limit:
+                    return Page(matches, True, _entry_time(entry))
         hour -= HOUR
-    return iter(found)
+    return Page(matches, False, start)
 
 
 async def search(
@@ -178,17 +224,8 @@ async def search(
     limit: int = 200,
 ) -> list[dict[str, Any]]:
     """Newest first, at most ``limit`` entries matching ``filters``."""
-    nodes = await resolve_nodes(store, node)
-    matches: list[dict[str, Any]] = []
-    hour = floor(end, HOUR)
-    while hour >= floor(start, HOUR) and len(matches) < limit:
-        for entry in await iter_entries(store, nodes, max(start, hour), min(end, hour + HOUR)):
-            if filters.matches(entry):
-                matches.append(entry)
-                if len(matches) >= limit:
-                    break
-        hour -= HOUR
-    return matches
+    page = await search_page(store, filters, start=start, end=end, node=node, limit=limit)
+    return page.entries
 
 
 async def find(

@@ -6,11 +6,19 @@ WAL and ``synchronous=NORMAL`` an operation takes tens of microseconds, less
 than a thread hop would cost. ``path=":memory:"`` gives a private in-memory
 store for unit tests. Expired rows read as absent and are deleted by
 ``purge()`` (the server calls it periodically) and lazily on write.
+The file holds history (addresses, subjects) and the model: a new file and
+its directory are created private (0600, 0700) and an existing file that
+others can read is tightened to 0600 (SQLite gives its -wal and -shm files
+the database file's mode).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -33,6 +41,23 @@ CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires);
 
 
 _BUSY_TIMEOUT = 5.0
+log = logging.getLogger("mailmoat.store")
+
+
+def _private_file(path: str) -> None:
+    """Create ``path`` as 0600 (directory 0700) or tighten it to 0600."""
+    Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            if stat.S_IMODE(os.stat(name).st_mode) & 0o077:
+                os.chmod(name, 0o600)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("store: cannot make %s private (%s)", name, exc)
+
 
 _ADD = (
     "INSERT INTO kv (key, value, expires) VALUES (?,?,?) ON CONFLICT (key) DO UPDATE"
@@ -44,14 +69,14 @@ class SqliteStore:
     def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
         self.path = str(path)
         self.clock = clock
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if self.path != ":memory:":
+                _private_file(self.path)
             self._db = sqlite3.connect(
                 self.path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
             )
             self._prepare()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"sqlite store {self.path}: {exc}") from exc
 
     def _prepare(self) -> None:

@@ -4,8 +4,10 @@ Contract (all GET unless said; JSON; times are epoch seconds):
 - ``/api/summary?since=24h&node=``: totals, refusals by reason, spam share,
   top lists, step events (the numbers ``mailmoat stats`` prints)
 - ``/api/series?view=day|week|month|year&node=``: the graph data
-- ``/api/history?since=24h&limit=200&<filters>``: history entries, newest
-  first (filters as in ``stats.history.Filters``)
+- ``/api/history?since=24h&limit=200&before=&<filters>``: history entries,
+  newest first (filters as in ``stats.history.Filters``); ``since`` is cut to
+  ``stats.history_days``, ``limit`` to ``history_reader.MAX_PAGE``; with
+  ``more`` true, ``next_before`` is the ``before`` of the next page
 - ``/api/message/{queue_id}``: the records of one transaction
 - ``/api/events``: step changes; ``/api/quarantine``: quarantined messages
 - POST ``/api/quarantine/{id}/{release|delete|learn-spam|learn-ham}`` with
@@ -27,8 +29,10 @@ from mailmoat.quarantine import as_dict
 from mailmoat.stats import history as hist
 from mailmoat.stats.counters import ACTIONS, DAY, read_all_time
 from mailmoat.stats.series import VIEWS, parse_since, read_events, read_series, summary
+from mailmoat.store.base import StoreError
 from mailmoat.web import actions
 from mailmoat.web.app import dashboard_of, form_with_csrf, fresh_dashboard_of, node_param
+from mailmoat.web.history_reader import bounded_window
 from mailmoat.web.pages import run_action
 
 
@@ -45,7 +49,9 @@ async def api_summary(request: Request) -> Response:
     if isinstance(since, JSONResponse):
         return since
     node = node_param(request)
-    data = await summary(board.store, board.config().stats, since, board.clock(), node)
+    settings = board.config().stats
+    since = min(since, settings.day_retention_days * DAY)  # nothing older is kept
+    data = await summary(board.store, settings, since, board.clock(), node)
     return JSONResponse(data)
 
 
@@ -64,28 +70,43 @@ async def api_history(request: Request) -> Response:
     since = _since(request)
     if isinstance(since, JSONResponse):
         return since
+    params = request.query_params
     try:
-        limit = max(1, min(5000, int(request.query_params.get("limit", "200"))))
+        limit = int(params.get("limit", "200"))
+        before = float(params["before"]) if params.get("before") else None
     except ValueError:
-        return JSONResponse({"error": "limit must be a number"}, status_code=400)
-    now = board.clock()
-    entries = await hist.search(
-        board.store,
-        hist.Filters.from_query(request.query_params),
-        start=now - since,
-        end=now + 1,
-        node=node_param(request),
-        limit=limit,
-    )
-    return JSONResponse({"count": len(entries), "entries": entries})
+        return JSONResponse({"error": "limit and before must be numbers"}, status_code=400)
+    config = board.config()
+    window = bounded_window(config, board.clock(), since, before)
+    try:
+        page = await board.history.page(
+            config,
+            board.store,
+            hist.Filters.from_query(params),
+            window,
+            node=node_param(request),
+            limit=limit,
+        )
+    except StoreError as exc:
+        return JSONResponse({"error": f"history unavailable: {exc}"}, status_code=503)
+    result: dict[str, object] = {
+        "count": len(page.entries),
+        "entries": page.entries,
+        "since": window.since,
+        "more": page.more,
+    }
+    if page.more:
+        result["next_before"] = page.next_end
+    return JSONResponse(result)
 
 
 async def api_message(request: Request) -> Response:
     board = await fresh_dashboard_of(request)
-    now = board.clock()
     queue_id = request.path_params["queue_id"]
-    days = board.config().stats.history_days
-    entries = await hist.find(board.store, queue_id, start=now - days * DAY, end=now + 1)
+    try:
+        entries = await board.history.find(board.config(), board.store, queue_id, board.clock())
+    except StoreError as exc:
+        return JSONResponse({"error": f"history unavailable: {exc}"}, status_code=503)
     if not entries:
         return JSONResponse({"error": f"no record of {queue_id}"}, status_code=404)
     return JSONResponse({"queue_id": queue_id, "entries": entries})

@@ -1,26 +1,33 @@
 """The dashboard application: Starlette routes, login, session and CSRF guard.
 
-Contract: ``create_app(dashboard)`` returns an ASGI app. Every page and API
-call needs an authenticated session (signed cookie after ``/login``) or,
-for GET requests to ``/api/`` and ``/metrics``, HTTP Basic with the same
-password; without a configured password everything is open (the server then
-binds to loopback only, see ``auth.check_bind``). Every POST must carry the
-session's CSRF token (form field ``csrf`` or header ``X-CSRF-Token``) and, when
-the browser sends ``Origin``, come from the same origin; otherwise 403. The
-cookie is HttpOnly, SameSite=Strict. Passwords and secrets never reach a page
-or a log line.
+Contract: ``create_app(dashboard)`` returns an ASGI app. A request whose
+``Host`` is not an allowed host (``hosts.AllowedHosts``: localhost, loopback,
+the listen host, ``web.allowed_hosts``) gets 400, so a DNS-rebound name
+cannot reach it, and neither can another site's ``<img>``, script or fetch
+(``Sec-Fetch-Site: cross-site`` other than a navigation: 403). Every page
+and API call needs an authenticated session (signed cookie after
+``/login``, not revoked by ``/logout``) or, for GET requests to ``/api/``
+and ``/metrics``, HTTP Basic with the same password; without a configured
+password everything is open (the server then binds to loopback only, see
+``auth.check_bind``). Password checks run in worker threads, a few at once,
+and a client address with too many failures gets 429 (``throttle``). Every
+POST must carry the session's CSRF token (form field ``csrf`` or header
+``X-CSRF-Token``) and, when the browser sends ``Origin``, come from an
+allowed host; otherwise 403. The cookie is HttpOnly, SameSite=Strict.
+Passwords and secrets never reach a page or a log line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -31,10 +38,15 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from mailmoat.config import Config
+from mailmoat.config import Config, WebConfig
 from mailmoat.stats.recorder import StatsRecorder
-from mailmoat.store.base import Store
-from mailmoat.web.auth import COOKIE, SessionData, Sessions, verify_password
+from mailmoat.store.base import Store, StoreError
+from mailmoat.web.auth import COOKIE, SessionData, Sessions
+from mailmoat.web.history_reader import HistoryReader
+from mailmoat.web.hosts import AllowedHosts
+from mailmoat.web.throttle import Busy, LoginThrottle, PasswordChecker
+
+log = logging.getLogger("mailmoat.web")
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -60,11 +72,46 @@ class Dashboard:
     recorder: StatsRecorder | None = None
     clock: Callable[[], float] = time.time
     extras: dict[str, Any] = field(default_factory=dict)
+    history: HistoryReader = field(default_factory=HistoryReader)
+    passwords: PasswordChecker = field(default_factory=PasswordChecker)
+    throttle: LoginThrottle = field(default_factory=lambda: LoginThrottle(5))
+
+    def allowed_hosts(self) -> AllowedHosts:
+        return _allowed_hosts(self.config().web)
+
+    async def password_ok(self, client: str, password: str) -> bool | float:
+        """Check a password for ``client`` (an address): True, False, or the
+        seconds it must wait first (throttled, or too many checks queued)."""
+        self.throttle.max_failures = max(1, self.config().web.max_login_failures)
+        wait = self.throttle.retry_after(client)
+        if wait > 0:
+            return wait
+        try:
+            ok = await self.passwords.check(
+                password,
+                self.sessions.password_hash,
+                lambda: self.throttle.retry_after(client) <= 0,
+            )
+        except Busy:
+            return 1.0
+        if ok is None:
+            return max(1.0, self.throttle.retry_after(client))
+        if ok:
+            self.throttle.succeeded(client)
+            return True
+        if self.throttle.failed(client):
+            log.warning("dashboard: too many failed logins from %s, throttled", client)
+        return False
 
     async def fresh(self) -> None:
         """Flush the in-process recorder so pages show the very latest."""
         if self.recorder is not None:
             await self.recorder.flush()
+
+
+@functools.lru_cache(maxsize=8)
+def _allowed_hosts(web: WebConfig) -> AllowedHosts:
+    return AllowedHosts.from_config(web)
 
 
 def dashboard_of(request: Request) -> Dashboard:
@@ -117,7 +164,12 @@ class CsrfError(Exception):
     pass
 
 
-def _basic_ok(request: Request, password_hash: str) -> bool:
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _basic_auth(request: Request, board: Dashboard) -> bool | float:
+    """HTTP Basic credentials: True, False, or seconds to wait (throttled)."""
     header = request.headers.get("authorization", "")
     if not header.lower().startswith("basic "):
         return False
@@ -125,29 +177,69 @@ def _basic_ok(request: Request, password_hash: str) -> bool:
         _user, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
     except (ValueError, UnicodeDecodeError):
         return False
-    return verify_password(password, password_hash)
+    return await board.password_ok(client_address(request), password)
 
 
-def _same_origin(request: Request) -> bool:
+def _too_many(wait: float, api: bool) -> Response:
+    headers = {"Retry-After": str(max(1, round(wait)))}
+    text = "too many failed logins: try again later"
+    if api:
+        return JSONResponse({"error": text}, status_code=429, headers=headers)
+    return PlainTextResponse(text, status_code=429, headers=headers)
+
+
+def _origin_ok(request: Request, hosts: AllowedHosts) -> bool:
     origin = request.headers.get("origin")
-    if not origin or origin == "null":
-        return origin != "null"
-    return urlsplit(origin).netloc == request.headers.get("host", "")
+    if origin is None:
+        return True
+    return origin != "null" and hosts.permits_origin(origin)
+
+
+def _cross_site_subresource(request: Request) -> bool:
+    """An ``<img>``, script or fetch from another site (browsers say so in
+    Fetch Metadata); following a link from elsewhere stays allowed."""
+    headers = request.headers
+    return headers.get("sec-fetch-site") == "cross-site" and headers.get(
+        "sec-fetch-mode", "navigate"
+    ) not in ("navigate", "nested-navigate")
+
+
+async def _load_session(board: Dashboard, cookie: str | None) -> SessionData:
+    sessions = board.sessions
+    session = sessions.load(cookie)
+    if (
+        session.auth
+        and not sessions.open_access
+        and await sessions.is_revoked(board.store, session)
+    ):
+        session = sessions.load(None)
+    return session
 
 
 class Guard(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         board = dashboard_of(request)
         sessions = board.sessions
-        session = sessions.load(request.cookies.get(COOKIE))
+        hosts = board.allowed_hosts()
+        if not hosts.permits_host(request.headers.get("host")):
+            return PlainTextResponse(
+                "unknown Host: add it to web.allowed_hosts to reach the dashboard by that name",
+                status_code=400,
+            )
+        if _cross_site_subresource(request):
+            return PlainTextResponse("cross-site request refused", status_code=403)
+        session = await _load_session(board, request.cookies.get(COOKIE))
         request.state.session = session
         path = request.url.path
         api = path.startswith("/api/") or path == "/metrics"
-        if request.method not in ("GET", "HEAD") and not _same_origin(request):
+        if request.method not in ("GET", "HEAD") and not _origin_ok(request, hosts):
             return PlainTextResponse("cross-origin request refused", status_code=403)
         if not path.startswith(_PUBLIC) and not sessions.authenticated(session):
             basic = request.method in ("GET", "HEAD") and api
-            if not (basic and _basic_ok(request, sessions.password_hash)):
+            verdict = await _basic_auth(request, board) if basic else False
+            if not isinstance(verdict, bool):
+                return _too_many(verdict, api)
+            if not verdict:
                 if api:
                     return JSONResponse(
                         {"error": "authentication required"},
@@ -192,16 +284,29 @@ async def login_page(request: Request) -> Response:
     target = data.get("next", "/")
     if not target.startswith("/") or target.startswith("//"):
         target = "/"
-    session = board.sessions.login(data.get("password", ""))
-    if session is None:
+    verdict = await board.password_ok(client_address(request), data.get("password", ""))
+    if not isinstance(verdict, bool):
+        context = {"error": "Too many failed logins: try again later.", "next": target}
+        response = render(request, "login.html", context, 429)
+        response.headers["Retry-After"] = str(max(1, round(verdict)))
+        return response
+    if not verdict:
         await asyncio.sleep(0.5)
         return render(request, "login.html", {"error": "Wrong password.", "next": target}, 401)
-    request.state.session = session
+    request.state.session = board.sessions.logged_in()
     return RedirectResponse(target, status_code=303)
 
 
 async def logout(request: Request) -> Response:
     await form_with_csrf(request)
+    board = dashboard_of(request)
+    session = session_of(request)
+    if session.auth and not board.sessions.open_access:
+        try:
+            await board.sessions.revoke(board.store, session)
+        except StoreError:
+            log.exception("dashboard: logout could not revoke the session in the store")
+            return PlainTextResponse("logout failed: the store is unavailable", status_code=503)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE)
     return response

@@ -7,6 +7,9 @@ Contract:
 - A session is an itsdangerous-signed cookie ``{"sid", "auth"}`` with a
   maximum age; the CSRF token of a session is an HMAC of its ``sid``, so it
   needs no server state and changes when the session id does (login).
+  Logging out revokes the session id in the store (``revoke``, kept as long
+  as the cookie could live), so a copy of the cookie is refused afterwards
+  (``is_revoked``); a store that cannot answer counts as revoked.
 - ``check_bind`` raises ``ConfigError`` when the dashboard would listen on a
   non-loopback address without a password.
 """
@@ -24,8 +27,10 @@ from typing import Any
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from mailmoat.config import ConfigError, WebConfig, parse_hostport
+from mailmoat.store.base import Store, StoreError
 
 COOKIE = "mailmoat_session"
+_REVOKED = "web:revoked:"
 _N, _R, _P = 2**14, 8, 1
 
 
@@ -117,9 +122,9 @@ class Sessions:
     def authenticated(self, session: SessionData) -> bool:
         return self.open_access or session.auth
 
-    def login(self, password: str) -> SessionData | None:
-        if self.open_access or not verify_password(password, self.password_hash):
-            return None
+    def logged_in(self) -> SessionData:
+        """A new authenticated session (the password was checked by the caller,
+        off the event loop: ``throttle.PasswordChecker``)."""
         return SessionData(secrets.token_urlsafe(18), True, fresh=True)
 
     def csrf_token(self, session: SessionData) -> str:
@@ -127,3 +132,13 @@ class Sessions:
 
     def csrf_ok(self, session: SessionData, token: str) -> bool:
         return bool(token) and hmac.compare_digest(self.csrf_token(session), token)
+
+    async def revoke(self, store: Store, session: SessionData) -> None:
+        """Refuse this session id from now on (logout)."""
+        await store.set(_REVOKED + session.sid, b"1", self.max_age + 60)
+
+    async def is_revoked(self, store: Store, session: SessionData) -> bool:
+        try:
+            return await store.get(_REVOKED + session.sid) is not None
+        except StoreError:
+            return True

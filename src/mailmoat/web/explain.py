@@ -29,6 +29,9 @@ SYMBOLS: dict[str, str] = {
     "PROTOCOL_BARE_NEWLINE": "SMTP commands ended with a bare LF, as hand-made bot clients do.",
     "PROTOCOL_NON_SMTP": "The client sent a non-SMTP command (HTTP, POP...).",
     "PROTOCOL_PIPELINING": "The client pipelined commands without being offered PIPELINING.",
+    "MIME_TOO_DEEP": "MIME parts are nested deeper than the parser follows.",
+    "MIME_TOO_MANY_PARTS": "The message has more MIME parts than the parser reads.",
+    "PARSE_FAILED": "Part of the message could not be parsed; only what could be read was checked.",
 }
 
 PREFIXES: dict[str, str] = {

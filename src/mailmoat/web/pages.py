@@ -16,13 +16,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from mailmoat.config import Config
+from mailmoat.config.redact import redact_url
 from mailmoat.stats import history as hist
-from mailmoat.stats.counters import ACTION_LABELS, DAY, known_nodes, read_totals
+from mailmoat.stats.counters import ACTION_LABELS, known_nodes, read_totals
 from mailmoat.stats.series import TOP_KINDS, VIEWS, parse_since, read_events, read_series, read_top
 from mailmoat.web import actions
 from mailmoat.web.app import dashboard_of, form_with_csrf, fresh_dashboard_of, node_param, render
 from mailmoat.web.charts import Layer, Mark, share_line, stacked_bars
 from mailmoat.web.explain import REASONS, explain_symbol
+from mailmoat.web.history_reader import bounded_window
 
 ACTION_COLORS = {
     "accept": "#2f855a",
@@ -37,8 +39,8 @@ PALETTE = [
     "#718096", "#975a16", "#276749", "#4c51bf", "#9b2c2c", "#285e61",
 ]  # fmt: skip
 SINCE_CHOICES = ("1h", "6h", "24h", "3d", "7d")
+PAGE_SIZE = 200
 _SECRET_RE = re.compile(r"(password|secret|token|api_key|apikey|credential)", re.I)
-_URL_AUTH_RE = re.compile(r"(://[^:/@]*:)[^@]+@")
 
 
 async def overview(request: Request) -> Response:
@@ -104,12 +106,16 @@ async def history(request: Request) -> Response:
         since = parse_since(since_text)
     except ValueError:
         since_text, since = "24h", parse_since("24h")
-    now = board.clock()
-    entries = await hist.search(
-        board.store, filters, start=now - since, end=now + 1, node=node_param(request), limit=200
+    config = board.config()
+    window = bounded_window(config, board.clock(), since)
+    page = await board.history.page(
+        config, board.store, filters, window, node=node_param(request), limit=PAGE_SIZE
     )
+    entries = page.entries
     context = {
         "entries": entries,
+        "more": page.more,
+        "page_size": PAGE_SIZE,
         "filters": filters,
         "since": since_text,
         "since_choices": SINCE_CHOICES,
@@ -123,10 +129,7 @@ async def message(request: Request) -> Response:
     board = await fresh_dashboard_of(request)
     queue_id = request.path_params["queue_id"]
     config = board.config()
-    now = board.clock()
-    entries = await hist.find(
-        board.store, queue_id, start=now - config.stats.history_days * DAY, end=now + 1
-    )
+    entries = await board.history.find(config, board.store, queue_id, board.clock())
     quarantined = [q for q in actions.open_quarantine(config).list() if q.queue_id == queue_id]
     symbols = []
     if entries:
@@ -228,8 +231,11 @@ def redacted_config(config: Config) -> list[tuple[str, list[tuple[str, str]]]]:
 def _shown(key: str, value: Any) -> str:
     if _SECRET_RE.search(key) and value:
         return "•••••• (hidden)"
-    text = repr(list(value)) if isinstance(value, tuple) else repr(value)
-    return _URL_AUTH_RE.sub(r"\1••••••@", text)
+    if isinstance(value, str):
+        value = redact_url(value)
+    elif isinstance(value, tuple | list):
+        value = [redact_url(v) if isinstance(v, str) else v for v in value]
+    return repr(value)
 
 
 async def config_page(request: Request) -> Response:

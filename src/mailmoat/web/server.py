@@ -88,6 +88,12 @@ async def start_dashboard(
         await asyncio.sleep(0.01)
     bound = sock.getsockname()
     log.info("dashboard listening on http://%s:%s/", host, bound[1])
+    if host in ("0.0.0.0", "::") and not config().web.allowed_hosts:
+        log.warning(
+            "dashboard: web.allowed_hosts is empty, so only requests to localhost or a "
+            "loopback address are answered (others get 400); list the names and addresses "
+            "the dashboard is reached by there"
+        )
     return WebServer(server, task, f"{host}:{bound[1]}")
 
 
