@@ -158,6 +158,8 @@ class MailCommands(Dialogue):
         facts = ClientFacts(tx.session.client_ip, tx.session.client_rdns, tx.session.helo)
         while True:
             pooled = False
+            if self.upstream is not None and not self.gw.is_current(self.upstream):
+                await self._close_upstream()  # opened before a reload
             if self.upstream is not None and not await self.upstream.settle():
                 self.upstream = None
             if self.upstream is None:

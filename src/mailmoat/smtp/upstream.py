@@ -110,6 +110,8 @@ class UpstreamSession:
         # Commands written whose replies have not all been read (an exchange
         # cut short by cancellation): the next reply read would be stale.
         self._awaiting_replies = False
+        # The gateway's config generation this connection was opened under.
+        self.generation = 0
 
     @property
     def connected(self) -> bool:
