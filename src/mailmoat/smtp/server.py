@@ -25,14 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailmoat.checks.base import Services
-from mailmoat.checks.classifier import LISTENERS_EXTRA
 from mailmoat.checks.registry import build_checks
 from mailmoat.config import Config, load_config, parse_hostport
 from mailmoat.core.headers import decoded
 from mailmoat.core.transaction import Transaction
-from mailmoat.dns import resolver_from_config
 from mailmoat.pipeline import Pipeline
 from mailmoat.quarantine import Quarantine
+from mailmoat.runtime import describe, rebuild
 from mailmoat.smtp import xforward
 from mailmoat.smtp.maildir import MaildirWriter
 from mailmoat.smtp.session import SmtpSession
@@ -180,26 +179,12 @@ class Gateway:
         if self.config_path is None:
             log.info("reload: no config file, keeping embedded defaults")
             return
-        listeners = self.services.extras.get(LISTENERS_EXTRA)
-        kept_listeners = list(listeners) if isinstance(listeners, list) else None
         try:
             config = load_config(self.config_path)
             targets = DeliveryTargets.build(config)
-            resolver = self.services.resolver
-            if config.dns != self.config.dns:
-                resolver = resolver_from_config(config.dns)
-            services = Services(
-                config,
-                self.services.store,
-                resolver,
-                self.services.clock,
-                self.services.extras,
-            )
-            pipeline = self.pipeline_factory(services)
+            services, pipeline = rebuild(self.services, config, self.pipeline_factory)
         except Exception as exc:  # any failure keeps the old runtime
-            if kept_listeners is not None:
-                self.services.extras[LISTENERS_EXTRA] = kept_listeners
-            log.error("reload failed, keeping the running config: %s", _one_line(exc))
+            log.error("reload failed, keeping the running config: %s", describe(exc))
             return
         if config.store.url != self.config.store.url:
             log.warning("reload: store.url changes need a restart; keeping the open store")
@@ -285,8 +270,3 @@ class Gateway:
             log.error("queue_id=%s quarantine failed: %s", tx.queue_id, exc)
             return "451 4.3.0 Local storage failed, try again later"
         return f"250 2.0.0 Ok: queued as {tx.queue_id}"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"
