@@ -33,6 +33,7 @@ from mailmoat.pipeline import Pipeline
 from mailmoat.quarantine import Quarantine
 from mailmoat.runtime import describe, rebuild
 from mailmoat.smtp import xforward
+from mailmoat.smtp.budget import ByteBudget
 from mailmoat.smtp.maildir import MaildirWriter
 from mailmoat.smtp.session import SmtpSession
 from mailmoat.smtp.upstream import UpstreamSession, upstream_from_config
@@ -101,6 +102,8 @@ class Gateway:
         # (``UpstreamSession.generation``) never starts a new transaction.
         self.generation = 0
         self._background: set[asyncio.Task[None]] = set()
+        # Message bytes held by this worker's transactions in flight.
+        self.inflight = ByteBudget(config.smtp.max_inflight_bytes)
         self._server: asyncio.Server | None = None
         self._apply(config, DeliveryTargets.build(config))
 
@@ -111,6 +114,7 @@ class Gateway:
         self.maildir = targets.maildir
         self.quarantine = targets.quarantine
         self.tls_context = targets.tls_context
+        self.inflight.limit = config.smtp.max_inflight_bytes
 
     # -- lifecycle ----------------------------------------------------------
 
