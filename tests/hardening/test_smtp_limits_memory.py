@@ -95,3 +95,84 @@ def test_data_waits_for_room_in_the_budget(tmp_path: Path) -> None:
         assert _held(gateway) == 0
         assert client.command("DATA").startswith("354")
         assert client.command(b"Subject: small\r\n\r\nbody\r\n.").startswith("250 2.0.0")
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def test_many_large_messages_at_once_stay_within_the_worker_memory_budget(
+    tmp_path: Path,
+) -> None:
+    """A real ``mailmoat serve`` worker: six 12 MB messages at once against
+    a 30 MB budget. Without a budget its peak grew by about 3.5 times the
+    bytes in flight (85 MB per 24 MB message)."""
+    import subprocess
+    import sys
+    import threading
+
+    from gateway_harness import toml_dumps
+    from servers import free_port, tcp_listening
+
+    budget, size, clients = 30_000_000, 12_000_000, 6
+    port = free_port()
+    config = tmp_path / "mailmoat.toml"
+    config.write_text(
+        toml_dumps(
+            {
+                "smtp": {"listen": f"127.0.0.1:{port}", "workers": 1, "max_inflight_bytes": budget},
+                "web": {"enabled": False},
+                "relay": {"domains": ["example.org"]},
+                "pregreet": {"delay": 0},
+                "dns": {"nameserver": "127.0.0.1:9", "timeout": 0.2},
+            }
+        )
+    )
+    with open(tmp_path / "serve.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailmoat", "serve", "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while not tcp_listening(port):
+            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.05)
+        RawClient(port).command("QUIT")
+        start = max(_status_kib(proc.pid, "VmHWM"), _status_kib(proc.pid, "VmRSS"))
+        body = _body(size)
+        replies: list[str] = []
+
+        def send_one() -> None:
+            client = RawClient(port)
+            client.sock.settimeout(120)
+            client.command("EHLO client.sender.test")
+            client.command("MAIL FROM:<a@sender.test>")
+            client.command("RCPT TO:<someone@example.org>")
+            reply = client.command("DATA")
+            if reply.startswith("354"):
+                client.send(body)
+                reply = client.command(b".")
+            replies.append(reply)
+
+        threads = [threading.Thread(target=send_one) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(180)
+        peak = _status_kib(proc.pid, "VmHWM")
+        assert len(replies) == clients
+        assert all(r.startswith(("250 2.0.0", "452 4.3.1")) for r in replies), replies
+        assert any(r.startswith("250") for r in replies)
+        grown = (peak - start) * 1024
+        assert grown < 4 * budget, (
+            f"peak grew {grown / 1e6:.0f} MB for a {budget / 1e6:.0f} MB budget"
+        )
+    finally:
+        proc.terminate()
+        proc.wait(20)
