@@ -65,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(module.run(args))
     except ConfigError as exc:
-        print(f"mailmoat: configuration error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"mailmoat: configuration error: {problem}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -27,7 +27,7 @@ from typing import ClassVar
 
 from mailmoat.checks.base import Services
 from mailmoat.checks.registry import build_checks
-from mailmoat.config import Config, load_config, parse_hostport
+from mailmoat.config import Config, ConfigError, load_runtime_config, parse_hostport
 from mailmoat.pipeline import Pipeline
 from mailmoat.runtime import build_services
 
@@ -149,15 +149,22 @@ async def run_front(
 ) -> int:
     """Open the runtime, serve ``server_class`` until SIGTERM/SIGINT, close."""
     section = server_class.name
-    config = load_config(config_path)
+    config = load_runtime_config(config_path)
     if listen:
         settings = getattr(config, section)
         config = replace(config, **{section: replace(settings, listen=listen)})
+        parse_hostport(listen, where="--listen")
     logging.getLogger().setLevel(config.log.level.upper())
     runtime = await FrontRuntime.open(config)
     server = server_class(runtime)
     try:
-        await server.start()
+        try:
+            await server.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"{config.source}: {section}.listen: cannot listen on "
+                f"{server.listen()!r}: {exc.strerror or exc}"
+            ) from exc
         assert server.server is not None
         await serve_until_signalled(server.server, section)
         await server.stop()

@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from mailmoat.config import load_config
+from mailmoat.config import load_runtime_config
 from mailmoat.core.symbols import Stage
 from mailmoat.core.transaction import Session, Transaction
 from mailmoat.runtime import build_services, run_loop
@@ -35,7 +35,7 @@ def read_message(path: str) -> bytes:
 
 
 async def scan(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_runtime_config(args.config)
     services = await build_services(config)
     pipeline = build_pipeline(services)
     status = 0
