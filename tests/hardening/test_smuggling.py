@@ -117,7 +117,8 @@ def smuggle_pipelined(client: RawClient, variant: bytes) -> str:
     client.send(
         FIRST + variant + b"".join(SMUGGLED_COMMANDS) + SMUGGLED_MESSAGE + b".\r\n" + b"QUIT\r\n"
     )
-    return client.reply()
+    final: str = client.reply()
+    return final
 
 
 def smuggle_lockstep(client: RawClient, variant: bytes) -> str:
@@ -130,7 +131,7 @@ def smuggle_lockstep(client: RawClient, variant: bytes) -> str:
         client.send(command)
         assert silent(client, 0.15), f"the gateway answered a smuggled {command!r}"
     client.send(SMUGGLED_MESSAGE + b".\r\n")
-    final = client.reply()
+    final: str = client.reply()
     client.command("QUIT")
     return final
 
