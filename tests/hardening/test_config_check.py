@@ -339,3 +339,23 @@ def test_a_front_on_an_address_in_use_exits_2_naming_its_listen(tmp_path: Path, 
     assert done.returncode == 2, done
     assert "Traceback" not in done.stderr
     assert f"{front}.listen: cannot listen on" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        '[rules.BROKEN]\nheader = "Subject"\npattern = "(unclosed"\nscore = 1.0\n',
+        '[rules.BROKEN]\nmeta = "NO_SUCH_RULE && ("\nscore = 1.0\n',
+        "[rules.BROKEN\n",
+    ],
+)
+def test_a_bad_rule_file_fails_the_check_instead_of_being_only_logged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rule: str
+) -> None:
+    rules = tmp_path / "local.toml"
+    rules.write_text(rule)
+    path = tmp_path / "mailmoat.toml"
+    path.write_text(f'[rules]\nfiles = ["{rules}"]\n')
+    code, lines = check(path, capsys)
+    assert code == 2 and lines, lines
+    assert all("rules.files" in line for line in lines), lines
