@@ -345,6 +345,8 @@ def _score_problems(config: Config) -> list[str]:
 
 
 def _check_problems(config: Config) -> list[str]:
+    if not config.checks:
+        return []
     from mailmoat.checks.registry import check_names
 
     known = check_names()
