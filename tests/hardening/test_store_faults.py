@@ -227,3 +227,19 @@ def test_a_store_that_recovers_is_used_again(tmp_path: Path) -> None:
         asyncio.run(use())
     now[0] = 6.0
     assert asyncio.run(use()) == 1 and store.available
+
+
+def test_a_command_reading_a_corrupted_store_says_so_without_a_traceback(tmp_path: Path) -> None:
+    store = tmp_path / "store.db"
+    store.write_bytes(b"garbage" * 100)
+    config = tmp_path / "mailmoat.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{store}"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "mailmoat", "stats", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done
+    assert "Traceback" not in done.stderr
+    assert "mailmoat: store error: " in done.stderr and "not a database" in done.stderr
