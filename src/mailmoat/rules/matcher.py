@@ -1,75 +1,96 @@
-"""The matcher: a prepared ``RuleSet`` and the per-message texts it searches.
+"""The matcher: a prepared ``RuleSet`` and how it runs on one message.
 
 Contract: ``RuleSet(rules)`` takes rules in evaluation order (plain rules,
-then metas each after what it uses) and prepares them once: plain rules are
-grouped by the haystack whose literals they test (a text, folded or not),
+then metas each after what it uses) and prepares them once. With the
+multi-pattern engine (``engine.available()``), the regex rules of each
+large SpamAssassin text (bodies, raw bodies, full message, URIs) go into one Hyperscan
+database per text, scanned once per message; only the rules it reports are
+confirmed with ``re`` on each value. The other rules (headers, negated
+rules, patterns the engine refuses, or all of them without the engine) are
+grouped by the haystack whose literals they test (a text, folded or not):
 each haystack tests the first literal group of all its rules in one pass,
 and only the rules one of whose first literals occurs go on to their other
-groups and their regex. Metas are compiled against the rules before them.
-``RuleSet.match(tx)`` returns the rules that hit, in evaluation order,
-exactly as running every regex would. Body rules search the first
-``BODY_LIMIT`` characters of the decoded text, raw-body rules the first
-``RAW_LIMIT`` bytes. Nothing here raises on odd message content.
+groups and their regex. A regex with a catastrophic-backtracking shape
+(``engine.backtracking_risk``) is never run with ``re``: the engine decides
+it exactly, or, without the engine, it is left out (``unbounded`` lists
+those; the loaders report them). Metas are compiled, all together, against
+the rules before each. ``match(tx)`` returns the rules that hit, in
+evaluation order, exactly as running every regex would; ``match_counts``
+also gives each hit count (more than one for rules with ``maxhits`` above
+1). Nothing here raises on odd message content.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from itertools import compress
-from typing import Any, overload
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import overload
 
 from mailmoat.core.transaction import Transaction
-from mailmoat.rules.meta import Hits, compile_meta
+from mailmoat.rules import engine
+from mailmoat.rules.meta import MetaCompiler
 from mailmoat.rules.model import Rule
-from mailmoat.rules.prefilter import (
-    Haystack,
-    Needles,
-    Scan,
-    fold_for_literals,
-    occurrences,
-    search_at,
-)
+from mailmoat.rules.prefilter import Haystack, Needles, Scan, occurrences, search_at
+from mailmoat.rules.texts import BODY_LIMIT, RAW_LIMIT, Texts
 
-RAW_LIMIT = 256 * 1024
-BODY_LIMIT = 256 * 1024
+__all__ = ["BODY_LIMIT", "RAW_LIMIT", "RuleSet", "Step", "match"]
+
+# Texts large enough that one engine scan beats per-rule literal tests. Only
+# SpamAssassin's byte texts: the engine scans bytes with ASCII semantics, which
+# is not a superset of the Unicode matching of the TOML rules.
+ENGINE_TEXTS = frozenset({"sa-body", "sa-body-nosubject", "sa-rawbody", "sa-full", "sa-uri"})
 
 
 def match(rules: Sequence[Rule], tx: Transaction) -> list[Rule]:
     """The rules that hit ``tx``, in evaluation order (same as running every regex).
 
-    A ``RuleSet`` (what ``load_rules`` returns) is prepared once; any other
+    A ``RuleSet`` (what the loaders return) is prepared once; any other
     sequence is prepared on each call.
     """
     return (rules if isinstance(rules, RuleSet) else RuleSet(rules)).match(tx)
 
 
 class RuleSet(Sequence[Rule]):
-    """Rules in evaluation order, prepared for matching.
+    """Rules in evaluation order, prepared for matching (see the module docstring)."""
 
-    Plain rules are grouped by the haystack whose literals they test (a text,
-    folded or not): each haystack tests the first literal group of all its
-    rules in one pass, and only the rules one of whose first literals occurs
-    go further. Metas are compiled against the rules before them.
-    """
-
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(self, rules: Iterable[Rule], use_engine: bool | None = None) -> None:
         self._rules = tuple(rules)
-        self._metas: list[tuple[int, Hits]] = []
+        with_engine = engine.available() if use_engine is None else use_engine
+        with_engine = with_engine and engine.available()
+        self.unbounded: list[Rule] = []
+        metas = MetaCompiler()
         scans: dict[str, dict[bool, Scan]] = {}  # text -> folded -> scan
+        for_engine: dict[str, list[Step]] = {}
         index: dict[str, int] = {}  # name -> position of the latest rule of that name so far
+
+        def scan(step: Step) -> None:
+            by_fold = scans.setdefault(step.text, {})
+            by_fold.setdefault(step.rule.folded, Scan(step.rule.folded)).add(step)
+
         for position, rule in enumerate(self._rules):
             if rule.kind == "meta":
-                self._metas.append((position, compile_meta(rule.expr, index)))
+                metas.add(position, rule.expr, index)
             else:
                 step = Step.of(position, rule)
-                by_fold = scans.setdefault(step.text, {})
-                by_fold.setdefault(rule.folded, Scan(rule.folded)).add(step)
+                if engine.backtracking_risk(step.regex):
+                    try:
+                        step = replace(step, exact=engine.Exact(step.regex))
+                    except engine.EngineError:
+                        self.unbounded.append(rule)
+                        index[rule.name] = position
+                        continue
+                if with_engine and step.text in ENGINE_TEXTS and not rule.negate:
+                    for_engine.setdefault(step.text, []).append(step)
+                else:
+                    scan(step)
             index[rule.name] = position
+        self._engines = [_EngineText.of(text, steps, scan) for text, steps in for_engine.items()]
         self._scans = [(text, tuple(by_fold.values())) for text, by_fold in scans.items()]
+        self._metas = metas.build()
         self._fields = frozenset(
-            {"subject"} | {r.header for r in self._rules if r.kind == "header"} - {"all"}
+            {"subject"}
+            | {r.header for r in self._rules if r.kind == "header" and not r.text} - {"all"}
         )
 
     @overload
@@ -87,10 +108,21 @@ class RuleSet(Sequence[Rule]):
     def __iter__(self) -> Iterator[Rule]:
         return iter(self._rules)
 
+    @property
+    def engine_rules(self) -> int:
+        """How many rules the multi-pattern engine prefilters or decides."""
+        return sum(e.size for e in self._engines)
+
     def match(self, tx: Transaction) -> list[Rule]:
         """The rules that hit ``tx``, in evaluation order."""
+        return [rule for rule, _ in self.match_counts(tx)]
+
+    def match_counts(self, tx: Transaction) -> list[tuple[Rule, int]]:
+        """(rule, hit count) of the rules that hit ``tx``, in evaluation order."""
         texts = Texts(tx.message, self._fields)
-        hits = [False] * len(self._rules)
+        hits = [0] * len(self._rules)
+        for engine_text in self._engines:
+            engine_text.run(texts, hits)
         for text, scans in self._scans:
             values = texts.values(text)
             if not values:
@@ -98,11 +130,9 @@ class RuleSet(Sequence[Rule]):
             for scan in scans:
                 haystack = texts.haystack(text, scan.folded) if scan.literals else None
                 for step in scan.candidates(haystack):
-                    if step.matches(values, haystack):
-                        hits[step.position] = True
-        for position, meta in self._metas:
-            hits[position] = meta(hits)
-        return list(compress(self._rules, hits))
+                    hits[step.position] = step.count(values, haystack)
+        self._metas(hits)
+        return [(rule, count) for rule, count in zip(self._rules, hits, strict=True) if count]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -116,17 +146,43 @@ class Step:
     lead: tuple[str, ...]
     first: tuple[str, ...]  # the group tested for all rules of a haystack at once
     rest: Needles  # the other groups, fewest literals first (those ``first`` implies left out)
+    limit: int  # matches counted at most
+    # Set for a regex ``re`` must not run (backtracking risk): the engine decides.
+    exact: engine.Exact | None = None
 
     @classmethod
     def of(cls, position: int, rule: Rule) -> Step:
         assert rule.regex is not None
-        text = f"header:{rule.header}" if rule.kind == "header" else rule.kind
+        text = rule.text or (f"header:{rule.header}" if rule.kind == "header" else rule.kind)
+        if rule.negate:  # a miss of the literals is a hit: nothing to skip on
+            return cls(position, rule, rule.regex, text, (), (), (), 1)
         # The leading literals are a required group too. Fewest literals first:
         # the cheapest test (and the one all rules of the text share a pass for).
         groups = sorted({*rule.needles, rule.lead} - {()}, key=lambda g: (len(g), g))
         first = groups[0] if groups else ()
         rest = tuple(g for g in groups[1:] if not set(first) <= set(g))
-        return cls(position, rule, rule.regex, text, rule.lead, first, rest)
+        return cls(position, rule, rule.regex, text, rule.lead, first, rest, rule.maxhits)
+
+    def count(self, values: list[str], haystack: Haystack | None) -> int:
+        """The rule's hit count on ``values`` (see ``matches``): 0 or 1, up to
+        ``limit`` matches for a counting rule; a negated rule hits on no match."""
+        if self.exact is not None:  # no re: one hit per value that matches
+            if haystack is not None and not all(map(haystack.has_any, self.rest)):
+                found = 0
+            else:
+                found = sum(map(self.exact.search, values))
+            return int(not found) if self.rule.negate else min(found, self.limit)
+        if self.limit > 1:
+            if haystack is not None and not all(map(haystack.has_any, self.rest)):
+                return 0
+            found = 0
+            for value in values:
+                for _ in self.regex.finditer(value):
+                    found += 1
+                    if found >= self.limit:
+                        return found
+            return found
+        return int(self.matches(values, haystack) != self.rule.negate)
 
     def matches(self, values: list[str], haystack: Haystack | None) -> bool:
         """Whether the rule hits ``values``, one of its ``first`` literals
@@ -142,54 +198,35 @@ class Step:
         return any(map(self.regex.search, values))
 
 
-class Texts:
-    """The texts rules search, each made (and case-folded) at most once per message."""
+class _EngineText:
+    """The rules of one text the engine prefilters (``engine.Prefilter``: one
+    scan per database); only the rules it reports run their regex."""
 
-    def __init__(self, message: Any, fields: frozenset[str]) -> None:
-        self.message = message
-        self.fields = fields  # the header fields rules name and the Subject, lower case
-        self.made: dict[str, list[str]] = {}
-        self.haystacks: dict[tuple[str, bool], Haystack] = {}
+    def __init__(self, text: str, steps: dict[int, Step], prefilter: engine.Prefilter) -> None:
+        self.text = text
+        self.steps = steps
+        self.prefilter = prefilter
+        self.size = len(steps)
 
-    def values(self, key: str) -> list[str]:
-        made = self.made.get(key)
-        if made is None:
-            made = self._make(key)
-        return made
+    @classmethod
+    def of(cls, text: str, steps: list[Step], fallback: Callable[[Step], None]) -> _EngineText:
+        prefilter = engine.Prefilter((step.position, step.regex) for step in steps)
+        taken: dict[int, Step] = {}
+        for step in steps:
+            if step.position in prefilter.accepted:
+                taken[step.position] = step
+            else:
+                fallback(step)  # refused by the engine: the pure-Python path
+        return cls(text, taken, prefilter)
 
-    def _make(self, key: str) -> list[str]:
-        message = self.message
-        made: list[str]
-        if key == "header:all":
-            made = [f"{n}: {v}" for n, v in message.headers]
-        elif key.startswith("header:"):
-            fields: dict[str, list[str]] = {name: [] for name in self.fields}
-            for name, value in message.headers:
-                found = fields.get(name.lower())
-                if found is not None:
-                    found.append(value)
-            for name, found in fields.items():
-                self.made[f"header:{name}"] = found
-            return fields.get(key[len("header:") :], [])
-        elif key == "body":
-            subject = self.values("header:subject")  # message.subject: the first field
-            joined = "\n".join((subject[0] if subject else "", message.text, message.html_text))
-            made = [joined[:BODY_LIMIT]]
-        elif key == "uri":
-            made = message.urls
-        else:
-            offset = message.body_offset  # message.body would copy all of it first
-            made = [message.raw[offset : offset + RAW_LIMIT].decode("latin-1")]
-        self.made[key] = made
-        return made
-
-    def haystack(self, key: str, folded: bool) -> Haystack:
-        """The haystack of text ``key`` (made already), folded or not."""
-        made = self.haystacks.get((key, folded))
-        if made is None:
-            values = self.made[key]
-            text = values[0] if len(values) == 1 else "\n".join(values)
-            haystack = fold_for_literals(text) if folded else text
-            aligned = len(values) == 1 and len(haystack) == len(text)
-            made = self.haystacks[(key, folded)] = Haystack(haystack, aligned)
-        return made
+    def run(self, texts: Texts, hits: list[int]) -> None:
+        values = texts.values(self.text)
+        if not values:
+            return
+        data = texts.joined(self.text).encode("latin-1", "replace")
+        for position in self.prefilter.scan(data):
+            step = self.steps[position]
+            haystack = None
+            if step.rest or step.lead:
+                haystack = texts.haystack(self.text, step.rule.folded)
+            hits[position] = step.count(values, haystack)

@@ -5,7 +5,8 @@ of ``KINDS``), score, description, where it was defined (``file:line``) and,
 for regex kinds, the compiled regex plus the literals the prefilter uses;
 for metas the parsed expression. ``RuleError`` is what every loader raises
 for a rule it refuses (the caller reports it with file and line and skips
-the rule).
+the rule). SpamAssassin rules also carry the text they search (a
+``Texts`` key), ``negate`` (``!~``), ``maxhits`` and their ``tflags``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 KINDS = ("header", "body", "rawbody", "uri", "meta")
+SA_KINDS = ("header", "body", "rawbody", "uri", "full", "meta")
 
 Expr = str | tuple[Any, ...]
 
@@ -38,3 +40,11 @@ class Rule:
     folded: bool = False
     # Every match starts with one of these (case-folded when ``folded``).
     lead: tuple[str, ...] = ()
+    # The text searched (a ``Texts`` key); "" means the TOML default of ``kind``.
+    text: str = ""
+    # SpamAssassin's ``!~``: the rule hits when the regex does not match.
+    negate: bool = False
+    # Matches counted per message (SpamAssassin's ``tflags multiple``/``maxhits``).
+    maxhits: int = 1
+    tflags: tuple[str, ...] = ()
+    priority: int = 0

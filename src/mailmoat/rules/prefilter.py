@@ -96,7 +96,10 @@ def required_literals(regex: re.Pattern[str]) -> tuple[Needles, bool]:
     except Exception:  # the private parser changed: fall back to plain regexes
         return (), False
     found: set[tuple[str, ...]] = set()
+    ascii_only = bool(regex.flags & re.ASCII)  # folds ASCII letters only
     for group in groups:
+        if folded and ascii_only and not all(n.isascii() for n in group):
+            continue  # "\xdf" is no "ss" to such a regex
         needles = {fold(n) for n in group} if folded else group
         if needles and all(needles) and (not folded or all(n.isascii() for n in needles)):
             found.add(tuple(sorted(needles)))
@@ -159,6 +162,8 @@ def leading_literals(regex: re.Pattern[str], folded: bool) -> tuple[str, ...]:
     except Exception:  # the private parser changed: no shortcut
         return ()
     if folded:
+        if regex.flags & re.ASCII and not all(s.isascii() for s in starts):
+            return ()
         starts = {fold(s) for s in starts}
     if not all(len(s) >= 3 and (s.isascii() or not folded) for s in starts):
         return ()  # short ones occur everywhere
