@@ -1,11 +1,13 @@
 """The rules check (data stage): runs the loaded rule set on each message.
 
-Contract: ``build`` loads the rules the ``[rules]`` config names (see
-``mailmoat.rules``), logs every broken rule with file and line, and returns
-one ``RulesCheck`` (none when no rule loaded). The check adds each rule that
-hits as a symbol with its score, helpers (names starting with ``__``)
-excepted. Failure mode: broken rules are skipped at load; a message never
-makes the check fail because of its rules.
+Contract: ``build`` loads the rules the ``[rules]`` config names (the
+bundled TOML set, SpamAssassin's stock rules and the admin's files: see
+``mailmoat.rules.sources``), logs every problem with file and line (one
+summary line for the system rule files), and returns one ``RulesCheck``
+(none when no rule loaded). The check adds each rule that hits as a symbol
+with its score (times its hit count for rules that count matches), helpers
+(names starting with ``__``) excepted. Failure mode: broken rules are
+skipped at load; a message never makes the check fail because of its rules.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import ClassVar
 from mailmoat.checks.base import Check, Services
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
-from mailmoat.rules import Rule, RuleSet, load_rules, rule_sources
+from mailmoat.rules import Rule, RuleSet
+from mailmoat.rules.sources import load_configured
 
 log = logging.getLogger("mailmoat.checks.rules")
 
@@ -30,14 +33,19 @@ class RulesCheck(Check):
         self.rules = rules if isinstance(rules, RuleSet) else RuleSet(rules)
 
     async def run(self, tx: Transaction, evidence: Evidence) -> None:
-        for rule in self.rules.match(tx):
+        for rule, count in self.rules.match_counts(tx):
             if not rule.name.startswith("__"):
-                evidence.add(rule.name, rule.score, rule.description[:80])
+                evidence.add(rule.name, rule.score * count, rule.description[:80])
 
 
 def build(services: Services) -> list[Check]:
-    config = services.config.rules
-    rules, errors = load_rules(rule_sources(config.bundled, config.files))
-    for error in errors:
-        log.error("%s", error)
+    rules, report = load_configured(services.config.rules)
+    system = 0
+    for problem in report.problems():
+        if problem.admin:
+            log.error("%s: %s", problem.where, problem.detail)
+        else:
+            system += 1
+    if system:
+        log.info("SpamAssassin system rules: %d problems (see mailmoat rules --stats)", system)
     return [RulesCheck(rules)] if rules else []

@@ -2,7 +2,8 @@
 
 - ``mailmoat config [--config FILE]``: the effective configuration as TOML
   (every key, defaults filled in; secrets shown as ``"<hidden>"``).
-- ``--check``: only validate FILE; prints ``ok`` or the error (exit 2).
+- ``--check``: only validate FILE, and the rule files it names; prints
+  ``ok`` or the errors (rule files: ``file:line: problem``), exit 2.
 - ``--reference``: a Markdown reference of every key, its default and the
   comment above it in ``mailmoat/config.py`` (``docs/configuration.md`` is
   made from it).
@@ -14,6 +15,7 @@ import argparse
 import ast
 import inspect
 import json
+import sys
 from dataclasses import fields, is_dataclass
 from typing import Any
 
@@ -115,12 +117,26 @@ def reference() -> str:
     return "\n".join(out) + "\n"
 
 
+def rule_problems(config: Config) -> list[str]:
+    """``file:line: problem`` of the rule files the config names (the admin's
+    own, and any file that cannot be read); the system files' are left out."""
+    from mailmoat.rules.sources import load_configured  # the rules stack only when checking
+
+    _, report = load_configured(config.rules)
+    return [f"{p.where}: {p.detail}" for p in report.problems() if p.admin or p.fatal]
+
+
 def run(args: argparse.Namespace) -> int:
     if args.reference:
         print(reference(), end="")
         return 0
     config = load_config(args.config)
     if args.check:
+        problems = rule_problems(config)
+        for line in problems:
+            print(line, file=sys.stderr)
+        if problems:
+            return 2
         print(f"ok: {config.source}")
         return 0
     print(render(config), end="")

@@ -21,6 +21,7 @@ Nothing here raises.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,11 @@ RUNNABLE_PLUGINS = frozenset(
     {
         "Mail::SpamAssassin::Plugin::ReplaceTags",
         "Mail::SpamAssassin::Plugin::Check",
+        # their everyday evals are native (rules/evals.py)
+        "Mail::SpamAssassin::Plugin::RelayEval",
+        "Mail::SpamAssassin::Plugin::MIMEEval",
+        "Mail::SpamAssassin::Plugin::HTMLEval",
+        "Mail::SpamAssassin::Plugin::VBounce",
     }
 )
 HARMLESS_FEATURES = frozenset(
@@ -41,6 +47,7 @@ HARMLESS_FEATURES = frozenset(
         "Mail::SpamAssassin::Conf::feature_yesno_takes_args",
     }
 )
+_RULE_KINDS = frozenset({"header", "body", "rawbody", "uri", "full", "meta", "mimeheader"})
 _COMMENT = re.compile(r"(?<!\\)#.*")
 _IF_TOKEN = re.compile(
     r"\s*(?:(version)|(plugin|can)\s*\(\s*([\w:]+)\s*\)|(\d+(?:\.\d+)?)"
@@ -70,6 +77,8 @@ class CfRead:
     directives: list[Directive] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    # Rule definitions inside a false ifplugin/if, by the condition that was false.
+    inactive: Counter[str] = field(default_factory=Counter)
 
 
 def cf_files(path: Path) -> list[Path]:
@@ -104,6 +113,7 @@ def _read_file(file: Path, admin: bool, result: CfRead, depth: int) -> None:
         return
     result.files.append(str(file))
     stack: list[tuple[bool, bool]] = []  # (this block's condition, all enclosing true)
+    labels: list[str] = []  # what each open block tests
     active = True
     for number, raw_line in enumerate(data.decode("latin-1").split("\n"), 1):
         line = _COMMENT.sub("", raw_line).replace("\\#", "#").strip()
@@ -119,6 +129,11 @@ def _read_file(file: Path, admin: bool, result: CfRead, depth: int) -> None:
                 else _condition(args, where, admin, result)
             )
             stack.append((value, active))
+            labels.append(
+                f"plugin {args.split()[0].rpartition('::')[2]} not run"
+                if name == "ifplugin" and args
+                else "if condition false"
+            )
             active = active and value
         elif name == "else":
             if not stack:
@@ -126,13 +141,20 @@ def _read_file(file: Path, admin: bool, result: CfRead, depth: int) -> None:
                 continue
             value, outer = stack[-1]
             stack[-1] = (not value, outer)
+            labels[-1] = labels[-1].replace(" not run", " run (else)") if value else labels[-1]
             active = outer and not value
         elif name == "endif":
             if not stack:
                 result.problems.append(Problem(where, "syntax error", "endif without if", admin))
                 continue
             active = stack.pop()[1]
+            labels.pop()
         elif not active:
+            if name in _RULE_KINDS:
+                false = [
+                    label for (value, _), label in zip(stack, labels, strict=True) if not value
+                ]
+                result.inactive[false[-1] if false else "if condition false"] += 1
             continue
         elif name == "include":
             target = (file.parent / args).resolve()

@@ -97,6 +97,15 @@ def load_rules(sources: Iterable[tuple[str, str]]) -> tuple[RuleSet, list[str]]:
     """(rules in evaluation order, error lines) from (label, TOML text) pairs."""
     rules: dict[str, Rule] = {}
     errors: list[str] = []
+    read_toml(sources, rules, errors)
+    return RuleSet(order_metas(rules, errors)), errors
+
+
+def read_toml(
+    sources: Iterable[tuple[str, str]], rules: dict[str, Rule], errors: list[str]
+) -> None:
+    """Add the rules of (label, TOML text) pairs to ``rules`` (a later rule of
+    a name replaces the earlier one), error lines to ``errors``."""
     for label, text in sources:
         try:
             data = tomllib.loads(text)
@@ -117,10 +126,9 @@ def load_rules(sources: Iterable[tuple[str, str]]) -> tuple[RuleSet, list[str]]:
             except RuleError as exc:
                 errors.append(f"{where}: rule {name}: {exc}")
                 rules.pop(name, None)
-    return RuleSet(_order_metas(rules, errors)), errors
 
 
-def _order_metas(rules: dict[str, Rule], errors: list[str]) -> list[Rule]:
+def order_metas(rules: dict[str, Rule], errors: list[str]) -> list[Rule]:
     """Plain rules first, then metas so that each comes after what it uses;
     metas naming unknown rules or in a cycle are dropped."""
     ordered = [r for r in rules.values() if r.kind != "meta"]

@@ -119,7 +119,7 @@ class RuleSet(Sequence[Rule]):
 
     def match_counts(self, tx: Transaction) -> list[tuple[Rule, int]]:
         """(rule, hit count) of the rules that hit ``tx``, in evaluation order."""
-        texts = Texts(tx.message, self._fields)
+        texts = Texts(tx.message, self._fields, tx)
         hits = [0] * len(self._rules)
         for engine_text in self._engines:
             engine_text.run(texts, hits)

@@ -12,13 +12,20 @@ UTF-8 first, as SpamAssassin with ``normalize_charset`` sees it), bounded:
   cut at line ends into chunks of about ``LINE_LIMIT``;
 - ``full_text``: the whole raw message (``FULL_LIMIT`` bytes at most);
 - ``uris``: each URL the parser found;
+- ``relays``: SpamAssassin's ``X-Spam-Relays-External`` pseudo-header,
+  ``[ ip=... rdns=... helo=... by=... ident= envfrom=... intl=0 id=... auth=...
+  msa=0 ]`` per relay, newest first: the connecting client (from the
+  session, unless on loopback), then each ``Received: from`` header (best
+  effort parse). With no trusted networks every relay is external, so the
+  same text serves ``X-Spam-Relays-Untrusted``;
 - ``header_text(spec)``: a header as SpamAssassin's ``get`` gives it:
   every value followed by a newline (``Name``), the raw folded values
   (``Name:raw``), the first address (``Name:addr``) or display name
   (``Name:name``); pseudo-headers ``ALL`` (every ``Name: value`` line),
   ``ToCc`` (To and Cc), ``MESSAGEID`` (Message-Id and its variants),
   ``EnvelopeFrom`` (Return-Path). ``None`` when absent (the caller applies
-  ``[if-unset: ...]`` or takes "").
+  ``[if-unset: ...]`` or takes ""). Each header value is cut at
+  ``HEADER_LIMIT`` characters.
 
 Nothing here raises on odd content.
 """
@@ -30,12 +37,14 @@ import re
 from typing import Any
 
 LINE_LIMIT = 2048
+HEADER_LIMIT = 8 * 1024  # of each header value: a regex's work stays bounded
 BODY_LIMIT = 256 * 1024
 FULL_LIMIT = 256 * 1024
 PSEUDO_HEADERS = frozenset({"all", "tocc", "messageid", "envelopefrom"})
+RELAY_HEADERS = frozenset({"x-spam-relays-external", "x-spam-relays-untrusted"})
 UNSUPPORTED_HEADERS = frozenset(
-    {"x-spam-relays-external", "x-spam-relays-internal", "x-spam-relays-untrusted"}
-    | {"x-spam-relays-trusted", "x-spam-last-external", "x-spam-last-trusted"}
+    {"x-spam-relays-internal", "x-spam-relays-trusted", "x-spam-last-external"}
+    | {"x-spam-last-trusted"}
 )
 _PARAGRAPH = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 _SPACE = re.compile(r"\s+")
@@ -64,7 +73,7 @@ def _pieces(line: str) -> list[str]:
 
 def body_lines(message: Any, subject: bool = True) -> list[str]:
     text = "\n\n".join(t for t in (message.text, message.html_text) if t)[:BODY_LIMIT]
-    lines = [as_bytes(message.subject)] if subject else []
+    lines = _pieces(as_bytes(message.subject[:BODY_LIMIT])) if subject else []
     for paragraph in _PARAGRAPH.split(text):
         line = _SPACE.sub(" ", paragraph).strip()
         if line:
@@ -112,7 +121,7 @@ class Fields(dict[str, list[str]]):
 
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
         super().__init__()
-        self.pairs = pairs
+        self.pairs = pairs = [(n, v[:HEADER_LIMIT]) for n, v in pairs]
         for name, value in pairs:
             self.setdefault(name.lower(), []).append(value)
 
@@ -136,3 +145,54 @@ def header_text(spec: str, fields: Fields) -> str | None:
             address = values[0].strip().strip("<>")
         return display if modifier.startswith("name") else address
     return "".join(f"{v}\n" for v in values)
+
+
+_IP = re.compile(r"\[?(?:IPv6:)?(\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]+)\]?")
+_FROM = re.compile(r"^\s*from\s+(\S+)(.*?)\s+by\s+(\S+)(.*)$", re.S | re.I)
+_RDNS_IP = re.compile(r"\(\s*([^\s\[\]()]+)\s+\[")
+_HELO = re.compile(r"\b(?:helo|HELO)[=\s]+([^\s)\]]+)")
+_ID = re.compile(r"\bid\s+<?([^\s;>]+)", re.I)
+_AUTH = re.compile(r"\bwith\s+(E?SMTPS?A|LMTPS?A|ASMTP)\b|\(authenticated", re.I)
+
+
+def relay(ip: str, rdns: str, helo: str, by: str, envfrom: str, ident: str, auth: str) -> str:
+    return (
+        f"[ ip={ip} rdns={rdns} helo={helo} by={by} ident= envfrom={envfrom} intl=0 "
+        f"id={ident} auth={auth} msa=0 ]"
+    )
+
+
+def parse_received(value: str) -> str | None:
+    """One relay of a ``Received: from`` header, None when it has no client IP."""
+    match = _FROM.match(value.replace("\n", " "))
+    if match is None:
+        return None
+    first, middle, by, rest = match.groups()
+    found = _IP.search(middle) or _IP.fullmatch(first.strip("[]"))
+    if found is None:
+        return None
+    rdns_match = _RDNS_IP.search(middle)
+    rdns = rdns_match.group(1) if rdns_match else ""
+    rdns = "" if rdns.lower() in ("unknown", found.group(1)) else rdns
+    helo_match = _HELO.search(middle)
+    helo = helo_match.group(1) if helo_match else first
+    helo = "" if helo.lower() == "unknown" else helo.strip("()")
+    ident_match = _ID.search(rest)
+    auth_match = _AUTH.search(middle + rest)
+    auth = (auth_match.group(1) or "authenticated") if auth_match else ""
+    return relay(
+        found.group(1), rdns, helo, by, "", ident_match.group(1) if ident_match else "", auth
+    )
+
+
+def relays(message: Any, session: Any, mail_from: str) -> str:
+    found: list[str] = []
+    ip = getattr(session, "client_ip", "") or ""
+    if ip and not ip.startswith("127.") and ip != "::1":
+        found.append(relay(ip, session.client_rdns, session.helo, "", mail_from, "", ""))
+    for name, value in message.headers:
+        if name.lower() == "received":
+            parsed = parse_received(as_bytes(value))
+            if parsed is not None:
+                found.append(parsed)
+    return " ".join(found) + "\n" if found else ""

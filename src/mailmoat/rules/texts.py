@@ -8,10 +8,12 @@ text parts and rendered HTML joined, first ``BODY_LIMIT`` characters),
 ``rawbody`` (the undecoded body, first ``RAW_LIMIT`` bytes, Latin-1),
 ``uri`` (each URL). Keys of the SpamAssassin rules (byte strings seen as
 Latin-1, see ``satexts``): ``sa-body``, ``sa-body-nosubject``,
-``sa-rawbody``, ``sa-full``, ``sa-uri``, ``sa-header:SPEC`` (one value; a
-missing header gives "" or, for ``sa-header:SPEC\\0TEXT``, TEXT as
-``[if-unset: TEXT]`` asks) and ``sa-exists:NAME`` (one empty value when the
-field exists, none otherwise). ``haystack(key, folded)`` is the text the
+``sa-rawbody``, ``sa-full``, ``sa-uri``, ``sa-header:SPEC`` (one value, the relays
+pseudo-headers made from the transaction's session and the Received
+headers; a missing header gives "" or, for ``sa-header:SPEC\\0TEXT``, TEXT as
+``[if-unset: TEXT]`` asks) ``sa-exists:NAME`` (one empty value when the
+field exists, none otherwise) and ``sa-eval:CALL`` (the same, when the
+native eval says so). ``haystack(key, folded)`` is the text the
 literal prefilter tests. Nothing here raises on odd content.
 """
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mailmoat.rules import satexts
+from mailmoat.rules import evals, satexts
 from mailmoat.rules.prefilter import Haystack, fold_for_literals
 
 RAW_LIMIT = 256 * 1024
@@ -38,8 +40,9 @@ _SA_TEXTS: dict[str, Callable[[Any], list[str]]] = {
 class Texts:
     """The texts of one message, made on first use."""
 
-    def __init__(self, message: Any, fields: frozenset[str]) -> None:
+    def __init__(self, message: Any, fields: frozenset[str], tx: Any = None) -> None:
         self.message = message
+        self.tx = tx  # the transaction, for the relays (None: the headers only)
         self.fields = fields  # the header fields rules name and the Subject, lower case
         self.made: dict[str, list[str]] = {}
         self.haystacks: dict[tuple[str, bool], Haystack] = {}
@@ -84,9 +87,15 @@ class Texts:
         if maker is not None:
             return maker(self.message)
         kind, _, spec = key.partition(":")
+        if kind == "sa-eval":
+            return [""] if evals.NATIVE[spec](self.message, self.tx) else []
         if kind == "sa-exists":
             return [""] if spec.lower() in self._fields(False) else []
         spec, _, unset = spec.partition("\0")
+        if spec.split(":")[0] in satexts.RELAY_HEADERS:
+            session = getattr(self.tx, "session", None)
+            mail_from = getattr(self.tx, "mail_from", "") or ""
+            return [satexts.relays(self.message, session, mail_from)]
         text = satexts.header_text(spec, self._fields("raw" in spec.split(":")[1:]))
         return [unset if text is None else text]
 
