@@ -153,7 +153,7 @@ class Prefilter:
     """Regexes in Hyperscan databases (prefilter mode, ``chunk`` per database:
     one database for all compiles far slower than its parts)."""
 
-    def __init__(self, patterns: Iterable[tuple[int, re.Pattern[str]]], chunk: int = 64) -> None:
+    def __init__(self, patterns: Iterable[tuple[int, re.Pattern[str]]], chunk: int = 256) -> None:
         self.accepted: set[int] = set()
         self.databases: list[Any] = []
         batch: list[tuple[int, bytes, int]] = []

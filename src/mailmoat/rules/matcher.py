@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from itertools import compress
 from typing import overload
 
 from mailmoat.core.transaction import Transaction
@@ -40,6 +41,15 @@ __all__ = ["BODY_LIMIT", "RAW_LIMIT", "RuleSet", "Step", "match"]
 # SpamAssassin's byte texts: the engine scans bytes with ASCII semantics, which
 # is not a superset of the Unicode matching of the TOML rules.
 ENGINE_TEXTS = frozenset({"sa-body", "sa-body-nosubject", "sa-rawbody", "sa-full", "sa-uri"})
+# SpamAssassin's header texts, each small: one scan over all of them (joined)
+# finds the few header rules worth confirming on their own text.
+HEADERS = "sa-header:*"
+
+
+def _engine_group(text: str) -> str:
+    if text in ENGINE_TEXTS:
+        return text
+    return HEADERS if text.startswith("sa-header:") else ""
 
 
 def match(rules: Sequence[Rule], tx: Transaction) -> list[Rule]:
@@ -80,8 +90,9 @@ class RuleSet(Sequence[Rule]):
                         self.unbounded.append(rule)
                         index[rule.name] = position
                         continue
-                if with_engine and step.text in ENGINE_TEXTS and not rule.negate:
-                    for_engine.setdefault(step.text, []).append(step)
+                group = _engine_group(step.text)
+                if with_engine and group and not rule.negate:
+                    for_engine.setdefault(group, []).append(step)
                 else:
                     scan(step)
             index[rule.name] = position
@@ -132,7 +143,8 @@ class RuleSet(Sequence[Rule]):
                 for step in scan.candidates(haystack):
                     hits[step.position] = step.count(values, haystack)
         self._metas(hits)
-        return [(rule, count) for rule, count in zip(self._rules, hits, strict=True) if count]
+        rules = self._rules
+        return [(rules[i], hits[i]) for i in compress(range(len(hits)), hits)]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -199,17 +211,20 @@ class Step:
 
 
 class _EngineText:
-    """The rules of one text the engine prefilters (``engine.Prefilter``: one
-    scan per database); only the rules it reports run their regex."""
+    """The rules of one text (or of all SpamAssassin header texts) the engine
+    prefilters (``engine.Prefilter``: one scan per database over the text,
+    or over the header texts joined); only the rules it reports run their
+    regex, each on its own text."""
 
-    def __init__(self, text: str, steps: dict[int, Step], prefilter: engine.Prefilter) -> None:
-        self.text = text
+    def __init__(self, group: str, steps: dict[int, Step], prefilter: engine.Prefilter) -> None:
+        self.group = group
         self.steps = steps
         self.prefilter = prefilter
         self.size = len(steps)
+        self.keys = tuple(dict.fromkeys(step.text for step in steps.values()))
 
     @classmethod
-    def of(cls, text: str, steps: list[Step], fallback: Callable[[Step], None]) -> _EngineText:
+    def of(cls, group: str, steps: list[Step], fallback: Callable[[Step], None]) -> _EngineText:
         prefilter = engine.Prefilter((step.position, step.regex) for step in steps)
         taken: dict[int, Step] = {}
         for step in steps:
@@ -217,16 +232,19 @@ class _EngineText:
                 taken[step.position] = step
             else:
                 fallback(step)  # refused by the engine: the pure-Python path
-        return cls(text, taken, prefilter)
+        return cls(group, taken, prefilter)
 
     def run(self, texts: Texts, hits: list[int]) -> None:
-        values = texts.values(self.text)
-        if not values:
+        if self.group == HEADERS:
+            joined = "\n".join(v for key in self.keys for v in texts.values(key))
+        elif texts.values(self.group):
+            joined = texts.joined(self.group)
+        else:
             return
-        data = texts.joined(self.text).encode("latin-1", "replace")
-        for position in self.prefilter.scan(data):
+        for position in self.prefilter.scan(joined.encode("latin-1", "replace")):
             step = self.steps[position]
+            values = texts.values(step.text)
             haystack = None
             if step.rest or step.lead:
-                haystack = texts.haystack(self.text, step.rule.folded)
+                haystack = texts.haystack(step.text, step.rule.folded)
             hits[position] = step.count(values, haystack)

@@ -47,6 +47,7 @@ class Texts:
         self.made: dict[str, list[str]] = {}
         self.haystacks: dict[tuple[str, bool], Haystack] = {}
         self._by_name: dict[bool, satexts.Fields] = {}  # raw -> header fields
+        self._header_texts: dict[str, str | None] = {}
 
     def values(self, key: str) -> list[str]:
         made = self.made.get(key)
@@ -96,7 +97,11 @@ class Texts:
             session = getattr(self.tx, "session", None)
             mail_from = getattr(self.tx, "mail_from", "") or ""
             return [satexts.relays(self.message, session, mail_from)]
-        text = satexts.header_text(spec, self._fields("raw" in spec.split(":")[1:]))
+        if spec in self._header_texts:
+            text = self._header_texts[spec]
+        else:
+            raw = "raw" in spec.split(":")[1:]
+            text = self._header_texts[spec] = satexts.header_text(spec, self._fields(raw))
         return [unset if text is None else text]
 
     def _fields(self, raw: bool) -> satexts.Fields:
