@@ -37,6 +37,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mailmoat.rules.prefilter import parsed
+
 try:
     _hs: Any = importlib.import_module("hyperscan")
 except ImportError:  # the engine is optional: the pure-Python path takes over
@@ -220,7 +222,7 @@ def backtracking_risk(regex: re.Pattern[str]) -> bool:
     """Whether ``regex`` nests a variable repeat or an alternation inside a
     repeat of unbounded length (``(a+)+``, ``(\\w+\\s?)*``, ``(a|ab)*``)."""
     try:
-        tree = _sre.parse(regex.pattern, regex.flags)
+        tree = parsed(regex.pattern, regex.flags)
     except Exception:  # the private parser changed: assume the worst
         return True
     return _risky(tree.data)

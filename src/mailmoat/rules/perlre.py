@@ -65,7 +65,7 @@ def split_delimited(text: str) -> tuple[str, str]:
     end = body.rfind(closer)
     if end < 0:
         raise Untranslatable("unterminated regex")
-    flags = body[end + 1 :].strip()
+    flags = body[end + 1 :]
     if not re.fullmatch(r"[a-z]*", flags):
         raise Untranslatable("text after the regex")
     pattern = body[:end]

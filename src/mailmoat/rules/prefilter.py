@@ -19,6 +19,7 @@ parser means "no literals known", never an error.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import importlib
 import re
@@ -39,6 +40,12 @@ FOLDS_TO_ASCII = (
     "\u00df\u0130\u0131\u0149\u017f\u01f0\u1e96\u1e97\u1e98\u1e99\u1e9a\u1e9e\u212a"
     "\ufb00\ufb01\ufb02\ufb03\ufb04\ufb05\ufb06"
 )
+
+
+@functools.lru_cache(maxsize=8192)
+def parsed(pattern: str, flags: int) -> Any:
+    """The stdlib parser's tree of a regex, parsed once for every reader (read only)."""
+    return _sre.parse(pattern, flags)
 
 
 def fold(text: str) -> str:
@@ -88,7 +95,7 @@ def required_literals(regex: re.Pattern[str]) -> tuple[Needles, bool]:
     that is not is dropped). Up to three groups are kept (see below).
     """
     try:
-        tree = _sre.parse(regex.pattern, regex.flags)
+        tree = parsed(regex.pattern, regex.flags)
         groups = _literals(tree.data)
         # Global IGNORECASE, or a scoped (?i...) group anywhere (a false alarm only folds).
         scoped = re.search(r"\(\?[a-zA-Z]*i", regex.pattern) is not None
@@ -158,7 +165,7 @@ def leading_literals(regex: re.Pattern[str], folded: bool) -> tuple[str, ...]:
     of them occurs, not all along the text.
     """
     try:
-        starts = set(_leading(_sre.parse(regex.pattern, regex.flags).data))
+        starts = set(_leading(parsed(regex.pattern, regex.flags).data))
     except Exception:  # the private parser changed: no shortcut
         return ()
     if folded:
