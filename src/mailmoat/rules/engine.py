@@ -157,12 +157,15 @@ class Prefilter:
 
     def __init__(self, patterns: Iterable[tuple[int, re.Pattern[str]]], chunk: int = 256) -> None:
         self.accepted: set[int] = set()
-        self.databases: list[Any] = []
+        # (database, the caller's id of each of its patterns): ids inside a
+        # database are local, so the compiled-database cache does not depend
+        # on where the patterns sit in the whole rule set.
+        self.databases: list[tuple[Any, list[int]]] = []
         batch: list[tuple[int, bytes, int]] = []
         for ident, regex in patterns:
             item = (ident, hyperscan_source(regex, True), _flags(regex, True))
             try:
-                _compile([item])
+                _compile([(0, item[1], item[2])])
             except _hs.error:
                 continue  # left to the pure-Python path
             batch.append(item)
@@ -173,13 +176,15 @@ class Prefilter:
 
     def _add(self, batch: list[tuple[int, bytes, int]]) -> None:
         if batch:
-            self.databases.append(_compile(batch))
-            self.accepted.update(ident for ident, _, _ in batch)
+            local = [(n, source, flags) for n, (_, source, flags) in enumerate(batch)]
+            ids = [ident for ident, _, _ in batch]
+            self.databases.append((_compile(local), ids))
+            self.accepted.update(ids)
 
     def scan(self, data: bytes) -> set[int]:
         found: set[int] = set()
-        for database in self.databases:
-            found |= _scan(database, data)
+        for database, ids in self.databases:
+            found.update(ids[n] for n in _scan(database, data))
         return found
 
 
