@@ -29,7 +29,7 @@ from itertools import compress
 from typing import overload
 
 from mailmoat.core.transaction import Transaction
-from mailmoat.rules import engine
+from mailmoat.rules import engine, lines
 from mailmoat.rules.meta import MetaCompiler
 from mailmoat.rules.model import Rule
 from mailmoat.rules.prefilter import Haystack, Needles, Scan, occurrences, search_at
@@ -161,6 +161,8 @@ class Step:
     limit: int  # matches counted at most
     # Set for a regex ``re`` must not run (backtracking risk): the engine decides.
     exact: engine.Exact | None = None
+    # Set for rules of line texts: one search over the lines joined (``lines``).
+    joined: re.Pattern[str] | None = None
 
     @classmethod
     def of(cls, position: int, rule: Rule) -> Step:
@@ -229,6 +231,8 @@ class _EngineText:
         taken: dict[int, Step] = {}
         for step in steps:
             if step.position in prefilter.accepted:
+                if group in lines.LINE_TEXTS and step.exact is None and step.limit == 1:
+                    step = replace(step, joined=lines.line_regex(step.regex))
                 taken[step.position] = step
             else:
                 fallback(step)  # refused by the engine: the pure-Python path
@@ -243,6 +247,11 @@ class _EngineText:
             return
         for position in self.prefilter.scan(joined.encode("latin-1", "replace")):
             step = self.steps[position]
+            if step.joined is not None:
+                verdict = lines.decide(step.joined, joined)
+                if verdict is not None:
+                    hits[position] = int(verdict)
+                    continue
             values = texts.values(step.text)
             haystack = None
             if step.rest or step.lead:
