@@ -240,7 +240,9 @@ class _EngineText:
 
     def run(self, texts: Texts, hits: list[int]) -> None:
         if self.group == HEADERS:
-            joined = "\n".join(v for key in self.keys for v in texts.values(key))
+            # Distinct values only: the decoded and raw forms of a field are
+            # often the same, and a rule's match needs its text once.
+            joined = "\n".join(dict.fromkeys(v for key in self.keys for v in texts.values(key)))
         elif texts.values(self.group):
             joined = texts.joined(self.group)
         else:

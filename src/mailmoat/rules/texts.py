@@ -48,6 +48,7 @@ class Texts:
         self.haystacks: dict[tuple[str, bool], Haystack] = {}
         self._by_name: dict[bool, satexts.Fields] = {}  # raw -> header fields
         self._header_texts: dict[str, str | None] = {}
+        self._relays: str | None = None
 
     def values(self, key: str) -> list[str]:
         made = self.made.get(key)
@@ -94,9 +95,11 @@ class Texts:
             return [""] if spec.lower() in self._fields(False) else []
         spec, _, unset = spec.partition("\0")
         if spec.split(":")[0] in satexts.RELAY_HEADERS:
-            session = getattr(self.tx, "session", None)
-            mail_from = getattr(self.tx, "mail_from", "") or ""
-            return [satexts.relays(self.message, session, mail_from)]
+            if self._relays is None:
+                session = getattr(self.tx, "session", None)
+                mail_from = getattr(self.tx, "mail_from", "") or ""
+                self._relays = satexts.relays(self.message, session, mail_from)
+            return [self._relays]
         if spec in self._header_texts:
             text = self._header_texts[spec]
         else:
