@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -250,3 +251,61 @@ def test_native_all_trusted(tmp_path: Path, ip: str, received: bytes, trusted: b
     )
     found = hits(loaded, received + b"Subject: s\r\n\r\nx\r\n", ip=ip)
     assert ("ALL_TRUSTED" in found) == trusted
+
+
+def test_a_nice_rule_without_a_score_line_speaks_for_ham(tmp_path: Path) -> None:
+    loaded = load(tmp_path, "header LIST_HINT exists:List-Id\ntflags LIST_HINT nice\n")
+    assert loaded.rules["LIST_HINT"].score == -1.0
+
+
+@pytest.mark.parametrize(
+    ("rule", "message", "hit"),
+    [
+        ("header HAS_TOCC exists:ToCc", b"Cc: a@b.example\r\n\r\nx\r\n", True),
+        ("header HAS_TOCC exists:ToCc", b"Subject: s\r\n\r\nx\r\n", False),
+        # exists:MessageID names a field spelled that way (a malformed one),
+        # not the MESSAGEID pseudo-header.
+        ("header ODD_MSGID exists:MessageID", b"Message-ID: <a@b>\r\n\r\nx\r\n", False),
+        ("header ODD_MSGID exists:MessageID", b"MessageID: <a@b>\r\n\r\nx\r\n", True),
+        ("header ANY_MSGID exists:MESSAGEID", b"Message-ID: <a@b>\r\n\r\nx\r\n", True),
+    ],
+)
+def test_exists_knows_pseudo_headers_by_exact_spelling(
+    tmp_path: Path, rule: str, message: bytes, hit: bool
+) -> None:
+    loaded = load(tmp_path, rule + "\n")
+    assert bool(hits(loaded, message)) == hit
+
+
+FETCHED = (
+    b"Received: from localhost (localhost [127.0.0.1]) by home.example; date\r\n"
+    b"Received: from gw.lan (gw.lan [192.168.1.1]) by localhost; date\r\n"
+    b"Received: from localhost (bot.example [198.51.100.9]) by gw.lan; date\r\n"
+    b"Subject: s\r\n\r\nx\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("ip", "expected"),
+    [
+        # Mail fetched from our own relays: the relays from loopback and private
+        # addresses are ours (trusted); the first public one is the sender's.
+        ("10.1.2.3", "[ ip=198.51.100.9 rdns=bot.example helo=localhost by=gw.lan "),
+        ("127.0.0.1", "[ ip=198.51.100.9 rdns=bot.example helo=localhost by=gw.lan "),
+        # Over SMTP from a public client: it is the first untrusted relay.
+        ("192.0.2.10", "[ ip=192.0.2.10 "),
+    ],
+)
+def test_untrusted_relays_start_at_the_first_public_address(
+    tmp_path: Path, ip: str, expected: str
+) -> None:
+    loaded = load(
+        tmp_path,
+        "header HELO_LOCAL X-Spam-Relays-Untrusted =~ /^[^\\]]+ helo=localhost /\n"
+        "header FIRST_RELAY X-Spam-Relays-Untrusted =~ /^"
+        + re.escape(expected).replace("/", "\\/")
+        + "/\n",
+    )
+    found = hits(loaded, FETCHED, ip=ip)
+    assert "FIRST_RELAY" in found
+    assert ("HELO_LOCAL" in found) == (ip != "192.0.2.10")

@@ -47,6 +47,14 @@ def _loopback(tx: Any) -> bool:
 
 
 def _received_relays(message: Any) -> bool:
+    """Whether any Received header names a relay (trusted or not)."""
+    return any(
+        name.lower() == "received" and satexts.parse_received(satexts.as_bytes(value))
+        for name, value in message.headers
+    )
+
+
+def _untrusted_relays(message: Any) -> bool:
     return bool(satexts.relays(message, None, ""))
 
 
@@ -56,7 +64,7 @@ def _tag_exists(tag: str) -> Native:
 
 
 NATIVE: dict[str, Native] = {
-    "check_all_trusted()": lambda m, tx: _loopback(tx) and not _received_relays(m),
+    "check_all_trusted()": lambda m, tx: _loopback(tx) and not _untrusted_relays(m),
     "check_no_relays()": lambda m, tx: (tx is None or _loopback(tx)) and not _received_relays(m),
     "check_for_mime('mime_qp_count')": _encoding("quoted-printable"),
     "check_for_mime('mime_base64_count')": _encoding("base64"),

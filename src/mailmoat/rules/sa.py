@@ -223,7 +223,13 @@ def _problem(result: SaLoad, directive: Directive, reason: str, detail: str) -> 
 def _score(name: str, tables: _Tables) -> float:
     directive = tables.scores.get(name)
     if directive is None or name.startswith("__"):
-        return 0.0 if name.startswith("__") else 0.01 if name.startswith("T_") else 1.0
+        # SpamAssassin's defaults: helpers 0, test rules 0.01, others 1.0,
+        # and -1.0 for a rule flagged "nice" (it speaks for ham).
+        if name.startswith("__"):
+            return 0.0
+        if name.startswith("T_"):
+            return 0.01
+        return -1.0 if "nice" in tables.tflags.get(name, []) else 1.0
     values = directive.args.split()[1:]
     try:
         return float(values[0])  # score set 0 (no network tests, no Bayes)

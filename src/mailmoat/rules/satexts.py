@@ -33,6 +33,7 @@ Nothing here raises on odd content.
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import re
 from typing import Any
 
@@ -126,7 +127,13 @@ class Fields(dict[str, list[str]]):
             self.setdefault(name.lower(), []).append(value)
 
 
-_PSEUDO = {"tocc": ("to", "cc"), "messageid": _MESSAGE_IDS, "envelopefrom": ("return-path",)}
+# SpamAssassin recognises its pseudo-headers by exact spelling.
+PSEUDO_SPELLINGS = {"ToCc": "tocc", "MESSAGEID": "messageid", "EnvelopeFrom": "envelopefrom"}
+PSEUDO_FIELDS = {
+    "tocc": ("to", "cc"),
+    "messageid": _MESSAGE_IDS,
+    "envelopefrom": ("return-path",),
+}
 
 
 def header_text(spec: str, fields: Fields) -> str | None:
@@ -135,7 +142,7 @@ def header_text(spec: str, fields: Fields) -> str | None:
     name, _, modifier = spec.partition(":")
     if name == "all":
         return "".join(f"{n}: {v}\n" for n, v in fields.pairs) or None
-    values = [v for wanted in _PSEUDO.get(name, (name,)) for v in fields.get(wanted, ())]
+    values = [v for wanted in PSEUDO_FIELDS.get(name, (name,)) for v in fields.get(wanted, ())]
     if not values:
         return None
     if modifier.startswith(("addr", "name")):
@@ -162,12 +169,14 @@ def relay(ip: str, rdns: str, helo: str, by: str, envfrom: str, ident: str, auth
     )
 
 
-def parse_received(value: str) -> str | None:
-    """One relay of a ``Received: from`` header, None when it has no client IP."""
+def parse_received(value: str) -> tuple[str, str] | None:
+    """The client IP and relay text of a ``Received: from`` header, None
+    when it has no client IP."""
     match = _FROM.match(value.replace("\n", " "))
     if match is None:
         return None
     first, middle, by, rest = match.groups()
+    by = by.rstrip(";")
     found = _IP.search(middle) or _IP.fullmatch(first.strip("[]"))
     if found is None:
         return None
@@ -180,19 +189,46 @@ def parse_received(value: str) -> str | None:
     ident_match = _ID.search(rest)
     auth_match = _AUTH.search(middle + rest)
     auth = (auth_match.group(1) or "authenticated") if auth_match else ""
-    return relay(
-        found.group(1), rdns, helo, by, "", ident_match.group(1) if ident_match else "", auth
+    ip = found.group(1)
+    return ip, relay(ip, rdns, helo, by, "", ident_match.group(1) if ident_match else "", auth)
+
+
+_OWN_NETWORKS = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+        "100.64.0.0/10", "::1/128", "fc00::/7", "fe80::/10",
     )
+)  # fmt: skip
+
+
+def trusted_ip(ip: str) -> bool:
+    """Loopback, RFC 1918, shared (CGNAT), link-local and unique-local
+    addresses: relays inside our own network."""
+    try:
+        address = ipaddress.ip_address(ip.split("%")[0])
+    except ValueError:
+        return False
+    return any(address in net for net in _OWN_NETWORKS if net.version == address.version)
 
 
 def relays(message: Any, session: Any, mail_from: str) -> str:
-    found: list[str] = []
+    """The untrusted relays, newest first. Trust is inferred as SpamAssassin
+    does without ``trusted_networks``: from the newest relay down, relays
+    from loopback and private addresses are ours (trusted) until the first
+    public one; it and every older relay are untrusted (external). The
+    connecting client comes first when the message arrives over SMTP."""
+    found: list[tuple[str, str]] = []
     ip = getattr(session, "client_ip", "") or ""
-    if ip and not ip.startswith("127.") and ip != "::1":
-        found.append(relay(ip, session.client_rdns, session.helo, "", mail_from, "", ""))
+    if ip:
+        found.append((ip, relay(ip, session.client_rdns, session.helo, "", mail_from, "", "")))
     for name, value in message.headers:
         if name.lower() == "received":
             parsed = parse_received(as_bytes(value))
             if parsed is not None:
                 found.append(parsed)
-    return " ".join(found) + "\n" if found else ""
+    start = 0
+    while start < len(found) and trusted_ip(found[start][0]):
+        start += 1
+    untrusted = [text for _ip, text in found[start:]]
+    return " ".join(untrusted) + "\n" if untrusted else ""

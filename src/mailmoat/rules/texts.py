@@ -92,7 +92,12 @@ class Texts:
         if kind == "sa-eval":
             return [""] if evals.NATIVE[spec](self.message, self.tx) else []
         if kind == "sa-exists":
-            return [""] if spec.lower() in self._fields(False) else []
+            fields = self._fields(False)
+            # Pseudo-headers by their exact SpamAssassin spelling only:
+            # exists:MessageID asks for a (malformed) field of that name.
+            pseudo = satexts.PSEUDO_SPELLINGS.get(spec)
+            wanted = satexts.PSEUDO_FIELDS[pseudo] if pseudo else (spec.lower(),)
+            return [""] if any(name in fields for name in wanted) else []
         spec, _, unset = spec.partition("\0")
         if spec.split(":")[0] in satexts.RELAY_HEADERS:
             if self._relays is None:
