@@ -22,6 +22,7 @@ from itertools import groupby
 
 from mailmoat import eager
 from mailmoat.checks.base import Check, Services
+from mailmoat.checks.doors import RUNNER_SPEC
 from mailmoat.core.record import TransactionRecord
 from mailmoat.core.scoring import Decision, decide
 from mailmoat.core.symbols import Action, Evidence, Forced, Precedence, Stage, Symbol
@@ -156,7 +157,7 @@ class Pipeline:
             fail_mode,
         )
         failed = Evidence()
-        failed.add(f"CHECK_{check.name.upper()}_FAILED", 0.0, problem)
+        RUNNER_SPEC.add(failed, f"CHECK_{check.name.upper()}_FAILED", problem)
         if fail_mode == "tempfail":
             failed.force(
                 Forced(

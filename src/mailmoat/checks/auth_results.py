@@ -28,6 +28,7 @@ from typing import ClassVar
 
 from mailmoat import eager
 from mailmoat.checks.base import Check, Services
+from mailmoat.checks.spec import CheckSpec, SymbolSpec
 from mailmoat.config import Config
 from mailmoat.core.headers import name_and_value, raw_fields
 from mailmoat.core.symbols import Evidence, Stage
@@ -41,6 +42,21 @@ NOTE_DKIM = "auth.dkim"
 NOTE_ARC = "auth.arc"
 NOTE_DMARC = "auth.dmarc"
 NOTE_FIELDS = "auth.header_fields"
+
+SPEC = CheckSpec(
+    name="auth_results",
+    stages=(Stage.DATA,),
+    summary="Writes our Authentication-Results field; drops forged ones.",
+    requires=("spf", "dkim", "dmarc"),
+    symbols=(
+        SymbolSpec(
+            "AUTH_RESULTS_FORGED",
+            0.5,
+            "The message came with an Authentication-Results field in our name (dropped).",
+            "authentication",
+        ),
+    ),
+)
 
 _COMMENT = re.compile(r"\([^()]*\)")
 _BARE = re.compile(r"^[A-Za-z0-9!#$%&'*+\-./^_`{|}~@]+$")
@@ -162,7 +178,7 @@ class AuthResultsCheck(Check):
         ]
         if forged:
             tx.removed_headers.extend(forged)
-            evidence.add("AUTH_RESULTS_FORGED", 0.5, f"{len(forged)} field(s)")
+            SPEC.add(evidence, "AUTH_RESULTS_FORGED", f"{len(forged)} field(s)")
         tx.added_headers.append(
             ("Authentication-Results", format_value(self.server_id, results_of(tx)))
         )
