@@ -4,9 +4,10 @@ Each module listed exposes ``build(services) -> list[Check]`` (an empty list
 when its feature is disabled in config) and ``SPEC``, its ``CheckSpec``.
 ``check_specs()`` are those specs, ``all_specs()`` adds the symbols no check
 adds (the SMTP front's, the runner's: ``mailmoat.checks.doors``);
-``check_names()`` is every name a ``[checks.NAME]`` section may use;
-``find_symbol(name)`` says which spec declares a symbol, exactly or by a
-family prefix.
+``runner_settings(config, name)`` is the check's ``[checks.NAME]`` section,
+or its spec's runner defaults without one; ``check_names()`` is every name
+a ``[checks.NAME]`` section may use; ``find_symbol(name)`` says which spec
+declares a symbol, exactly or by a family prefix.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import importlib
 from mailmoat.checks.base import Check, Services
 from mailmoat.checks.doors import FRONT_SPEC, RUNNER_SPEC
 from mailmoat.checks.spec import CheckSpec, FamilySpec, SymbolSpec
+from mailmoat.config import CheckSettings, Config
 
 CHECK_MODULES: tuple[str, ...] = (
     "mailmoat.checks.helo",
@@ -78,6 +80,19 @@ def spec_of(check_name: str) -> CheckSpec:
         if spec.name == check_name:
             return spec
     raise KeyError(f"no such check: {check_name}")
+
+
+def runner_settings(config: Config, check_name: str) -> CheckSettings:
+    """``[checks.NAME]`` when the file has it, else the spec's defaults (a
+    name without a spec: the loader's defaults)."""
+    section = config.checks.get(check_name)
+    if section is not None:
+        return section
+    try:
+        spec = spec_of(check_name)
+    except KeyError:
+        return config.check(check_name)
+    return CheckSettings(timeout=spec.timeout, fail_mode=spec.fail_mode)
 
 
 @functools.cache

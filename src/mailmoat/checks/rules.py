@@ -59,10 +59,18 @@ from pathlib import Path
 from typing import Any, ClassVar, overload
 
 from mailmoat.checks.base import Check, Services
+from mailmoat.checks.spec import CheckSpec
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
 
 log = logging.getLogger("mailmoat.checks.rules")
+
+# The symbols are the loaded rules' names (``mailmoat.checks.catalog``).
+SPEC = CheckSpec(
+    name="rules",
+    stages=(Stage.DATA,),
+    summary="The loaded rule set: bundled TOML rules, SpamAssassin rules, the admin's files.",
+)
 
 KINDS = ("header", "body", "rawbody", "uri", "meta")
 _NAME = re.compile(r"^_{0,2}[A-Z][A-Z0-9_]{0,62}$")
