@@ -8,8 +8,8 @@ the ARC chain. Symbols: ``DKIM_VALID`` (at least one signature passes),
 or key), ``DKIM_PARTIAL_BODY`` (an ``l=`` tag leaves part of the body
 unsigned), ``DKIM_UNSUPPORTED`` (ed25519 without PyNaCl), ``DKIM_TOO_MANY``,
 ``ARC_PASS`` / ``ARC_FAIL`` / ``ARC_NONE``. Per-signature results go to
-``tx.notes[NOTE_DKIM]`` (``header.d``, ``header.s``, ``header.i``,
-``header.b``), the chain's to ``tx.notes[NOTE_ARC]``.
+``tx.dkim_results`` (``header.d``, ``header.s``, ``header.i``,
+``header.b``), the chain's to ``tx.arc_results``.
 
 The ``l=`` policy: a signature whose body length leaves content unsigned
 proves nothing about that content, so it is reported ``policy`` (not
@@ -33,7 +33,7 @@ import dkim
 from dkim.canonicalization import CanonicalizationPolicy
 
 from mailmoat import eager
-from mailmoat.checks.auth_results import NOTE_ARC, NOTE_DKIM, AuthResult, fields_of, lookup
+from mailmoat.checks.auth_results import AuthResult, fields_of, lookup
 from mailmoat.checks.base import Check, Services
 from mailmoat.checks.spec import CheckSpec, SymbolSpec
 from mailmoat.core.symbols import Evidence, Stage
@@ -137,7 +137,7 @@ class DkimCheck(Check):
             )
         )
         results = self._verify_all(tx.data, signatures, answers)
-        tx.notes[NOTE_DKIM] = results
+        tx.dkim_results = results
         if not signatures:
             SPEC.add(evidence, "DKIM_NONE")
         by_symbol: dict[str, list[str]] = {}
@@ -148,7 +148,7 @@ class DkimCheck(Check):
             SPEC.add(evidence, symbol, ",".join(domains)[:120])
         if arc:
             arc_result = self._verify_arc(tx.data, answers)
-            tx.notes[NOTE_ARC] = [arc_result]
+            tx.arc_results = [arc_result]
             symbol = "ARC_PASS" if arc_result.result == "pass" else "ARC_FAIL"
             SPEC.add(evidence, symbol, arc_result.reason[:80])
         else:

@@ -2,8 +2,8 @@
 
 Contract: finds the policy for the RFC5322.From domain (``_dmarc.<domain>``,
 then ``_dmarc.<organizational domain>`` from the offline Public Suffix List),
-checks whether an SPF pass (``tx.notes[NOTE_SPF]``) or a DKIM pass
-(``tx.notes[NOTE_DKIM]``) is aligned with the From domain (relaxed or strict,
+checks whether an SPF pass (``tx.spf_results``) or a DKIM pass
+(``tx.dkim_results``) is aligned with the From domain (relaxed or strict,
 ``aspf``/``adkim``), and applies ``p`` / ``sp`` / ``pct``. Symbols:
 ``DMARC_PASS``, ``DMARC_POLICY_REJECT``, ``DMARC_POLICY_QUARANTINE``,
 ``DMARC_POLICY_NONE`` (a failure under each policy), ``DMARC_NA`` (no
@@ -25,14 +25,7 @@ import random
 from typing import ClassVar
 
 from mailmoat.checks import psl
-from mailmoat.checks.auth_results import (
-    NOTE_DKIM,
-    NOTE_DMARC,
-    NOTE_SPF,
-    AuthResult,
-    fields_of,
-    lookup,
-)
+from mailmoat.checks.auth_results import AuthResult, fields_of, lookup
 from mailmoat.checks.base import Check, Services
 from mailmoat.checks.psl import registered_domain
 from mailmoat.checks.spec import CheckSpec, SymbolSpec
@@ -135,7 +128,7 @@ class DmarcCheck(Check):
                 status, "DMARC_PERMERROR"
             )
             SPEC.add(evidence, symbol, domain)
-            tx.notes[NOTE_DMARC] = [_result(status, domain, "")]
+            tx.dmarc_results = [_result(status, domain, "")]
             return
         assert record is not None
         outcome = _evaluate(tx, domain, record)
@@ -147,7 +140,7 @@ class DmarcCheck(Check):
         if outcome != "fail":
             symbol = "DMARC_PASS" if outcome == "pass" else "DMARC_TEMPERROR"
             SPEC.add(evidence, symbol, domain)
-            tx.notes[NOTE_DMARC] = [_result(outcome, domain, f"p={policy}")]
+            tx.dmarc_results = [_result(outcome, domain, f"p={policy}")]
             return
         applied = self._sampled(policy, record.get("pct", "100"))
         SPEC.add(
@@ -155,7 +148,7 @@ class DmarcCheck(Check):
             f"DMARC_POLICY_{applied.upper()}",
             f"{domain} p={policy}" + (f" applied={applied}" if applied != policy else ""),
         )
-        tx.notes[NOTE_DMARC] = [_result("fail", domain, f"p={policy} dis={applied}")]
+        tx.dmarc_results = [_result("fail", domain, f"p={policy} dis={applied}")]
         action = self.actions.get(applied, "score")
         if action == "reject":
             evidence.force(
@@ -200,8 +193,8 @@ def _evaluate(tx: Transaction, domain: str, record: dict[str, str]) -> str:
     """pass / fail / temperror for the authenticated identifiers."""
     aspf = record.get("aspf", "r").lower()[:1]
     adkim = record.get("adkim", "r").lower()[:1]
-    spf_results: list[AuthResult] = tx.notes.get(NOTE_SPF, [])
-    dkim_results: list[AuthResult] = tx.notes.get(NOTE_DKIM, [])
+    spf_results = tx.spf_results
+    dkim_results = tx.dkim_results
     temporary = False
     # RFC 7489 3.1.2: the MAIL FROM identity, or HELO when MAIL FROM is null.
     for result in spf_results[:1]:

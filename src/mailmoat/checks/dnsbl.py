@@ -24,7 +24,7 @@ Policy: the weights of listing sites are summed; at or above
 ``dnsbl.threshold`` the client gets a forced REJECT (``554 5.7.1``,
 reason ``dnsbl``) that applies at its first RCPT (the log shows the
 envelope), naming the lists. A negative total marks the session as
-DNSWL-listed (``session.notes["dnswl"]``): greylisting skips it.
+DNSWL-listed (``session.dnswl``): greylisting skips it.
 """
 
 from __future__ import annotations
@@ -224,11 +224,11 @@ class DnsblVerdict(Check):
                 total += hit
                 if hit > 0:
                     listed.append(result.site.zone)
-        session.notes["dnsbl_weight"] = total
+        session.dnsbl_weight = total
         if total < 0:
             # The policy: a client on an allowlist with no outweighing block
             # list is trusted enough to skip greylisting.
-            session.notes["dnswl"] = True
+            session.dnswl = True
         if self.threshold > 0 and total >= self.threshold:
             lists = ", ".join(listed)
             log.info("client=%s dnsbl weight=%g listed in %s", session.client_ip, total, lists)

@@ -96,7 +96,7 @@ class GreylistCheck(Check):
         self.clock = clock
 
     def applies(self, tx: Transaction) -> bool:
-        if tx.session.notes.get("dnswl") or tx.allowlisted:
+        if tx.session.dnswl or tx.allowlisted:
             return False
         # A client refused anyway (DNSBL, deny list) leaves no triplet behind.
         if any(f.action is Action.REJECT for f in tx.all_forced):

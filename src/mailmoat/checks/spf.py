@@ -5,7 +5,7 @@ FROM domain (``postmaster@<helo>`` for the null sender) and, with
 ``auth.spf_helo``, of the HELO name. Symbols: ``SPF_PASS``, ``SPF_FAIL``,
 ``SPF_SOFTFAIL``, ``SPF_NEUTRAL``, ``SPF_NONE``, ``SPF_TEMPERROR``,
 ``SPF_PERMERROR`` and the same with ``SPF_HELO_`` for the HELO identity.
-Results go to ``tx.notes[NOTE_SPF]`` for DMARC and Authentication-Results.
+Results go to ``tx.spf_results`` for DMARC and Authentication-Results.
 
 How: pyspf does the policy evaluation (macros, mechanisms, the RFC's lookup,
 void-lookup and recursion limits) but is synchronous. Instead of a thread we
@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import spf
 
 from mailmoat import eager
-from mailmoat.checks.auth_results import NOTE_SPF, AuthResult, lookup
+from mailmoat.checks.auth_results import AuthResult, lookup
 from mailmoat.checks.base import Check, Services
 from mailmoat.checks.spec import CheckSpec, SymbolSpec
 from mailmoat.core.symbols import Evidence, Stage
@@ -251,7 +251,7 @@ class SpfCheck(Check):
             result, why = helo_result, helo_why
         SPEC.add(evidence, f"SPF_{result.upper()}", sender[:80])
         results.insert(0, AuthResult("spf", result, why[:100], (("smtp.mailfrom", sender),)))
-        tx.notes[NOTE_SPF] = results
+        tx.spf_results = results
 
 
 def build(services: Services) -> list[Check]:
