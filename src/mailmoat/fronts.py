@@ -5,7 +5,10 @@ builds the same pipeline as ``mailmoat serve``, attaches the statistics
 recorder (node name from ``[stats] node``) and the cluster glue (shared
 classifier model reload, ``mailmoat.cluster``); ``close()`` undoes it all.
 Records come from ``mailmoat.core.record.record_for``, as for the SMTP front.
-``serve_until_signalled`` runs an ``asyncio.Server`` until SIGTERM/SIGINT.
+``reload(config)`` builds a new pipeline around the open store and swaps it
+in whole (sessions read ``runtime.pipeline`` per command), or raises with
+the old one kept. ``serve_until_signalled`` runs an ``asyncio.Server`` until
+SIGTERM/SIGINT; SIGHUP calls its ``on_reload``.
 
 ``FrontServer`` is the listening part both fronts share: ``start()`` binds
 the front's ``listen`` setting and runs ``handle`` once per connection as a
@@ -29,7 +32,7 @@ from mailmoat.checks.base import Services
 from mailmoat.checks.registry import build_checks
 from mailmoat.config import Config, load_config, parse_hostport
 from mailmoat.pipeline import Pipeline
-from mailmoat.runtime import build_services
+from mailmoat.runtime import build_services, describe, rebuild
 
 log = logging.getLogger("mailmoat.front")
 
@@ -67,6 +70,17 @@ class FrontRuntime:
             runtime._closers.append(learner.stop)
         return runtime
 
+    def reload(self, config: Config) -> None:
+        """Swap in a pipeline built from ``config``; on failure raise and
+        keep the running one (the same path as the gateway's reload)."""
+        services, pipeline = rebuild(
+            self.services, config, lambda fresh: Pipeline(fresh, build_checks(fresh))
+        )
+        if config.store.url != self.config.store.url:
+            log.warning("reload: store.url changes need a restart; keeping the open store")
+        pipeline.recorders.extend(self.pipeline.recorders)
+        self.config, self.services, self.pipeline = config, services, pipeline
+
     async def close(self) -> None:
         for closer in reversed(self._closers):
             try:
@@ -77,12 +91,18 @@ class FrontRuntime:
             await self.services.store.close()
 
 
-async def serve_until_signalled(server: asyncio.Server, name: str) -> None:
-    """Serve until SIGTERM/SIGINT, then stop listening and let sessions end."""
+async def serve_until_signalled(
+    server: asyncio.Server, name: str, on_reload: Callable[[], None] | None = None
+) -> None:
+    """Serve until SIGTERM/SIGINT, then stop listening and let sessions end;
+    SIGHUP calls ``on_reload`` (without one it is logged and ignored)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(
+        signal.SIGHUP, on_reload or (lambda: log.info("%s: SIGHUP ignored", name))
+    )
     for sock in server.sockets:
         host, port = sock.getsockname()[:2]
         log.info("%s listening on %s:%s", name, host, port)
@@ -155,17 +175,34 @@ async def run_front(
 ) -> int:
     """Open the runtime, serve ``server_class`` until SIGTERM/SIGINT, close."""
     section = server_class.name
-    config = load_config(config_path)
-    if listen:
-        settings = getattr(config, section)
-        config = replace(config, **{section: replace(settings, listen=listen)})
+
+    def read_config() -> Config:
+        config = load_config(config_path)
+        if listen:
+            settings = getattr(config, section)
+            config = replace(config, **{section: replace(settings, listen=listen)})
+        return config
+
+    config = read_config()
     logging.getLogger().setLevel(config.log.level.upper())
     runtime = await FrontRuntime.open(config)
     server = server_class(runtime)
+
+    def reload() -> None:
+        if config_path is None:
+            log.info("%s reload: no config file, keeping embedded defaults", section)
+            return
+        try:
+            runtime.reload(read_config())
+        except Exception as exc:  # any failure keeps the old runtime
+            log.error("%s reload failed, keeping the running config: %s", section, describe(exc))
+            return
+        log.info("%s reloaded config from %s", section, config_path)
+
     try:
         await server.start()
         assert server.server is not None
-        await serve_until_signalled(server.server, section)
+        await serve_until_signalled(server.server, section, reload)
         await server.stop()
     finally:
         await runtime.close()

@@ -1,16 +1,21 @@
 """Process plumbing shared by the long-running commands.
 
 ``build_services`` opens what checks need (store, resolver) from config;
-``run_loop`` runs a coroutine on uvloop when it is installed.
+``rebuild`` is the reload path every long-running command shares (SIGHUP):
+new services for a new config around the open store, and what the caller
+builds from them, or an exception with the old runtime untouched;
+``describe`` turns such an exception into one log line; ``run_loop`` runs a
+coroutine on uvloop when it is installed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from mailmoat.checks.base import Services
+from mailmoat.checks.classifier import LISTENERS_EXTRA
 from mailmoat.config import Config
 from mailmoat.dns import resolver_from_config
 from mailmoat.store import open_store
@@ -20,6 +25,36 @@ async def build_services(config: Config) -> Services:
     store = open_store(config.store.url)
     resolver = resolver_from_config(config.dns)
     return Services(config=config, store=store, resolver=resolver)
+
+
+Built = TypeVar("Built")
+
+
+def rebuild(
+    services: Services, config: Config, build: Callable[[Services], Built]
+) -> tuple[Services, Built]:
+    """Services for ``config`` sharing the open store, clock and extras of
+    ``services`` (a new resolver only when ``[dns]`` changed), and
+    ``build(new_services)``. Raises whatever building raises; the shared
+    extras are then as they were (a build registers model listeners)."""
+    listeners = services.extras.get(LISTENERS_EXTRA)
+    kept = list(listeners) if isinstance(listeners, list) else None
+    try:
+        resolver = services.resolver
+        if config.dns != services.config.dns:
+            resolver = resolver_from_config(config.dns)
+        fresh = Services(config, services.store, resolver, services.clock, services.extras)
+        return fresh, build(fresh)
+    except BaseException:
+        if kept is not None:
+            services.extras[LISTENERS_EXTRA] = kept
+        raise
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming the problem (for ``reload failed`` log lines)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def run_loop(main: Coroutine[Any, Any, int]) -> int:

@@ -110,5 +110,11 @@ def build(services: Services) -> list[Check]:
     except (OSError, ModelFormatError) as exc:
         raise ConfigError(f"classifier.model_path {config.model_path!r}: {exc}") from exc
     check = ClassifierCheck(classifier, config)
-    services.extras.setdefault(LISTENERS_EXTRA, []).append(check.use_model)
+    # One classifier listener per process: a rebuild (reload) replaces the
+    # previous build's instead of piling one up per reload.
+    listeners: list[Any] = services.extras.setdefault(LISTENERS_EXTRA, [])
+    listeners[:] = [
+        x for x in listeners if not isinstance(getattr(x, "__self__", None), ClassifierCheck)
+    ]
+    listeners.append(check.use_model)
     return [check]

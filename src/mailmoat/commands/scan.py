@@ -4,6 +4,12 @@ Each file is one message (a leading mbox ``From `` line is ignored). Prints
 ``FILE: action score SYMBOL(score) ...`` per file, or with ``--json`` one
 object per line: ``{"file", "action", "score", "symbols": {NAME: score}}``.
 Unreadable files are reported on stderr and make the exit status 1.
+
+Without ``--config`` scan touches nothing outside itself: the store is an
+in-memory SQLite database (nothing written, no ``./var``) and DNS is
+offline (no query is sent; DNS-based checks find no evidence). With
+``--config`` it uses that file's ``[store]`` and ``[dns]``, as the gateway
+would.
 """
 
 from __future__ import annotations
@@ -12,18 +18,25 @@ import argparse
 import json
 import sys
 
+from mailmoat.checks.base import Services
 from mailmoat.config import load_config
 from mailmoat.core.symbols import Stage
 from mailmoat.core.transaction import Session, Transaction
+from mailmoat.dns import OfflineResolver
 from mailmoat.runtime import build_services, run_loop
 from mailmoat.smtp.content import normalize_line_ends
 from mailmoat.smtp.server import build_pipeline
+from mailmoat.store import SqliteStore
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="message files")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    parser.add_argument("--config", help="TOML config file (default: embedded defaults)")
+    parser.add_argument(
+        "--config",
+        help="TOML config file; its [store] and [dns] are used (default: embedded "
+        "defaults with an in-memory store and no DNS lookups)",
+    )
 
 
 def read_message(path: str) -> bytes:
@@ -36,7 +49,11 @@ def read_message(path: str) -> bytes:
 
 async def scan(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    services = await build_services(config)
+    if args.config is None:
+        store = SqliteStore.from_url("sqlite://:memory:")
+        services = Services(config=config, store=store, resolver=OfflineResolver())
+    else:
+        services = await build_services(config)
     pipeline = build_pipeline(services)
     status = 0
     try:

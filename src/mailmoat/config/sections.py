@@ -24,6 +24,16 @@ class SmtpConfig:
     max_message_size: int = 26_214_400
     # Recipients per transaction; more get 452 4.5.3.
     max_recipients: int = 100
+    # Recipients past max_recipients answered 452 4.5.3 without counting as
+    # errors (toward protocol.hard_error_limit); each one beyond counts
+    # (Postfix's smtpd_recipient_overshoot_limit).
+    recipient_overshoot_limit: int = 1000
+    # Bytes of message data a worker holds for all transactions in flight
+    # (data being received, checked, delivered); over it MAIL with a SIZE that
+    # does not fit and DATA get 452 4.3.1, and a message that overflows it
+    # while arriving is refused at its end with 452 4.3.1 (its bytes are not
+    # kept). A worker uses about 3.5 times this in memory; 0: no limit.
+    max_inflight_bytes: int = 268_435_456
     # Concurrent connections per worker; more get 421 4.7.0 and are closed.
     max_connections: int = 20_000
     # Gateway processes sharing the listening socket; 0: one per CPU core.

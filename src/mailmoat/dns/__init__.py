@@ -1,13 +1,14 @@
 """DNS: the resolver interface and its cached dnspython implementation.
 
 Checks depend on the ``Resolver`` protocol only; ``CachingResolver`` is the
-production implementation, ``resolver_from_config`` builds it from ``[dns]``.
+production implementation, ``resolver_from_config`` builds it from ``[dns]``;
+``OfflineResolver`` sends no query (``mailmoat scan`` without a config).
 """
 
 from __future__ import annotations
 
 from mailmoat.config import DnsConfig
-from mailmoat.dns.base import DnsAnswer, DnsStatus, Resolver
+from mailmoat.dns.base import DnsAnswer, DnsStatus, OfflineResolver, Resolver
 from mailmoat.dns.resolver import CachingResolver, reverse_name
 
 
@@ -25,6 +26,7 @@ __all__ = [
     "CachingResolver",
     "DnsAnswer",
     "DnsStatus",
+    "OfflineResolver",
     "Resolver",
     "resolver_from_config",
     "reverse_name",

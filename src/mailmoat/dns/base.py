@@ -32,3 +32,12 @@ class DnsAnswer:
 
 class Resolver(Protocol):
     async def resolve(self, name: str, rdtype: str) -> DnsAnswer: ...
+
+
+class OfflineResolver:
+    """Sends no query: every name is a ``servfail`` (no evidence either
+    way). For ``mailmoat scan`` without a config, which must not reach the
+    network on its own."""
+
+    async def resolve(self, name: str, rdtype: str) -> DnsAnswer:
+        return DnsAnswer("servfail")

@@ -47,6 +47,8 @@ class Dialogue:
         self.pipelining_offered = False
         self.in_data = False
         self.closing = False
+        # The client heard why it is cut off at shutdown (451 in DATA).
+        self.shutdown_told = False
         self.xforward_offered = xforward.is_trusted(conn.peer[0], gateway.xforward_networks)
         self.forwarded: dict[str, str] = {}
 
@@ -60,8 +62,9 @@ class Dialogue:
         self.closing = True
         self.conn.close()
 
-    def reply(self, line: str) -> None:
-        if line[:1] in "45":
+    def reply(self, line: str, *, counted: bool = True) -> None:
+        """Send ``line``; a 4xx/5xx counts as an error unless not ``counted``."""
+        if counted and line[:1] in "45":
             self.errors += 1
         self.conn.write(line.encode("utf-8", "replace") + b"\r\n")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from mailmoat.checks.doors import FRONT_SPEC
 from mailmoat.core.relay import AddressError, parse_path, relay_allowed
@@ -24,6 +25,11 @@ from mailmoat.smtp.outcome import prepare
 from mailmoat.smtp.upstream import ClientFacts, Reply, UpstreamError
 
 log = logging.getLogger("mailmoat.smtp")
+
+# RFC 3463 4.3.1: the worker's budget of message bytes in flight is spent.
+INSUFFICIENT = "452 4.3.1 Insufficient system resources, try again later"
+# DATA starts only with room for its declared SIZE or at least this much.
+DATA_ROOM = 65_536
 
 
 class MailCommands(Dialogue):
@@ -47,8 +53,11 @@ class MailCommands(Dialogue):
         if problem:
             self.reply(problem)
             return
-        if not sender.isascii() and "SMTPUTF8" not in options:
-            self.reply("553 5.6.7 Non-ASCII address requires SMTPUTF8")
+        if problem := _address_encoding_problem(sender, options):
+            self.reply(problem)
+            return
+        if not self.gw.inflight.fits(_declared_size(options)):
+            self.reply(INSUFFICIENT)
             return
         session = self.session
         if self.forwarded:
@@ -107,11 +116,15 @@ class MailCommands(Dialogue):
         except AddressError as exc:
             self.reply(f"501 5.1.3 Bad recipient address syntax: {exc}")
             return
-        if not rcpt.isascii() and "SMTPUTF8" not in tx.mail_options:
-            self.reply("553 5.6.7 Non-ASCII address requires SMTPUTF8")
+        if problem := _address_encoding_problem(rcpt, tx.mail_options):
+            self.reply(problem)
             return
         if len(tx.rcpts) >= self.config.smtp.max_recipients:
-            self.reply("452 4.5.3 Too many recipients")
+            # Pipelining clients send all their recipients at once: the 452s
+            # count as errors only past the overshoot limit, as in Postfix.
+            over = tx.notes["rcpt_overshoot"] = tx.notes.get("rcpt_overshoot", 0) + 1
+            counted = over > self.config.smtp.recipient_overshoot_limit
+            self.reply("452 4.5.3 Too many recipients", counted=counted)
             return
         tx.notes["rcpt_attempts"] = tx.notes.get("rcpt_attempts", 0) + 1
         tx.current_rcpt = rcpt
@@ -159,6 +172,8 @@ class MailCommands(Dialogue):
         facts = ClientFacts(tx.session.client_ip, tx.session.client_rdns, tx.session.helo)
         while True:
             pooled = False
+            if self.upstream is not None and not self.gw.is_current(self.upstream):
+                await self._close_upstream()  # opened before a reload
             if self.upstream is not None and not await self.upstream.settle():
                 self.upstream = None
             if self.upstream is None:
@@ -203,21 +218,37 @@ class MailCommands(Dialogue):
             else:
                 self.reply("503 5.5.1 Error: need RCPT command")
             return
+        if not self.gw.inflight.fits(max(_declared_size(tx.mail_options), DATA_ROOM)):
+            self.reply(INSUFFICIENT)
+            return
         self.reply("354 End data with <CR><LF>.<CR><LF>")
         self.in_data = True
+        hold = self.gw.inflight.hold()
         try:
-            await self._data(tx)
+            await self._data(tx, hold.claim)
         except TimeoutError:
             self.reply("421 4.4.2 Timeout exceeded during DATA, closing connection")
             raise Hangup() from None
+        except asyncio.CancelledError:
+            # Shutdown grace over: the client must not take the close for
+            # a delivery (RFC 5321 4.1.1.4: only 250 means we have it).
+            self.reply("451 4.3.2 Service shutting down, try again later")
+            self.shutdown_told = True
+            raise
         finally:
+            hold.release()
             self.in_data = False
             await self._end_tx()
 
-    async def _data(self, tx: Transaction) -> None:
+    async def _data(self, tx: Transaction, claim: Callable[[int], bool]) -> None:
         limits = self.config.smtp
         deadline = asyncio.get_running_loop().time() + limits.command_timeout
-        payload, size = await self.conn.read_data(limits.max_message_size, deadline)
+        payload, size = await self.conn.read_data(limits.max_message_size, deadline, claim)
+        if payload is not None and not claim(len(payload)):
+            payload = None
+        if payload is None and size <= limits.max_message_size:
+            await self._refuse_data(tx, INSUFFICIENT, "inflight_budget")
+            return
         refusal = self._payload_refusal(tx, payload, size)
         if refusal:
             await self._refuse_data(
@@ -295,6 +326,27 @@ class MailCommands(Dialogue):
             self.upstream = None
             return exc.reply.lines()
         return reply.lines()
+
+
+def _declared_size(options: list[str]) -> int:
+    for option in options:
+        if option.startswith("SIZE="):
+            return int(option[5:])
+    return 0
+
+
+def _address_encoding_problem(address: str, options: list[str]) -> str:
+    """The 553 for an address that is not valid UTF-8 (the command was
+    decoded with surrogate escapes), or non-ASCII without SMTPUTF8."""
+    if address.isascii():
+        return ""
+    try:
+        address.encode("utf-8")
+    except UnicodeEncodeError:
+        return "553 5.6.7 Address is not valid UTF-8"
+    if "SMTPUTF8" not in options:
+        return "553 5.6.7 Non-ASCII address requires SMTPUTF8"
+    return ""
 
 
 def _split_path(rest: str) -> tuple[str, list[str]]:

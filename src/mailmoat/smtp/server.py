@@ -5,9 +5,13 @@ Contract: ``Gateway.start()`` listens on ``smtp.listen`` and runs one
 close). ``stop()`` (SIGTERM) closes the listener, tells idle sessions
 ``421``, lets transactions in flight finish for ``smtp.shutdown_grace``
 seconds and then cancels them (``451`` to a client in DATA).
-``reload()`` (SIGHUP) reads the config file again and rebuilds the pipeline;
-sessions already open keep the one they started with, new ones get the new
-one; a broken file is logged and the old config stays.
+``reload()`` (SIGHUP) reads the config file again and builds a whole new
+runtime (pipeline, TLS context, delivery targets) before swapping it in:
+any failure (broken file, unreadable certificate, bad list) is logged as one
+error line and the old runtime stays entirely. Sessions already open keep
+the pipeline they started with, new ones get the new one. Upstream
+connections opened under the old config are never used for a new
+transaction: idle ones are closed at once, busy ones when released.
 """
 
 from __future__ import annotations
@@ -18,16 +22,18 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from mailmoat.checks.base import Services
 from mailmoat.checks.registry import build_checks
-from mailmoat.config import Config, ConfigError, load_config, parse_hostport
+from mailmoat.config import Config, load_config, parse_hostport
 from mailmoat.core.headers import decoded
 from mailmoat.core.transaction import Transaction
-from mailmoat.dns import resolver_from_config
 from mailmoat.pipeline import Pipeline
 from mailmoat.quarantine import Quarantine
+from mailmoat.runtime import describe, rebuild
 from mailmoat.smtp import xforward
+from mailmoat.smtp.budget import ByteBudget
 from mailmoat.smtp.maildir import MaildirWriter
 from mailmoat.smtp.session import SmtpSession
 from mailmoat.smtp.upstream import UpstreamSession, upstream_from_config
@@ -43,6 +49,32 @@ UPSTREAM_IDLE_SECONDS = 5.0
 
 def build_pipeline(services: Services) -> Pipeline:
     return Pipeline(services, build_checks(services))
+
+
+@dataclass(frozen=True)
+class DeliveryTargets:
+    """What a config decides beyond the pipeline, built in one go."""
+
+    xforward_networks: list[xforward.Network]
+    upstream_address: tuple[str, int] | None
+    maildir: MaildirWriter
+    quarantine: Quarantine
+    tls_context: ssl.SSLContext | None
+
+    @classmethod
+    def build(cls, config: Config) -> DeliveryTargets:
+        """Raises ConfigError, OSError (ssl.SSLError) or ValueError."""
+        tls_context: ssl.SSLContext | None = None
+        if config.smtp.tls_cert:
+            tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls_context.load_cert_chain(config.smtp.tls_cert, config.smtp.tls_key)
+        return cls(
+            xforward.trusted_networks(config.smtp.xforward_hosts),
+            parse_hostport(config.relay.upstream) if config.relay.upstream else None,
+            MaildirWriter(config.delivery.maildir),
+            Quarantine(config.quarantine.directory, config.quarantine.retention_days),
+            tls_context,
+        )
 
 
 class Gateway:
@@ -66,22 +98,23 @@ class Gateway:
         self.connection_observers: list[Callable[[], None]] = []
         # Idle upstream connections, with when each became idle.
         self._idle_upstreams: list[tuple[UpstreamSession, float]] = []
+        # Bumped by each reload: a connection opened under an older config
+        # (``UpstreamSession.generation``) never starts a new transaction.
+        self.generation = 0
+        self._background: set[asyncio.Task[None]] = set()
+        # Message bytes held by this worker's transactions in flight.
+        self.inflight = ByteBudget(config.smtp.max_inflight_bytes)
         self._server: asyncio.Server | None = None
-        self._apply(config)
+        self._apply(config, DeliveryTargets.build(config))
 
-    def _apply(self, config: Config) -> None:
+    def _apply(self, config: Config, targets: DeliveryTargets) -> None:
         self.config = config
-        self.xforward_networks = xforward.trusted_networks(config.smtp.xforward_hosts)
-        self.upstream_address = (
-            parse_hostport(config.relay.upstream) if config.relay.upstream else None
-        )
-        self.maildir = MaildirWriter(config.delivery.maildir)
-        self.quarantine = Quarantine(config.quarantine.directory, config.quarantine.retention_days)
-        self.tls_context: ssl.SSLContext | None = None
-        if config.smtp.tls_cert:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(config.smtp.tls_cert, config.smtp.tls_key)
-            self.tls_context = context
+        self.xforward_networks = targets.xforward_networks
+        self.upstream_address = targets.upstream_address
+        self.maildir = targets.maildir
+        self.quarantine = targets.quarantine
+        self.tls_context = targets.tls_context
+        self.inflight.limit = config.smtp.max_inflight_bytes
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -145,33 +178,41 @@ class Gateway:
             await self._server.wait_closed()
 
     def reload(self) -> None:
+        """Build a complete new runtime from the config file, then swap it
+        in; on any failure keep the old one entirely (one error line)."""
         if self.config_path is None:
             log.info("reload: no config file, keeping embedded defaults")
             return
         try:
             config = load_config(self.config_path)
-            resolver = self.services.resolver
-            if config.dns != self.config.dns:
-                resolver = resolver_from_config(config.dns)
-            if config.store.url != self.config.store.url:
-                log.warning("reload: store.url changes need a restart; keeping the open store")
-            services = Services(
-                config,
-                self.services.store,
-                resolver,
-                self.services.clock,
-                self.services.extras,
-            )
-            pipeline = self.pipeline_factory(services)
-        except (ConfigError, OSError, ValueError) as exc:
-            log.error("reload failed, keeping the running config: %s", exc)
+            targets = DeliveryTargets.build(config)
+            services, pipeline = rebuild(self.services, config, self.pipeline_factory)
+        except Exception as exc:  # any failure keeps the old runtime
+            log.error("reload failed, keeping the running config: %s", describe(exc))
             return
+        if config.store.url != self.config.store.url:
+            log.warning("reload: store.url changes need a restart; keeping the open store")
         recorders = self.pipeline.recorders
         self.services = services
         self.pipeline = pipeline
         self.pipeline.recorders.extend(recorders)
-        self._apply(config)
+        self._apply(config, targets)
+        self.generation += 1
+        self._drain_idle_upstreams()
         log.info("reloaded config from %s", self.config_path)
+
+    def _drain_idle_upstreams(self) -> None:
+        """Say QUIT on every idle pooled connection (in the background: a
+        signal handler cannot wait)."""
+        idle, self._idle_upstreams = self._idle_upstreams, []
+        for session, _since in idle:
+            task = asyncio.get_running_loop().create_task(session.quit())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    def is_current(self, session: UpstreamSession) -> bool:
+        """Whether ``session`` was opened under the running config."""
+        return session.generation == self.generation
 
     # -- delivery targets ---------------------------------------------------
 
@@ -183,10 +224,15 @@ class Gateway:
         now = time.monotonic()
         while self._idle_upstreams:
             session, since = self._idle_upstreams.pop()
-            if session.reusable and now - since < UPSTREAM_IDLE_SECONDS:
+            if (
+                session.reusable
+                and now - since < UPSTREAM_IDLE_SECONDS
+                and self.is_current(session)
+            ):
                 return session, True
             session.close()
         session = upstream_from_config(self.config)
+        session.generation = self.generation
         await session.open()
         return session, False
 
@@ -196,7 +242,7 @@ class Gateway:
         A connection still inside a transaction is reset first, or closed
         when that fails: the pool never holds one in an unknown state."""
         pool_full = len(self._idle_upstreams) >= UPSTREAM_POOL_SIZE
-        if self.stopping or pool_full:
+        if self.stopping or pool_full or not self.is_current(session):
             await session.quit()
             return
         if await session.settle():

@@ -45,8 +45,10 @@ class SmtpSession(MailCommands):
         except (ConnectionError, EOFError):
             log.info("client=%s disconnected", self.session.client_ip)
         except asyncio.CancelledError:
-            if self.in_data:
-                self.reply("451 4.3.2 Service shutting down, try again later")
+            # Shutdown grace over: in DATA smtp_DATA said 451; anyone else
+            # hears 421 before the close, never a silent one.
+            if not self.shutdown_told and not self.closing:
+                self.reply("421 4.3.2 Service shutting down, try again later")
             raise
         finally:
             await self._close_upstream()

@@ -110,6 +110,8 @@ class UpstreamSession:
         # Commands written whose replies have not all been read (an exchange
         # cut short by cancellation): the next reply read would be stale.
         self._awaiting_replies = False
+        # The gateway's config generation this connection was opened under.
+        self.generation = 0
 
     @property
     def connected(self) -> bool:
@@ -217,7 +219,11 @@ class UpstreamSession:
         so their facts go per transaction), MAIL FROM and, when given, the
         first RCPT TO: in one round trip when the upstream offers PIPELINING.
         Returns the MAIL reply and the RCPT reply (None when MAIL failed or
-        no recipient was given)."""
+        no recipient was given). A non-ASCII address for an upstream that
+        does not offer SMTPUTF8 is refused here with 553 5.6.7 (RFC 6531
+        3.2), nothing sent."""
+        if refusal := self._utf8_refusal(sender, rcpt or ""):
+            return refusal, None
         supported = [o.encode() for o in options if self._passes(o)]
         path = f"FROM:<{sender}>".encode("utf-8", "surrogateescape")
         mail = _command_line(b" ".join([b"MAIL", path, *supported]))
@@ -261,7 +267,14 @@ class UpstreamSession:
         wanted = {"SIZE": "size", "BODY": "8bitmime", "SMTPUTF8": "smtputf8"}.get(keyword)
         return wanted is not None and wanted in self.extensions
 
+    def _utf8_refusal(self, *addresses: str) -> Reply | None:
+        if "smtputf8" in self.extensions or all(a.isascii() for a in addresses):
+            return None
+        return Reply(553, "5.6.7 Upstream does not accept non-ASCII addresses (no SMTPUTF8)")
+
     async def rcpt(self, recipient: str) -> Reply:
+        if refusal := self._utf8_refusal(recipient):
+            return refusal
         return (
             await self._exchange(
                 [_command_line(_rcpt_line(recipient))], self.command_timeout, "RCPT"

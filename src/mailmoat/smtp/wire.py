@@ -172,12 +172,17 @@ class Connection(asyncio.Protocol):
             await self._wait(deadline)
 
     async def read_data(
-        self, max_size: int, deadline: float | None = None
+        self,
+        max_size: int,
+        deadline: float | None = None,
+        claim: Callable[[int], bool] | None = None,
     ) -> tuple[bytes | None, int]:
         """(payload or None if over ``max_size``, bytes seen); EOFError if cut off.
 
         The payload starts right after the 354 reply; we look for the end
         marker with a virtual ``<CR><LF>`` in front so an empty message works.
+        ``claim(n)`` is told the bytes held so far; when it answers False the
+        rest is read and dropped as over ``max_size`` is (payload None).
         """
         chunks = bytearray(b"\r\n")
         overflow = False
@@ -196,10 +201,13 @@ class Connection(asyncio.Protocol):
                     if overflow or size > max_size:
                         return None, size
                     return bytes(chunks[2 : end + 2]), size
-                if dropped + len(chunks) - 2 > max_size:
+                over_budget = claim is not None and not claim(len(chunks))
+                if over_budget or dropped + len(chunks) - 2 > max_size:
                     overflow = True
                     dropped += len(chunks) - 4
                     del chunks[:-4]
+                    if claim is not None:
+                        claim(len(chunks))
             if self._eof:
                 raise EOFError("connection closed during DATA")
             await self._wait(deadline)
