@@ -36,7 +36,11 @@ SPEC = CheckSpec(
                 0.5,
                 "The message has no Message-ID header, typical of bulk tools.",
             ),
-            ("HDR_BAD_MESSAGE_ID", 1.0, "The Message-ID header is not of the form <left@right>."),
+            (
+                "HDR_BAD_MESSAGE_ID",
+                1.0,
+                "The Message-ID header is malformed (not an address in angle brackets).",
+            ),
             ("BODY_EMPTY", 1.0, "The message has no body text."),
         )
     ),
