@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test system-packages lint typecheck unit model bench clean
+.PHONY: run test fuzz system-packages lint typecheck unit model bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ system-packages:
 	$(if $(filter skip,$(SYSTEM_PACKAGES)),@echo "system packages not checked (SYSTEM_PACKAGES=skip)",scripts/system-packages --install)
 
 test: system-packages lint typecheck unit
+
+# The fuzzers (tests/hardening/test_fuzz_*.py) with the large example budget
+# (profile "fuzz" in tests/hardening/conftest.py); `make test` runs them with
+# the fixed CI budget.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/hardening/test_fuzz_*.py $(PYTEST_ARGS)
 
 model: $(STAMP)
 	$(BIN)/python -m mailmoat.classify.build_default --corpus ../shared/corpus --out src/mailmoat/data/model.bin

@@ -58,7 +58,7 @@ fail_mode = "tempfail"
         ("[smtp]\nlistne = 'x'\n", "unknown key smtp.listne"),
         ("[nosuch]\na = 1\n", "unknown key nosuch"),
         ("[smtp]\nmax_message_size = 'big'\n", "smtp.max_message_size must be an integer"),
-        ("[smtp]\nbare_newline = 'maybe'\n", "smtp.bare_newline must be one of"),
+        ("[smtp]\nbare_newline = 'maybe'\n", "smtp.bare_newline: must be one of"),
         ("[relay]\nupstream = 'host:99999'\n", "bad port"),
         ("[checks.helo]\nfail_mode = 'explode'\n", "checks.helo.fail_mode"),
         ("[smtp\n", "not valid TOML"),

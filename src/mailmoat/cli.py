@@ -4,7 +4,9 @@ Each command lives in ``mailmoat.commands.<name>`` and exposes
 ``add_arguments(parser)`` and ``run(args) -> int``; its one-line help is in
 ``COMMANDS`` here, so ``mailmoat --help`` imports no command module.
 Commands are imported only when chosen, so ``mailmoat scan`` does not pay
-for the web stack.
+for the web stack. A configuration problem exits 2 with one line per problem
+(``ConfigError.problems``), a store that cannot be used exits 1 with one
+line; neither shows a traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from importlib import metadata
 
 from mailmoat.config import ConfigError
+from mailmoat.store.base import StoreError
 
 COMMANDS: dict[str, str] = {
     "serve": "run the SMTP gateway (and its dashboard)",
@@ -66,8 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(module.run(args))
     except ConfigError as exc:
-        print(f"mailmoat: configuration error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"mailmoat: configuration error: {problem}", file=sys.stderr)
         return 2
+    except StoreError as exc:
+        print(f"mailmoat: store error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

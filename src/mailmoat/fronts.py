@@ -30,7 +30,7 @@ from typing import ClassVar
 
 from mailmoat.checks.base import Services
 from mailmoat.checks.registry import build_checks
-from mailmoat.config import Config, load_config, parse_hostport
+from mailmoat.config import Config, ConfigError, load_runtime_config, parse_hostport
 from mailmoat.pipeline import Pipeline
 from mailmoat.runtime import build_services, describe, rebuild
 
@@ -177,10 +177,11 @@ async def run_front(
     section = server_class.name
 
     def read_config() -> Config:
-        config = load_config(config_path)
+        config = load_runtime_config(config_path)
         if listen:
             settings = getattr(config, section)
             config = replace(config, **{section: replace(settings, listen=listen)})
+            parse_hostport(listen, where="--listen")
         return config
 
     config = read_config()
@@ -200,7 +201,13 @@ async def run_front(
         log.info("%s reloaded config from %s", section, config_path)
 
     try:
-        await server.start()
+        try:
+            await server.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"{config.source}: {section}.listen: cannot listen on "
+                f"{server.listen()!r}: {exc.strerror or exc}"
+            ) from exc
         assert server.server is not None
         await serve_until_signalled(server.server, section, reload)
         await server.stop()

@@ -1,6 +1,9 @@
 """Process plumbing shared by the long-running commands.
 
-``build_services`` opens what checks need (store, resolver) from config;
+``build_services`` opens what checks need (store, resolver) from config; a
+store that cannot be opened (corrupted, unwritable) is logged as an error and
+replaced by a ``RecoveringStore``: clients get the ``store.fail_mode``
+answer (451 by default) until it opens, and the process never dies of it.
 ``rebuild`` is the reload path every long-running command shares (SIGHUP):
 new services for a new config around the open store, and what the caller
 builds from them, or an exception with the old runtime untouched;
@@ -11,6 +14,7 @@ coroutine on uvloop when it is installed.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -18,11 +22,24 @@ from mailmoat.checks.base import Services
 from mailmoat.checks.classifier import LISTENERS_EXTRA
 from mailmoat.config import Config
 from mailmoat.dns import resolver_from_config
-from mailmoat.store import open_store
+from mailmoat.store import Store, StoreError, open_store
+from mailmoat.store.recovering import RecoveringStore
+
+log = logging.getLogger("mailmoat.runtime")
 
 
 async def build_services(config: Config) -> Services:
-    store = open_store(config.store.url)
+    url = config.store.url
+    store: Store | RecoveringStore
+    try:
+        store = open_store(url)
+    except StoreError as exc:
+        log.error(
+            "store cannot be opened, answering with store.fail_mode=%s until it can: %s",
+            config.store.fail_mode,
+            exc,
+        )
+        store = RecoveringStore(lambda: open_store(url), str(exc))
     resolver = resolver_from_config(config.dns)
     return Services(config=config, store=store, resolver=resolver)
 

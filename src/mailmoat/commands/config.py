@@ -4,7 +4,9 @@
   (every key, defaults filled in; secrets shown as ``"<hidden>"``: the
   dashboard's password hash and secret key, and passwords inside URLs such
   as ``store.url``, user info or a ``password=`` query parameter).
-- ``--check``: only validate FILE; prints ``ok`` or the error (exit 2).
+- ``--check``: validate FILE the way ``serve`` does before it starts
+  (``load_runtime_config``): prints ``ok`` or one line per problem, each
+  naming the key (exit 2).
 - ``--reference``: a Markdown reference of every key, its default and the
   comment above it in ``mailmoat/config.py`` (``docs/configuration.md`` is
   made from it).
@@ -19,7 +21,7 @@ import json
 from dataclasses import fields, is_dataclass
 from typing import Any
 
-from mailmoat.config import CheckSettings, Config, load_config
+from mailmoat.config import CheckSettings, Config, load_config, load_runtime_config
 from mailmoat.config import sections as config_module
 from mailmoat.config.redact import HIDDEN, SECRET_KEYS, redact_url
 
@@ -122,9 +124,10 @@ def run(args: argparse.Namespace) -> int:
     if args.reference:
         print(reference(), end="")
         return 0
-    config = load_config(args.config)
     if args.check:
-        print(f"ok: {config.source}")
+        checked = load_runtime_config(args.config)
+        print(f"ok: {checked.source}")
         return 0
+    config = load_config(args.config)
     print(render(config), end="")
     return 0

@@ -19,7 +19,7 @@ import json
 import sys
 
 from mailmoat.checks.base import Services
-from mailmoat.config import load_config
+from mailmoat.config import load_runtime_config
 from mailmoat.core.symbols import Stage
 from mailmoat.core.transaction import Session, Transaction
 from mailmoat.dns import OfflineResolver
@@ -48,7 +48,7 @@ def read_message(path: str) -> bytes:
 
 
 async def scan(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_runtime_config(args.config)
     if args.config is None:
         store = SqliteStore.from_url("sqlite://:memory:")
         services = Services(config=config, store=store, resolver=OfflineResolver())

@@ -16,7 +16,7 @@ import socket
 
 from mailmoat.autolearn import install as install_autolearn
 from mailmoat.cluster import install as install_cluster
-from mailmoat.config import load_config
+from mailmoat.config import ConfigError, load_config, load_runtime_config
 from mailmoat.runtime import build_services, run_loop
 from mailmoat.smtp.server import Gateway
 from mailmoat.smtp.workers import bind_listener, reload_requested, supervise, worker_count
@@ -40,7 +40,10 @@ async def serve(config_path: str | None, sock: socket.socket | None = None, inde
     gateway = Gateway(config, services, config_path=config_path)
     for starter in services.extras.get("starters", []):
         await starter(gateway)
-    await gateway.start(sock)
+    try:
+        await gateway.start(sock)
+    except OSError as exc:
+        raise listen_error(config.source, config.smtp.listen, exc) from exc
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -70,11 +73,20 @@ async def _upkeep(gateway: Gateway) -> None:
             gateway.quarantine.expire()
 
 
+def listen_error(source: str, listen: str, exc: OSError) -> ConfigError:
+    """An address in use (or not ours) is a config problem, not a traceback."""
+    return ConfigError(f"{source}: smtp.listen: cannot listen on {listen!r}: {exc.strerror or exc}")
+
+
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    # The same validation as ``mailmoat config --check``, before anything starts.
+    config = load_runtime_config(args.config)
     count = worker_count(config.smtp.workers)
     if count == 1:
         return run_loop(serve(args.config))
     logging.getLogger().setLevel(config.log.level.upper())
-    sock = bind_listener(config.smtp.listen)
+    try:
+        sock = bind_listener(config.smtp.listen)
+    except OSError as exc:
+        raise listen_error(config.source, config.smtp.listen, exc) from exc
     return supervise(count, sock, lambda index, shared: run_loop(serve(args.config, shared, index)))

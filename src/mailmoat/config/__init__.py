@@ -1,11 +1,14 @@
 """TOML configuration -> frozen dataclasses.
 
 ``load_config(path)`` returns a validated ``Config`` (embedded defaults
-without a path); every section is a frozen dataclass in ``sections``; bad
-files raise ``ConfigError`` naming the file and the key.
+without a path); ``load_runtime_config(path)`` also tries what the serving
+commands build from it (files, certificates, checks). Every section is a
+frozen dataclass in ``sections``; bad files raise ``ConfigError`` naming the
+file and the key of each problem.
 """
 
 from mailmoat.config.loader import ConfigError, load_config, parse_hostport
+from mailmoat.config.preflight import load_runtime_config
 from mailmoat.config.sections import (
     ActionsConfig,
     AttachmentsConfig,
@@ -68,5 +71,6 @@ __all__ = [
     "UrlblConfig",
     "WebConfig",
     "load_config",
+    "load_runtime_config",
     "parse_hostport",
 ]

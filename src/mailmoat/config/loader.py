@@ -2,13 +2,15 @@
 
 Contract: ``load_config(path)`` returns a fully populated ``Config``; with no
 path the embedded defaults apply. Unknown sections or keys, wrong types and
-bad values raise ``ConfigError`` naming the file and the dotted key, so a
-typo never silently falls back to a default.
+bad values (``mailmoat.config.values``) raise one ``ConfigError`` whose
+``problems`` are every problem found, one line each naming the file and the
+dotted key, so a typo never silently falls back to a default. A path that is
+a directory, unreadable or not UTF-8 is a ``ConfigError`` too.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import math
 import tomllib
 import types
 import typing
@@ -20,67 +22,58 @@ from mailmoat.config.sections import Config
 
 
 class ConfigError(ValueError):
-    """A configuration file that cannot be used, with the place named."""
+    """A configuration that cannot be used: ``problems`` holds one line per
+    problem, each naming the place (file and dotted key)."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems: tuple[str, ...] = problems
 
 
 T = TypeVar("T")
 
-_VALID_CHOICES: dict[str, tuple[str, ...]] = {
-    "smtp.bare_newline": ("normalize", "reject"),
-    "store.fail_mode": ("tempfail", "accept"),
-    "protocol.non_smtp_command": ("ignore", "enforce", "drop"),
-    "protocol.bare_newline": ("ignore", "enforce", "drop"),
-    "protocol.pipelining": ("ignore", "enforce", "drop"),
-    "pregreet.action": ("ignore", "enforce", "drop"),
-    "greylist.mode": ("score", "all"),
-    "auth.dmarc_reject_action": ("reject", "quarantine", "score"),
-    "auth.dmarc_quarantine_action": ("reject", "quarantine", "score"),
-}
-
 
 def load_config(path: str | Path | None = None) -> Config:
     """Read a TOML file (or nothing) into a validated ``Config``."""
-    if path is None:
-        return Config()
-    source = str(path)
-    try:
-        with open(path, "rb") as handle:
-            raw = tomllib.load(handle)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{source}: no such file") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
-    config = _build(Config, {**raw, "source": source}, source, "")
-    _validate(config)
+    config, problems = read_config(path)
+    if problems:
+        raise ConfigError(*problems)
     return config
 
 
-def _validate(config: Config) -> None:
-    for dotted, choices in _VALID_CHOICES.items():
-        section, key = dotted.split(".")
-        value = getattr(getattr(config, section), key)
-        if value not in choices:
-            raise ConfigError(f"{config.source}: {dotted} must be one of {choices}, not {value!r}")
-    for name, settings in config.checks.items():
-        if settings.fail_mode not in ("accept", "tempfail"):
-            raise ConfigError(
-                f"{config.source}: checks.{name}.fail_mode must be 'accept' or 'tempfail'"
-            )
-        if settings.timeout <= 0:
-            raise ConfigError(f"{config.source}: checks.{name}.timeout must be positive")
-    for entry in config.smtp.xforward_hosts:
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError as exc:
-            raise ConfigError(f"{config.source}: smtp.xforward_hosts: {exc}") from exc
-    if config.smtp.max_message_size <= 0:
-        raise ConfigError(f"{config.source}: smtp.max_message_size must be positive")
-    if bool(config.smtp.tls_cert) != bool(config.smtp.tls_key):
-        raise ConfigError(f"{config.source}: smtp.tls_cert and smtp.tls_key go together")
-    for key in ("listen",):
-        parse_hostport(getattr(config.smtp, key), where=f"{config.source}: smtp.{key}")
-    if config.relay.upstream:
-        parse_hostport(config.relay.upstream, where=f"{config.source}: relay.upstream")
+def read_config(path: str | Path | None) -> tuple[Config, list[str]]:
+    """The config and every problem in it (a bad key keeps its default).
+    ConfigError only when the file cannot be read as TOML at all."""
+    if path is None:
+        return Config(), []
+    from mailmoat.config.values import value_problems
+
+    source = str(path)
+    raw = _read_toml(path, source)
+    problems: list[str] = []
+    config = _build(Config, {**raw, "source": source}, source, "", problems)
+    problems.extend(f"{source}: {line}" for line in value_problems(config))
+    return config, problems
+
+
+def _read_toml(path: str | Path, source: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{source}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{source}: is a directory, not a config file") from exc
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot be read: {exc.strerror or exc}") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 (byte {exc.start}): TOML files are UTF-8") from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
 
 
 def parse_hostport(
@@ -105,50 +98,68 @@ def parse_hostport(
     return host, int(port_text)
 
 
-def _build(cls: type[T], data: Any, source: str, prefix: str) -> T:
+def _build(cls: type[T], data: Any, source: str, prefix: str, problems: list[str]) -> T:
+    """``cls`` from a table; each problem is appended to ``problems`` (the
+    key in question then keeps its default)."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: [{prefix}] must be a table")
+        problems.append(f"{source}: [{prefix}] must be a table")
+        return cls()
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        where = f"{prefix}." if prefix else ""
-        raise ConfigError(f"{source}: unknown key {where}{unknown[0]}")
+    where = f"{prefix}." if prefix else ""
+    for name in sorted(set(data) - set(known)):
+        problems.append(f"{source}: unknown key {where}{name}")
     values: dict[str, Any] = {}
     for name, value in data.items():
-        values[name] = _coerce(hints[name], value, source, f"{prefix}.{name}".lstrip("."))
+        if name not in known:
+            continue
+        try:
+            values[name] = _coerce(hints[name], value, source, f"{where}{name}", problems)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     for name, spec in known.items():
         if name not in values and spec.default is MISSING and spec.default_factory is MISSING:
-            dotted = f"{prefix}.{name}".lstrip(".")
-            raise ConfigError(f"{source}: missing key {dotted}")
+            problems.append(f"{source}: missing key {where}{name}")
+            return cls()
     return cls(**values)
 
 
-def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
+def _coerce(hint: Any, value: Any, source: str, key: str, problems: list[str]) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if is_dataclass(hint) and isinstance(hint, type):
-        return _build(hint, value, source, key)
+        return _build(hint, value, source, key, problems)
     if origin in (typing.Union, types.UnionType):
         options = [a for a in args if a is not type(None)]
         if value is None:
             return None
-        return _coerce(options[0], value, source, key)
+        return _coerce(options[0], value, source, key, problems)
     if origin is tuple:
         if not isinstance(value, list):
             raise ConfigError(f"{source}: {key} must be a list")
-        return tuple(_coerce(args[0], item, source, f"{key}[]") for item in value)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], item, source, f"{key}[]", problems) for item in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{source}: {key} must be a list of {len(args)} items, not {value!r}")
+        return tuple(
+            _coerce(arg, item, source, f"{key}[{i}]", problems)
+            for i, (arg, item) in enumerate(zip(args, value, strict=True))
+        )
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{source}: {key} must be a list")
-        return [_coerce(args[0], item, source, f"{key}[]") for item in value]
+        return [_coerce(args[0], item, source, f"{key}[]", problems) for item in value]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: {key} must be a table")
-        return {str(k): _coerce(args[1], v, source, f"{key}.{k}") for k, v in value.items()}
+        return {
+            str(k): _coerce(args[1], v, source, f"{key}.{k}", problems) for k, v in value.items()
+        }
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{source}: {key} must be a number, not {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{source}: {key} must be a finite number, not {value!r}")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):

@@ -10,11 +10,22 @@ The file holds history (addresses, subjects) and the model: a new file and
 its directory are created private (0600, 0700) and an existing file that
 others can read is tightened to 0600 (SQLite gives its -wal and -shm files
 the database file's mode).
+
+Files that cannot be written: SQLite maps the WAL index (``-shm``) into
+memory, and a write to that mapping once the file is immutable or on a
+read-only mount kills the process with SIGBUS, out of reach of any error
+handling. So the store refuses to open when the database, its ``-wal`` or
+``-shm`` file or their directory cannot be written, and checks the ``-shm``
+file before every operation (one ``access(2)``, about a microsecond): an
+operation on a store that cannot be written raises ``StoreError`` (the
+``store.fail_mode`` applies) instead of touching the mapping. A corrupted
+file raises ``StoreError`` at open.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import sqlite3
@@ -69,10 +80,18 @@ class SqliteStore:
     def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
         self.path = str(path)
         self.clock = clock
-        try:
-            if self.path != ":memory:":
+        self._shm = "" if self.path == ":memory:" else self.path + "-shm"
+        self._abandoned = False
+        if self.path != ":memory:":
+            try:
                 _private_file(self.path)
-            self._db = sqlite3.connect(
+            except OSError as exc:
+                raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+            problem = _unwritable(self.path)
+            if problem:
+                raise StoreError(f"sqlite store {self.path}: {problem}")
+        try:
+            self._conn = sqlite3.connect(
                 self.path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
             )
             self._prepare()
@@ -87,14 +106,30 @@ class SqliteStore:
         deadline = time.monotonic() + _BUSY_TIMEOUT
         while True:
             try:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.executescript(_SCHEMA)
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.executescript(_SCHEMA)
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.02)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The connection, once the ``-shm`` mapping is known to be writable."""
+        if self._shm and not os.access(self._shm, os.W_OK) and os.path.exists(self._shm):
+            self._abandon()
+            raise StoreError(f"sqlite store {self.path}: {self._shm} cannot be written")
+        return self._conn
+
+    def _abandon(self) -> None:
+        """Never close this connection: closing it writes to the mapping that
+        can no longer be written (SIGBUS). It is leaked on purpose, kept
+        alive until the process ends without being finalized."""
+        if not self._abandoned:
+            self._abandoned = True
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(self._conn))
 
     @classmethod
     def from_url(cls, url: str, clock: Callable[[], float] = time.time) -> SqliteStore:
@@ -110,9 +145,9 @@ class SqliteStore:
             try:
                 result = statements(self._db)
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._conn.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            self._conn.execute("COMMIT")
             return result
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite store {self.path}: {exc}") from exc
@@ -340,7 +375,21 @@ class SqliteStore:
         self._one("SELECT 1", ())
 
     async def close(self) -> None:
-        self._db.close()
+        if self._shm and not os.access(self._shm, os.W_OK) and os.path.exists(self._shm):
+            self._abandon()
+        if not self._abandoned:
+            self._conn.close()
+
+
+def _unwritable(path: str) -> str:
+    """Why the database at ``path`` cannot be written, or ""."""
+    directory = os.path.dirname(path) or "."
+    if not os.access(directory, os.W_OK):
+        return f"directory {directory} cannot be written"
+    for name in (path, path + "-wal", path + "-shm"):
+        if os.path.exists(name) and not os.access(name, os.W_OK):
+            return f"{name} cannot be written"
+    return ""
 
 
 def _as_bytes(value: object) -> bytes:
