@@ -19,6 +19,18 @@ pytest_plugins = ("symbol_guard",)
 os.environ.setdefault("MAILMOAT_NAMESERVER", "127.0.0.1:9")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _rules_loaded_once() -> None:
+    """The default rule set (SpamAssassin's stock rules included) is loaded once,
+    before any test: its multi-pattern databases compile once (tens of seconds
+    on a cold cache) and are cached on disk, so no timed test or test server
+    pays for that."""
+    from mailmoat.config import RulesConfig
+    from mailmoat.rules.sources import load_configured
+
+    load_configured(RulesConfig())
+
+
 # ============================================================================================
 # BEGIN real-server fixtures (tests/servers.py) - function scoped, each stops what it starts.
 # Servers bind 127.0.0.1 on free ports; missing binaries skip locally, fail under CI=true.

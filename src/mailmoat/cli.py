@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "scan": "run the data-stage checks on stored messages",
     "config": "show, check or document the configuration",
     "symbols": "list every symbol with its check, scores and description",
+    "rules": "show what the rules engine loaded and skipped (--stats)",
     "stats": "print a summary of the statistics",
     "web": "serve the web dashboard alone, or make a password hash",
     "milter": "run the Sendmail/Postfix milter front",

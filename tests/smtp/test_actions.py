@@ -39,6 +39,8 @@ def steered(tmp_path: Path, score: float) -> GatewayThread:
             # Only our symbol counts: silence the classifier and auth checks.
             "checks": {name: {"enabled": False} for name in ("classifier", "bulk")},
             "scores": {"HDR_MISSING_DATE": score},
+            # SpamAssassin's MISSING_DATE would add its own score.
+            "rules": {"sa_default": False},
         },
     )
 

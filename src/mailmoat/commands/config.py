@@ -5,8 +5,9 @@
   dashboard's password hash and secret key, and passwords inside URLs such
   as ``store.url``, user info or a ``password=`` query parameter).
 - ``--check``: validate FILE the way ``serve`` does before it starts
-  (``load_runtime_config``): prints ``ok`` or one line per problem, each
-  naming the key (exit 2).
+  (``load_runtime_config``, the rule files it names included): prints
+  ``ok`` or one line per problem, each naming the key and, for rule files,
+  ``file:line`` (exit 2).
 - ``--reference``: a Markdown reference of every key, its default and the
   comment above it in ``mailmoat/config.py`` (``docs/configuration.md`` is
   made from it).

@@ -17,6 +17,7 @@ import socket
 from mailmoat.autolearn import install as install_autolearn
 from mailmoat.cluster import install as install_cluster
 from mailmoat.config import ConfigError, load_config, load_runtime_config
+from mailmoat.rules.sources import load_configured
 from mailmoat.runtime import build_services, run_loop
 from mailmoat.smtp.server import Gateway
 from mailmoat.smtp.workers import bind_listener, reload_requested, supervise, worker_count
@@ -85,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
     if count == 1:
         return run_loop(serve(args.config))
     logging.getLogger().setLevel(config.log.level.upper())
+    # Loaded once here, before the workers fork: each finds the rule set ready
+    # (the rules load takes seconds, and workers loading it at once double that).
+    load_configured(config.rules)
     try:
         sock = bind_listener(config.smtp.listen)
     except OSError as exc:

@@ -105,19 +105,21 @@ def _file_problems(config: Config) -> list[str]:
 
 
 def _rule_problems(config: Config) -> list[str]:
-    from mailmoat.checks.rules import load_rules
+    """The admin's rule files' problems (and any unreadable file), one
+    ``rules.files: ...`` or ``rules.sa_paths: file:line: ...`` line each; the
+    system rule files' problems are only counted (``mailmoat rules --stats``)."""
+    from mailmoat.rules.sources import load_configured  # the rules stack only when checking
 
-    sources: list[tuple[str, str]] = []
-    problems: list[str] = []
-    for path in config.rules.files:
-        try:
-            sources.append((path, Path(path).read_text(encoding="utf-8")))
-        except (OSError, UnicodeError) as exc:
-            problems.append(f"rules.files: {path!r}: {exc}")
-    if sources:
-        _rules, errors = load_rules(sources)
-        problems.extend(f"rules.files: {error}" for error in errors)
-    return problems
+    _rules, report = load_configured(config.rules)
+    lines = []
+    for problem in report.problems():
+        if not (problem.admin or problem.fatal):
+            continue
+        if problem.reason == "toml":
+            lines.append(f"rules.files: {problem.detail}")
+        else:
+            lines.append(f"rules.sa_paths: {problem.where}: {problem.detail}")
+    return lines
 
 
 def _store_problems(url: str) -> list[str]:

@@ -326,6 +326,13 @@ class RulesConfig:
     # Extra TOML rule files, loaded after the bundled set.
     files: tuple[str, ...] = ()
     bundled: bool = True
+    # Load SpamAssassin's stock rules when installed: sa-update's directory
+    # (/var/lib/spamassassin/VERSION/updates_spamassassin_org) when it holds
+    # rules, else /usr/share/spamassassin (Debian's spamassassin package).
+    sa_default: bool = True
+    # The admin's own SpamAssassin rule files or directories (*.cf, like
+    # local.cf), loaded after the stock rules (later definitions and scores win).
+    sa_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -296,6 +296,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "urlbl.skip_domains": (each(domain),),
     "rules.files": (each(text(empty=False)),),
     "rules.bundled": (),
+    "rules.sa_default": (),
+    "rules.sa_paths": (each(text(empty=False)),),
     "attachments.bad_extensions": (each(extension),),
     "attachments.max_archive_entries": (_COUNT,),
     "attachments.max_compression_ratio": (_COUNT,),

@@ -1,0 +1,395 @@
+"""The multi-pattern engine (Hyperscan) and the backtracking guard.
+
+Contract: ``available()`` says whether Hyperscan can be imported (the
+``hyperscan`` wheel; without it the matcher uses its pure-Python literal
+prefilter for everything). ``Prefilter(patterns)`` compiles Python regexes (their source and flags)
+into Hyperscan databases in prefilter mode: ``scan(data)`` returns the ids
+of the patterns that *may* match somewhere (a superset: each value of a
+text is searched again with ``re``), ``^``/``$`` being taken at every line.
+``accepted`` lists the ids it took; a pattern Hyperscan refuses is left to
+the pure-Python path.
+``Exact(regex)`` compiles one regex exactly (no prefilter): its ``search``
+decides a match in linear time, without backtracking. ``backtracking_risk``
+says whether a regex has the shape that makes ``re`` backtrack
+exponentially (a repeat of unbounded length around another repeat or an
+alternation): such a regex is never run with ``re`` on message text; it
+runs through ``Exact`` or, when Hyperscan cannot take it, not at all
+(the loaders count it). Texts are Latin-1 strings (bytes): Hyperscan
+scans their bytes, with ASCII semantics, as ``re.ASCII`` does.
+
+Compiling is slow (seconds for the whole SpamAssassin set): each compiled
+database is kept in ``cache_dir()`` under the hash of what it holds, so a
+restart or a reload compiles only what changed.
+
+Failure mode: a database that cannot be built raises ``EngineError`` from
+``Exact`` (the caller skips that rule); ``Prefilter`` drops what it cannot
+compile. Scans do not raise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mailmoat.rules.prefilter import parsed
+
+try:
+    _hs: Any = importlib.import_module("hyperscan")
+except ImportError:  # the engine is optional: the pure-Python path takes over
+    _hs = None
+
+_sre: Any = importlib.import_module("re._parser")
+_UNBOUNDED = 10  # a repeat of more than this many counts as unbounded
+_WIDEN = 8  # counted repeats above this become unbounded in prefilter patterns
+DISABLED = False  # tests set it to run the pure-Python path
+
+
+class EngineError(Exception):
+    pass
+
+
+def available() -> bool:
+    return _hs is not None and not DISABLED
+
+
+def hyperscan_source(regex: re.Pattern[str], lines: bool) -> bytes:
+    """``regex``'s pattern in Hyperscan's (PCRE) syntax; with ``lines``,
+    string anchors become line anchors (a superset, for joined values)."""
+    source = regex.pattern
+    source = source.replace("(?P<", "(?<")
+    source = re.sub(r"\(\?P=(\w+)\)", r"\\k<\1>", source)
+    if lines:
+        source = re.sub(r"(?<!\\)((?:\\\\)*)\\A", r"\1^", source)
+        source = re.sub(r"(?<!\\)((?:\\\\)*)\\Z", r"\1$", source)
+        source = widen_repeats(source)
+    if regex.flags & re.VERBOSE:
+        source = "(?x)" + source
+    return source.encode("latin-1", "backslashreplace")
+
+
+_REPEAT = re.compile(r"\\.|\[(?:\^?\]?)(?:\\.|[^\]])*\]|\{(\d+)(?:,(\d*))?\}", re.S)
+
+
+def widen_repeats(source: str) -> str:
+    """Counted repeats ``{m,n}`` with a large ``n`` become ``{m,}``: a superset
+    Hyperscan compiles in a fraction of the time (large counted repeats are
+    what makes its compiler slow)."""
+
+    def widen(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return match.group()  # an escape or a class: unchanged
+        low, high = match.group(1), match.group(2)
+        if high == "" or (high is None and int(low) <= _WIDEN) or (high and int(high) <= _WIDEN):
+            return match.group()
+        return "{" + str(min(int(low), _WIDEN)) + ",}"
+
+    return _REPEAT.sub(widen, source)
+
+
+def _flags(regex: re.Pattern[str], prefilter: bool) -> int:
+    value = _hs.HS_FLAG_ALLOWEMPTY | _hs.HS_FLAG_SINGLEMATCH
+    if prefilter:
+        value |= _hs.HS_FLAG_PREFILTER | _hs.HS_FLAG_MULTILINE
+    elif regex.flags & re.MULTILINE:
+        value |= _hs.HS_FLAG_MULTILINE
+    if regex.flags & re.IGNORECASE:
+        value |= _hs.HS_FLAG_CASELESS
+    if regex.flags & re.DOTALL:
+        value |= _hs.HS_FLAG_DOTALL
+    return int(value)
+
+
+def cache_dir() -> Path:
+    """Where compiled databases are kept (``MAILMOAT_CACHE``, else the user's cache)."""
+    base = os.environ.get("MAILMOAT_CACHE") or os.environ.get("XDG_CACHE_HOME")
+    root = Path(base) if base else Path.home() / ".cache"
+    return (root if os.environ.get("MAILMOAT_CACHE") else root / "mailmoat") / "hyperscan"
+
+
+def _compile(items: Sequence[tuple[int, bytes, int]]) -> Any:
+    """A block-mode database of ``items`` (id, source, flags), from the cache
+    when the same items were compiled before (compiling is the slow part);
+    ``_hs.error`` when Hyperscan refuses them (remembered too)."""
+    digest = hashlib.sha256(repr((_hs.__version__, list(items))).encode()).hexdigest()
+    path = cache_dir() / digest[:2] / digest
+    try:
+        data = path.read_bytes()
+    except OSError:
+        data = None
+    if data is not None:
+        if data.startswith(b"refused:"):
+            raise _hs.error(data[len(b"refused:") :].decode("utf-8", "replace"))
+        with contextlib.suppress(Exception):  # a stale or torn file: compile again
+            loaded = _hs.loadb(data, _hs.HS_MODE_BLOCK)
+            loaded.scratch = _hs.Scratch(loaded)
+            return loaded
+    database = _hs.Database()
+    try:
+        database.compile(
+            expressions=[source for _, source, _ in items],
+            ids=[ident for ident, _, _ in items],
+            flags=[flags for _, _, flags in items],
+        )
+    except _hs.error as exc:
+        _store(path, b"refused:" + str(exc).encode())
+        raise
+    _store(path, _hs.dumpb(database))
+    return database
+
+
+def _store(path: Path, data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        partial.write_bytes(data)
+        partial.replace(path)
+
+
+class Prefilter:
+    """Regexes in Hyperscan databases (prefilter mode, ``chunk`` per database:
+    one database for all compiles far slower than its parts)."""
+
+    def __init__(self, patterns: Iterable[tuple[int, re.Pattern[str]]], chunk: int = 256) -> None:
+        self.accepted: set[int] = set()
+        # (database, the caller's id of each of its patterns): ids inside a
+        # database are local, so the compiled-database cache does not depend
+        # on where the patterns sit in the whole rule set.
+        self.databases: list[tuple[Any, list[int]]] = []
+        batch: list[tuple[int, bytes, int]] = []
+        for ident, regex in patterns:
+            if newline_after_caret(regex):
+                continue  # Hyperscan misses some of these among others: pure Python
+            item = (ident, hyperscan_source(regex, True), _flags(regex, True))
+            try:
+                _compile([(0, item[1], item[2])])
+            except _hs.error:
+                continue  # left to the pure-Python path
+            batch.append(item)
+            if len(batch) == chunk:
+                self._add(batch)
+                batch = []
+        self._add(batch)
+
+    def _add(self, batch: list[tuple[int, bytes, int]]) -> None:
+        if batch:
+            local = [(n, source, flags) for n, (_, source, flags) in enumerate(batch)]
+            ids = [ident for ident, _, _ in batch]
+            self.databases.append((_compile(local), ids))
+            self.accepted.update(ids)
+
+    def scan(self, data: bytes) -> set[int]:
+        found: set[int] = set()
+        for database, ids in self.databases:
+            found.update(ids[n] for n in _scan(database, data))
+        return found
+
+
+def _scan(database: Any, data: bytes) -> set[int]:
+    found: set[int] = set()
+    if database is None:
+        return found
+
+    def seen(ident: int, start: int, end: int, flags: int, context: object) -> None:
+        found.add(ident)
+
+    database.scan(data, match_event_handler=seen)
+    return found
+
+
+class Exact:
+    """One regex compiled exactly: a match decided without backtracking."""
+
+    def __init__(self, regex: re.Pattern[str]) -> None:
+        if not available():
+            raise EngineError("no multi-pattern engine")
+        try:
+            self.database = _compile([(0, hyperscan_source(regex, False), _flags(regex, False))])
+        except _hs.error as exc:
+            raise EngineError(str(exc)) from None
+
+    def search(self, text: str) -> bool:
+        found: list[int] = []
+
+        def seen(ident: int, start: int, end: int, flags: int, context: object) -> bool:
+            found.append(ident)
+            return True  # stop at the first match
+
+        with contextlib.suppress(_hs.error):  # raised when the handler stops the scan
+            self.database.scan(text.encode("latin-1", "replace"), match_event_handler=seen)
+        return bool(found)
+
+
+def backtracking_risk(regex: re.Pattern[str]) -> bool:
+    """Whether ``regex`` nests a variable repeat or an alternation inside a
+    repeat of unbounded length (``(a+)+``, ``(\\w+\\s?)*``, ``(a|ab)*``)."""
+    try:
+        tree = parsed(regex.pattern, regex.flags)
+    except Exception:  # the private parser changed: assume the worst
+        return True
+    return _risky(tree.data)
+
+
+def _variable(items: Any) -> bool:
+    """Whether a parsed sequence has a repeat or an alternation in it."""
+    for op, av in items:
+        if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and av[0] != av[1]:
+            return True
+        if op is _sre.BRANCH:
+            return True
+        if op is _sre.SUBPATTERN and _variable(av[3]):
+            return True
+        if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and _variable(av[2]):
+            return True
+        if op in (_sre.ASSERT, _sre.ASSERT_NOT) and _variable(av[1]):
+            return True
+    return False
+
+
+def _risky(items: Any) -> bool:
+    for op, av in items:
+        if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
+            unbounded = av[1] is _sre.MAXREPEAT or av[1] > _UNBOUNDED
+            if (unbounded and _variable(av[2]) and not _delimited(av[2])) or _risky(av[2]):
+                return True
+        elif op is _sre.SUBPATTERN:
+            if _risky(av[3]):
+                return True
+        elif op is _sre.BRANCH:
+            if any(_risky(branch) for branch in av[1]):
+                return True
+        elif op in (_sre.ASSERT, _sre.ASSERT_NOT) and _risky(av[1]):
+            return True
+    return False
+
+
+_ALL = frozenset(range(256))
+_CATEGORIES: dict[Any, frozenset[int]] = {}
+
+
+def _category(code: Any) -> frozenset[int]:
+    if code not in _CATEGORIES:
+        probe = {
+            _sre.CATEGORY_DIGIT: r"\d",
+            _sre.CATEGORY_NOT_DIGIT: r"\D",
+            _sre.CATEGORY_SPACE: r"\s",
+            _sre.CATEGORY_NOT_SPACE: r"\S",
+            _sre.CATEGORY_WORD: r"\w",
+            _sre.CATEGORY_NOT_WORD: r"\W",
+        }.get(code)
+        found = _ALL if probe is None else {c for c in _ALL if re.match(probe, chr(c), re.A)}
+        _CATEGORIES[code] = frozenset(found)
+    return _CATEGORIES[code]
+
+
+def _chars(op: Any, av: Any) -> frozenset[int] | None:
+    """The byte values one parsed single-character item may match, closed
+    under ASCII case (None: not a single-character item). Over-approximated:
+    a larger set only makes ``_delimited`` say no more often."""
+    found = _chars_as_written(op, av)
+    if found is None:
+        return None
+    letters = {ord(chr(c).swapcase()) for c in found if chr(c).isascii() and chr(c).isalpha()}
+    return found | letters
+
+
+def _chars_as_written(op: Any, av: Any) -> frozenset[int] | None:
+    if op is _sre.LITERAL:
+        return frozenset({av}) if av < 256 else frozenset()
+    if op is _sre.NOT_LITERAL:
+        return _ALL - {av}
+    if op is _sre.ANY:
+        return _ALL
+    if op is _sre.IN:
+        found: set[int] = set()
+        negate = False
+        for kind, value in av:
+            if kind is _sre.NEGATE:
+                negate = True
+            elif kind is _sre.LITERAL:
+                found.add(value)
+            elif kind is _sre.RANGE:
+                found.update(range(value[0], min(value[1], 255) + 1))
+            elif kind is _sre.CATEGORY:
+                found |= _category(value)
+            else:
+                return _ALL
+        return _ALL - found if negate else frozenset(found)
+    return None
+
+
+def _delimited(items: Any) -> bool:
+    """Whether each iteration of a repeated sequence ends at a delimiter its
+    variable parts cannot match (``[^\\n]{1,200}\\n+``, ``\\w+\\.``), so the
+    text splits into iterations one way only (no exponential backtracking)."""
+    parts: list[tuple[frozenset[int], int, int]] = []  # (chars, min, max)
+    for op, av in items:
+        chars = _chars(op, av)
+        if chars is not None:
+            parts.append((chars, 1, 1))
+            continue
+        if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and len(av[2]) == 1:
+            inner = _chars(*av[2][0])
+            if inner is not None:
+                parts.append((inner, av[0], -1 if av[1] is _sre.MAXREPEAT else av[1]))
+                continue
+        return False
+    if not parts:
+        return False
+    chars, low, high = parts[-1]
+    if low < 1:
+        return False
+    others = parts[:-1]
+    if any(part[1] != part[2] and part[0] & chars for part in others):
+        return False  # a variable part can eat the delimiter
+    if low == high:
+        return True
+    return any(part[1] >= 1 and not part[0] & chars for part in others)
+
+
+def newline_after_caret(regex: re.Pattern[str]) -> bool:
+    """Whether a ``^`` is followed by something that can match a newline
+    (``^[^>].*?<a href=`` under ``/m``). Hyperscan 5.4 (the wheel's) misses
+    some matches of such patterns when other patterns share the database
+    (seen on the corpus: found alone, not together), so they stay with ``re``."""
+    try:
+        tree = parsed(regex.pattern, regex.flags)
+    except Exception:  # the private parser changed: assume the worst
+        return True
+    return _caret_newline(list(tree.data))
+
+
+def _caret_newline(items: list[Any]) -> bool:
+    for index, (op, av) in enumerate(items):
+        if op is _sre.AT and av in (_sre.AT_BEGINNING, _sre.AT_BEGINNING_LINE):
+            follower = items[index + 1] if index + 1 < len(items) else None
+            if follower is not None and _may_start_with_newline(*follower):
+                return True
+        elif op is _sre.SUBPATTERN and _caret_newline(list(av[3])):
+            return True
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT):
+            if _caret_newline(list(av[2])):
+                return True
+        elif (op is _sre.BRANCH and any(_caret_newline(list(b)) for b in av[1])) or (
+            op in (_sre.ASSERT, _sre.ASSERT_NOT) and _caret_newline(list(av[1]))
+        ):
+            return True
+    return False
+
+
+def _may_start_with_newline(op: Any, av: Any) -> bool:
+    chars = _chars(op, av)
+    if chars is not None:
+        return 10 in chars
+    if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT):
+        inner = list(av[2])
+        return bool(inner) and _may_start_with_newline(*inner[0])
+    if op is _sre.SUBPATTERN:
+        inner = list(av[3])
+        return bool(inner) and _may_start_with_newline(*inner[0])
+    return op is _sre.BRANCH  # not looked into: assume it may

@@ -1,0 +1,261 @@
+"""The matcher: a prepared ``RuleSet`` and how it runs on one message.
+
+Contract: ``RuleSet(rules)`` takes rules in evaluation order (plain rules,
+then metas each after what it uses) and prepares them once. With the
+multi-pattern engine (``engine.available()``), the regex rules of each
+large SpamAssassin text (bodies, raw bodies, full message, URIs) go into one Hyperscan
+database per text, scanned once per message; only the rules it reports are
+confirmed with ``re`` on each value. The other rules (headers, negated
+rules, patterns the engine refuses, or all of them without the engine) are
+grouped by the haystack whose literals they test (a text, folded or not):
+each haystack tests the first literal group of all its rules in one pass,
+and only the rules one of whose first literals occurs go on to their other
+groups and their regex. A regex with a catastrophic-backtracking shape
+(``engine.backtracking_risk``) is never run with ``re``: the engine decides
+it exactly, or, without the engine, it is left out (``unbounded`` lists
+those; the loaders report them). Metas are compiled, all together, against
+the rules before each. ``match(tx)`` returns the rules that hit, in
+evaluation order, exactly as running every regex would; ``match_counts``
+also gives each hit count (more than one for rules with ``maxhits`` above
+1). Nothing here raises on odd message content.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from itertools import compress
+from typing import overload
+
+from mailmoat.core.transaction import Transaction
+from mailmoat.rules import engine, lines
+from mailmoat.rules.meta import MetaCompiler
+from mailmoat.rules.model import Rule
+from mailmoat.rules.prefilter import Haystack, Needles, Scan, occurrences, search_at
+from mailmoat.rules.texts import BODY_LIMIT, RAW_LIMIT, Texts
+
+__all__ = ["BODY_LIMIT", "RAW_LIMIT", "RuleSet", "Step", "match"]
+
+# Texts large enough that one engine scan beats per-rule literal tests. Only
+# SpamAssassin's byte texts: the engine scans bytes with ASCII semantics, which
+# is not a superset of the Unicode matching of the TOML rules.
+ENGINE_TEXTS = frozenset({"sa-body", "sa-body-nosubject", "sa-rawbody", "sa-full", "sa-uri"})
+# SpamAssassin's header texts, each small: one scan over all of them (joined)
+# finds the few header rules worth confirming on their own text.
+HEADERS = "sa-header:*"
+
+
+def _engine_group(text: str) -> str:
+    if text in ENGINE_TEXTS:
+        return text
+    return HEADERS if text.startswith("sa-header:") else ""
+
+
+def match(rules: Sequence[Rule], tx: Transaction) -> list[Rule]:
+    """The rules that hit ``tx``, in evaluation order (same as running every regex).
+
+    A ``RuleSet`` (what the loaders return) is prepared once; any other
+    sequence is prepared on each call.
+    """
+    return (rules if isinstance(rules, RuleSet) else RuleSet(rules)).match(tx)
+
+
+class RuleSet(Sequence[Rule]):
+    """Rules in evaluation order, prepared for matching (see the module docstring)."""
+
+    def __init__(self, rules: Iterable[Rule], use_engine: bool | None = None) -> None:
+        self._rules = tuple(rules)
+        with_engine = engine.available() if use_engine is None else use_engine
+        with_engine = with_engine and engine.available()
+        self.unbounded: list[Rule] = []
+        metas = MetaCompiler()
+        scans: dict[str, dict[bool, Scan]] = {}  # text -> folded -> scan
+        for_engine: dict[str, list[Step]] = {}
+        index: dict[str, int] = {}  # name -> position of the latest rule of that name so far
+
+        def scan(step: Step) -> None:
+            by_fold = scans.setdefault(step.text, {})
+            by_fold.setdefault(step.rule.folded, Scan(step.rule.folded)).add(step)
+
+        for position, rule in enumerate(self._rules):
+            if rule.kind == "meta":
+                metas.add(position, rule.expr, index)
+            else:
+                step = Step.of(position, rule)
+                if engine.backtracking_risk(step.regex):
+                    try:
+                        step = replace(step, exact=engine.Exact(step.regex))
+                    except engine.EngineError:
+                        self.unbounded.append(rule)
+                        index[rule.name] = position
+                        continue
+                group = _engine_group(step.text)
+                if with_engine and group and not rule.negate:
+                    for_engine.setdefault(group, []).append(step)
+                else:
+                    scan(step)
+            index[rule.name] = position
+        self._engines = [_EngineText.of(text, steps, scan) for text, steps in for_engine.items()]
+        self._scans = [(text, tuple(by_fold.values())) for text, by_fold in scans.items()]
+        self._metas = metas.build()
+        self._fields = frozenset(
+            {"subject"}
+            | {r.header for r in self._rules if r.kind == "header" and not r.text} - {"all"}
+        )
+
+    @overload
+    def __getitem__(self, index: int) -> Rule: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Rule, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Rule | tuple[Rule, ...]:
+        return self._rules[index]
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(self._rules)
+
+    @property
+    def engine_rules(self) -> int:
+        """How many rules the multi-pattern engine prefilters or decides."""
+        return sum(e.size for e in self._engines)
+
+    def match(self, tx: Transaction) -> list[Rule]:
+        """The rules that hit ``tx``, in evaluation order."""
+        return [rule for rule, _ in self.match_counts(tx)]
+
+    def match_counts(self, tx: Transaction) -> list[tuple[Rule, int]]:
+        """(rule, hit count) of the rules that hit ``tx``, in evaluation order."""
+        texts = Texts(tx.message, self._fields, tx)
+        hits = [0] * len(self._rules)
+        for engine_text in self._engines:
+            engine_text.run(texts, hits)
+        for text, scans in self._scans:
+            values = texts.values(text)
+            if not values:
+                continue  # nothing to search: no rule of this text can hit
+            for scan in scans:
+                haystack = texts.haystack(text, scan.folded) if scan.literals else None
+                for step in scan.candidates(haystack):
+                    hits[step.position] = step.count(values, haystack)
+        self._metas(hits)
+        rules = self._rules
+        return [(rules[i], hits[i]) for i in compress(range(len(hits)), hits)]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Step:
+    """A plain rule as ``RuleSet.match`` runs it."""
+
+    position: int
+    rule: Rule
+    regex: re.Pattern[str]
+    text: str  # the Texts key: "header:subject", "header:all", "body", "rawbody", "uri"
+    lead: tuple[str, ...]
+    first: tuple[str, ...]  # the group tested for all rules of a haystack at once
+    rest: Needles  # the other groups, fewest literals first (those ``first`` implies left out)
+    limit: int  # matches counted at most
+    # Set for a regex ``re`` must not run (backtracking risk): the engine decides.
+    exact: engine.Exact | None = None
+    # Set for rules of line texts: one search over the lines joined (``lines``).
+    joined: re.Pattern[str] | None = None
+
+    @classmethod
+    def of(cls, position: int, rule: Rule) -> Step:
+        assert rule.regex is not None
+        text = rule.text or (f"header:{rule.header}" if rule.kind == "header" else rule.kind)
+        if rule.negate:  # a miss of the literals is a hit: nothing to skip on
+            return cls(position, rule, rule.regex, text, (), (), (), 1)
+        # The leading literals are a required group too. Fewest literals first:
+        # the cheapest test (and the one all rules of the text share a pass for).
+        groups = sorted({*rule.needles, rule.lead} - {()}, key=lambda g: (len(g), g))
+        first = groups[0] if groups else ()
+        rest = tuple(g for g in groups[1:] if not set(first) <= set(g))
+        return cls(position, rule, rule.regex, text, rule.lead, first, rest, rule.maxhits)
+
+    def count(self, values: list[str], haystack: Haystack | None) -> int:
+        """The rule's hit count on ``values`` (see ``matches``): 0 or 1, up to
+        ``limit`` matches for a counting rule; a negated rule hits on no match."""
+        if self.exact is not None:  # no re: one hit per value that matches
+            if haystack is not None and not all(map(haystack.has_any, self.rest)):
+                found = 0
+            else:
+                found = sum(map(self.exact.search, values))
+            return int(not found) if self.rule.negate else min(found, self.limit)
+        if self.limit > 1:
+            if haystack is not None and not all(map(haystack.has_any, self.rest)):
+                return 0
+            found = 0
+            for value in values:
+                for _ in self.regex.finditer(value):
+                    found += 1
+                    if found >= self.limit:
+                        return found
+            return found
+        return int(self.matches(values, haystack) != self.rule.negate)
+
+    def matches(self, values: list[str], haystack: Haystack | None) -> bool:
+        """Whether the rule hits ``values``, one of its ``first`` literals
+        being known to occur in ``haystack`` (None: it has no literals)."""
+        if haystack is not None:
+            for group in self.rest:
+                if not haystack.has_any(group):
+                    return False  # no literal of the group: the regex cannot match
+            if self.lead and haystack.aligned:  # a match can only start where a lead does
+                return search_at(self.regex, values[0], occurrences(haystack, self.lead))
+        if len(values) == 1:
+            return self.regex.search(values[0]) is not None
+        return any(map(self.regex.search, values))
+
+
+class _EngineText:
+    """The rules of one text (or of all SpamAssassin header texts) the engine
+    prefilters (``engine.Prefilter``: one scan per database over the text,
+    or over the header texts joined); only the rules it reports run their
+    regex, each on its own text."""
+
+    def __init__(self, group: str, steps: dict[int, Step], prefilter: engine.Prefilter) -> None:
+        self.group = group
+        self.steps = steps
+        self.prefilter = prefilter
+        self.size = len(steps)
+        self.keys = tuple(dict.fromkeys(step.text for step in steps.values()))
+
+    @classmethod
+    def of(cls, group: str, steps: list[Step], fallback: Callable[[Step], None]) -> _EngineText:
+        prefilter = engine.Prefilter((step.position, step.regex) for step in steps)
+        taken: dict[int, Step] = {}
+        for step in steps:
+            if step.position in prefilter.accepted:
+                if group in lines.LINE_TEXTS and step.exact is None and step.limit == 1:
+                    step = replace(step, joined=lines.line_regex(step.regex))
+                taken[step.position] = step
+            else:
+                fallback(step)  # refused by the engine: the pure-Python path
+        return cls(group, taken, prefilter)
+
+    def run(self, texts: Texts, hits: list[int]) -> None:
+        if self.group == HEADERS:
+            # Distinct values only: the decoded and raw forms of a field are
+            # often the same, and a rule's match needs its text once.
+            joined = "\n".join(dict.fromkeys(v for key in self.keys for v in texts.values(key)))
+        elif texts.values(self.group):
+            joined = texts.joined(self.group)
+        else:
+            return
+        for position in self.prefilter.scan(joined.encode("latin-1", "replace")):
+            step = self.steps[position]
+            if step.joined is not None:
+                verdict = lines.decide(step.joined, joined)
+                if verdict is not None:
+                    hits[position] = int(verdict)
+                    continue
+            values = texts.values(step.text)
+            haystack = None
+            if step.rest or step.lead:
+                haystack = texts.haystack(step.text, step.rule.folded)
+            hits[position] = step.count(values, haystack)
