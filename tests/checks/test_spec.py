@@ -160,3 +160,16 @@ def test_runner_settings_come_from_the_spec_without_a_section() -> None:
     configured = Config(checks={"helo": section})
     assert runner_settings(configured, "helo") is section
     assert runner_settings(Config(), "not_a_spec").timeout == CheckSettings().timeout
+
+
+def test_the_guard_refuses_an_undeclared_symbol_added_by_mailmoat_code() -> None:
+    # tests/symbol_guard.py wraps Evidence.add for every test: code of a
+    # mailmoat module that adds a name no spec declares fails the test.
+    as_module = {"__name__": "mailmoat.checks.example", "Evidence": Evidence}
+    exec("def emit(e):\n    e.add('EXAMPLE_UNDECLARED', 1.0)\n", as_module)
+    with pytest.raises(AssertionError, match="undeclared symbol EXAMPLE_UNDECLARED"):
+        as_module["emit"](Evidence())
+    exec("def emit_declared(e):\n    e.add('HELO_OURS', 4.0)\n", as_module)
+    declared = Evidence()
+    as_module["emit_declared"](declared)
+    assert [s.name for s in declared.symbols] == ["HELO_OURS"]
