@@ -35,7 +35,7 @@ def _symbols_json(*args: str) -> list[dict[str, object]]:
 
 def test_json_lists_every_declared_symbol_with_effective_scores(tmp_path: Path) -> None:
     config = tmp_path / "mailmoat.toml"
-    config.write_text("[scores]\nHELO_OURS = 9\nBODY_EMPTY = -1.5\n")
+    config.write_text("[scores]\nHELO_OURS = 9\nBODY_EMPTY = -1.5\nDNSBL_ZEN = 5\n")
     listed = _symbols_json("--config", str(config))
     by_name = {str(row["name"]): row for row in listed}
     assert len(by_name) == len(listed), "a symbol is listed twice"
@@ -51,6 +51,13 @@ def test_json_lists_every_declared_symbol_with_effective_scores(tmp_path: Path) 
     assert by_name["BODY_EMPTY"]["effective"] == -1.5
     assert by_name["HELO_BARE_IP"]["effective"] == by_name["HELO_BARE_IP"]["default"] == 2.0
     assert by_name["BAYES_SPAM"]["default"] is None
+    zen = by_name["DNSBL_ZEN"]
+    assert (zen["check"], zen["kind"], zen["default"], zen["effective"]) == (
+        "dnsbl",
+        "family",
+        None,
+        5.0,
+    )
     for row in listed:
         assert str(row["description"]).strip(), f"{row['name']} has no description"
 

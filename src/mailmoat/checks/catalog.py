@@ -4,7 +4,8 @@ Contract: ``entries(config)`` lists every symbol a check, the SMTP front, the
 runner or a loaded rule can add, as ``Entry`` rows (name, check, group,
 default score, effective score after ``[scores]``, description, kind:
 ``symbol``, ``family`` or ``rule``), checks first in registry order, then the
-rules by name. ``rule_entries(rules_config)`` are the rules' rows: the
+rules by name (a ``[scores]`` name of a family is listed after its
+family, with its effective score). ``rule_entries(rules_config)`` are the rules' rows: the
 bundled TOML rules, SpamAssassin's stock rules and the admin's files, as the
 rules check loads them (loaded once per process for the same config);
 helpers (``__NAME``) are not symbols and are left out. A SpamAssassin rule
@@ -117,9 +118,22 @@ def rule_entries(rules_config: RulesConfig) -> tuple[Entry, ...]:
 
 
 def entries(config: Config) -> list[Entry]:
-    """Every symbol, with the effective scores of ``config``."""
+    """Every symbol, with the effective scores of ``config``; a ``[scores]``
+    name of a family (``DNSBL_ZEN``) is listed as well, after the family."""
     found = spec_entries(config)
     declared = {entry.name for entry in found}
+    rule_names = {entry.name for entry in rule_entries(config.rules)}
+    for name, score in sorted(config.scores.items()):
+        hit = find_symbol(name)
+        if name in declared or name in rule_names or hit is None:
+            continue
+        spec, family = hit
+        at = max(i for i, entry in enumerate(found) if entry.check == spec.name) + 1
+        found.insert(
+            at,
+            Entry(name, spec.name, family.group, family.score, score, family.description, "family"),
+        )
+        declared.add(name)
     for rule in rule_entries(config.rules):
         if rule.name in declared:
             continue
