@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "serve": "run the SMTP gateway (and its dashboard)",
     "scan": "run the data-stage checks on stored messages",
     "config": "show, check or document the configuration",
+    "symbols": "list every symbol with its check, scores and description",
     "rules": "show what the rules engine loaded and skipped (--stats)",
     "stats": "print a summary of the statistics",
     "web": "serve the web dashboard alone, or make a password hash",

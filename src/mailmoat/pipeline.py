@@ -22,6 +22,9 @@ from itertools import groupby
 
 from mailmoat import eager
 from mailmoat.checks.base import Check, Services
+from mailmoat.checks.doors import RUNNER_SPEC
+from mailmoat.checks.registry import runner_settings
+from mailmoat.config import CheckSettings
 from mailmoat.core.record import TransactionRecord
 from mailmoat.core.scoring import Decision, decide
 from mailmoat.core.symbols import Action, Evidence, Forced, Precedence, Stage, Symbol
@@ -43,6 +46,7 @@ class Pipeline:
         self.checks = checks
         self.recorders: list[Recorder] = []
         self._waves: dict[Stage, list[list[Check]]] = {}
+        self._settings: dict[str, CheckSettings] = {}
         for stage in Stage:
             members = sorted((c for c in checks if c.stage_enum is stage), key=lambda c: c.phase)
             self._waves[stage] = [list(g) for _, g in groupby(members, key=lambda c: c.phase)]
@@ -98,6 +102,13 @@ class Pipeline:
             except Exception:
                 log.exception("recorder %r failed for %s", recorder, record.queue_id)
 
+    def settings(self, check: Check) -> CheckSettings:
+        """The check's runner settings (``[checks.NAME]`` or its spec's defaults)."""
+        found = self._settings.get(check.name)
+        if found is None:
+            found = self._settings[check.name] = runner_settings(self.services.config, check.name)
+        return found
+
     def rescored(self, name: str, default: float, detail: str = "") -> Symbol:
         """The symbol with its configured score (``[scores]``) or its default."""
         return Symbol(name, self.services.config.scores.get(name, default), detail)
@@ -121,7 +132,7 @@ class Pipeline:
         try:
             started = eager.start(check.run(tx, evidence))
             if isinstance(started, eager.Suspended):
-                timeout = self.services.config.check(check.name).timeout
+                timeout = self.settings(check).timeout
                 async with asyncio.timeout(timeout):
                     await started
             return evidence
@@ -147,7 +158,7 @@ class Pipeline:
         state is unavailable, ``store.fail_mode`` applies (default tempfail),
         whatever the check's own fail mode."""
         config = self.services.config
-        fail_mode = config.store.fail_mode if store_failure else config.check(check.name).fail_mode
+        fail_mode = config.store.fail_mode if store_failure else self.settings(check).fail_mode
         log.warning(
             "check=%s queue_id=%s failed: %s; fail_mode=%s",
             check.name,
@@ -156,7 +167,7 @@ class Pipeline:
             fail_mode,
         )
         failed = Evidence()
-        failed.add(f"CHECK_{check.name.upper()}_FAILED", 0.0, problem)
+        RUNNER_SPEC.add(failed, f"CHECK_{check.name.upper()}_FAILED", problem)
         if fail_mode == "tempfail":
             failed.force(
                 Forced(

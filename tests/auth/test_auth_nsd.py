@@ -35,7 +35,6 @@ from mailmoat.checks import (
 from mailmoat.checks import (
     dkim as dkim_check,
 )
-from mailmoat.checks.auth_results import NOTE_ARC, NOTE_DKIM
 from mailmoat.checks.base import Services
 from mailmoat.config import AuthConfig, Config, SmtpConfig, UrlblConfig
 from mailmoat.core.symbols import Action, Stage
@@ -273,7 +272,7 @@ def test_ed25519_signature(nsd_factory: Callable[..., Any]) -> None:
     )
     assert {"DKIM_VALID", "DMARC_PASS"} <= symbols and "DKIM_UNSUPPORTED" not in symbols
     assert decision.action is Action.ACCEPT
-    [result] = tx.notes[NOTE_DKIM]
+    [result] = tx.dkim_results
     assert (result.result, result.prop("header.s")) == ("pass", "ed")
     # The same signature over an altered body, or checked against another key, fails.
     altered = ed_signed(message(), b"ed").replace(b"Quarterly", b"Annual")
@@ -315,7 +314,7 @@ def test_passing_arc_chain_through_a_mailing_list(
             services_for(server.port), data, "list-bounces@forwarder.test"
         )
         assert {"ARC_PASS", "DKIM_INVALID"} <= symbols and "ARC_FAIL" not in symbols, label
-        [arc] = tx.notes[NOTE_ARC]
+        [arc] = tx.arc_results
         assert arc.result == "pass", label
     # The same chain, altered after the last seal, no longer passes.
     tampered = two_hops.replace(b"Quarterly", b"Urgent wire")

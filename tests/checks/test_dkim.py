@@ -9,7 +9,7 @@ import dkim
 import pytest
 
 from authfakes import FakeResolver, make_tx, names, rsa_key
-from mailmoat.checks.auth_results import NOTE_ARC, NOTE_DKIM, AuthResult
+from mailmoat.checks.auth_results import AuthResult
 from mailmoat.checks.dkim import DkimCheck, key_name, tags
 from mailmoat.core.symbols import Evidence
 
@@ -39,7 +39,7 @@ def verify(
     tx = make_tx(data)
     evidence = Evidence()
     asyncio.run(check.run(tx, evidence))
-    return names(evidence), tx.notes.get(NOTE_DKIM, [])
+    return names(evidence), tx.dkim_results
 
 
 def test_cases(keys: dict[str, tuple[bytes, str]]) -> None:
@@ -191,7 +191,7 @@ def test_passing_arc_chain_one_and_two_hops(keys: dict[str, tuple[bytes, str]]) 
         evidence = Evidence()
         asyncio.run(check.run(tx, evidence))
         assert names(evidence) == {"DKIM_NONE": 0.0, "ARC_PASS": -0.2}, label
-        [arc] = tx.notes[NOTE_ARC]
+        [arc] = tx.arc_results
         assert (arc.method, arc.result) == ("arc", "pass"), label
 
 

@@ -9,9 +9,6 @@ import pytest
 
 from authfakes import FakeResolver, make_tx, names
 from mailmoat.checks.auth_results import (
-    NOTE_DKIM,
-    NOTE_DMARC,
-    NOTE_SPF,
     AuthResult,
     AuthResultsCheck,
     claimed_id,
@@ -49,12 +46,12 @@ def run_dmarc(
 ) -> tuple[dict[str, float], Evidence, list[AuthResult]]:
     data = f"From: {from_header}\r\nSubject: x\r\n\r\nbody\r\n".encode()
     tx = make_tx(data)
-    tx.notes[NOTE_SPF] = spf_results
-    tx.notes[NOTE_DKIM] = dkim_results
+    tx.spf_results = spf_results
+    tx.dkim_results = dkim_results
     check = DmarcCheck(FakeResolver(POLICIES), 0.5, *actions, rng=random.Random(seed))
     evidence = Evidence()
     asyncio.run(check.run(tx, evidence))
-    return names(evidence), evidence, tx.notes.get(NOTE_DMARC, [])
+    return names(evidence), evidence, tx.dmarc_results
 
 
 @pytest.mark.parametrize(
@@ -218,9 +215,9 @@ def test_authentication_results_header_and_forgery_removal() -> None:
         b"From: a@example.org\r\n\r\nbody\r\n"
     )
     tx = make_tx(data)
-    tx.notes[NOTE_SPF] = [spf("pass", "a@example.org")]
-    tx.notes[NOTE_DKIM] = [dkim("fail", "example.org")]
-    tx.notes[NOTE_DMARC] = [AuthResult("dmarc", "pass", "", (("header.from", "example.org"),))]
+    tx.spf_results = [spf("pass", "a@example.org")]
+    tx.dkim_results = [dkim("fail", "example.org")]
+    tx.dmarc_results = [AuthResult("dmarc", "pass", "", (("header.from", "example.org"),))]
     evidence = Evidence()
     asyncio.run(AuthResultsCheck("mx.example.net").run(tx, evidence))
     assert tx.removed_headers == [

@@ -119,12 +119,12 @@ async def test_dnswl_offsets_and_marks_session() -> None:
     resolver.add("1.2.0.192.list.dnswl.test", "A", "127.0.10.2")
     tx, decision = await run(resolver, "192.0.2.1")
     assert {s.name: s.score for s in tx.session.symbols} == {"DNSBL_LIST_DNSWL": -2.0}
-    assert tx.session.notes["dnswl"] is True and decision.action is Action.ACCEPT
+    assert tx.session.dnswl is True and decision.action is Action.ACCEPT
     resolver.add("1.2.0.192.zen.test", "A", "127.0.0.2")
     resolver.add("1.2.0.192.bl.test", "A", "127.0.0.2")
     resolver.add("1.2.0.192.spamcop.test", "A", "127.0.0.2")
     tx, decision = await run(resolver, "192.0.2.1")  # 3 + 1 + 1 - 2 = 3
-    assert decision.action is Action.REJECT and "dnswl" not in tx.session.notes
+    assert decision.action is Action.REJECT and not tx.session.dnswl
 
 
 async def test_spamhaus_error_codes_never_count(caplog: pytest.LogCaptureFixture) -> None:

@@ -36,7 +36,7 @@ async def attempt(
     if score:
         tx.session.symbols.append(pipeline.rescored("TEST_SCORE", score))
     if dnswl:
-        tx.session.notes["dnswl"] = True
+        tx.session.dnswl = True
     tx.current_rcpt = rcpt
     return await pipeline.run(Stage.RCPT, tx)
 

@@ -8,7 +8,6 @@ import time
 import pytest
 
 from authfakes import FakeResolver, make_tx, names
-from mailmoat.checks.auth_results import NOTE_SPF
 from mailmoat.checks.spf import SpfCheck, evaluate
 from mailmoat.core.symbols import Evidence
 
@@ -82,7 +81,7 @@ def test_check_symbols_and_notes_for_both_identities() -> None:
     evidence = Evidence()
     asyncio.run(check.run(tx, evidence))
     assert names(evidence) == {"SPF_PASS": -0.5, "SPF_HELO_PASS": 0.0}
-    mailfrom, helo = tx.notes[NOTE_SPF]
+    mailfrom, helo = tx.spf_results
     assert (mailfrom.result, mailfrom.prop("smtp.mailfrom")) == ("pass", "alice@example.org")
     assert (helo.result, helo.prop("smtp.helo")) == ("pass", "mail.example.org")
 
@@ -93,7 +92,7 @@ def test_null_sender_uses_the_helo_identity() -> None:
     evidence = Evidence()
     asyncio.run(check.run(tx, evidence))
     assert names(evidence) == {"SPF_FAIL": 2.5, "SPF_HELO_FAIL": 1.0}
-    assert tx.notes[NOTE_SPF][0].prop("smtp.mailfrom") == "postmaster@mail.example.org"
+    assert tx.spf_results[0].prop("smtp.mailfrom") == "postmaster@mail.example.org"
 
 
 def test_literal_helo_and_bad_client_address_are_skipped() -> None:

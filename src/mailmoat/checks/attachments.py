@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from mailmoat.checks.base import Check, Services
+from mailmoat.checks.spec import CheckSpec, SymbolSpec
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
 
@@ -69,23 +70,101 @@ DOCUMENT_EXTENSIONS = _words(
 MACRO_EXTENSIONS = _words("docm dotm xlsm xltm xlam xlsb pptm potm ppam ppsm sldm")
 ARCHIVE_EXTENSIONS = frozenset({"zip", "jar", "docx", "xlsx", "pptx", "docm", "xlsm", "pptm"})
 
-SCORES: dict[str, float] = {
-    "ATTACH_BAD_EXT": 3.0,
-    "ATTACH_DOUBLE_EXT": 4.0,
-    "ATTACH_RTLO": 4.0,
-    "ATTACH_EXECUTABLE": 3.0,
-    "ATTACH_DISGUISED": 2.0,
-    "ATTACH_ARCHIVE_EXECUTABLE": 4.0,
-    "ATTACH_ARCHIVE_ENCRYPTED": 2.0,
-    "ATTACH_ARCHIVE_BOMB": 3.0,
-    "ATTACH_ARCHIVE_BROKEN": 0.5,
-    "ATTACH_ARCHIVE_UNCHECKED": 0.0,
-    "ATTACH_MACRO_EXT": 1.0,
-    "ATTACH_OFFICE_MACRO": 3.0,
-    "MIME_TOO_DEEP": 1.0,
-    "MIME_TOO_MANY_PARTS": 1.0,
-    "PARSE_FAILED": 3.0,
-}
+SPEC = CheckSpec(
+    name="attachments",
+    stages=(Stage.DATA,),
+    summary="Attachments a mail client would let a user run; parser limits and failures.",
+    symbols=tuple(
+        SymbolSpec(name, score, text, group)
+        for name, score, text, group in (
+            (
+                "ATTACH_BAD_EXT",
+                3.0,
+                "An attachment has a dangerous extension (.exe, .js...).",
+                "attachments",
+            ),
+            (
+                "ATTACH_DOUBLE_EXT",
+                4.0,
+                "A document extension hides an executable one (invoice.pdf.exe).",
+                "attachments",
+            ),
+            (
+                "ATTACH_RTLO",
+                4.0,
+                "An attachment name uses a right-to-left override.",
+                "attachments",
+            ),
+            (
+                "ATTACH_EXECUTABLE",
+                3.0,
+                "An attachment is executable code (by its bytes).",
+                "attachments",
+            ),
+            (
+                "ATTACH_DISGUISED",
+                2.0,
+                "An executable attachment's name does not say it is one.",
+                "attachments",
+            ),
+            (
+                "ATTACH_ARCHIVE_EXECUTABLE",
+                4.0,
+                "A zip attachment holds an executable or a dangerous name.",
+                "attachments",
+            ),
+            (
+                "ATTACH_ARCHIVE_ENCRYPTED",
+                2.0,
+                "A zip attachment has encrypted members, a classic way past scanners.",
+                "attachments",
+            ),
+            (
+                "ATTACH_ARCHIVE_BOMB",
+                3.0,
+                "A zip attachment exceeds the entry, ratio or size limits (archive bomb).",
+                "attachments",
+            ),
+            (
+                "ATTACH_ARCHIVE_BROKEN",
+                0.5,
+                "A complete zip attachment cannot be read.",
+                "attachments",
+            ),
+            (
+                "ATTACH_ARCHIVE_UNCHECKED",
+                0.0,
+                "An archive attachment is larger than the parser keeps; not inspected.",
+                "attachments",
+            ),
+            (
+                "ATTACH_MACRO_EXT",
+                1.0,
+                "An attachment has a macro-enabled Office extension (.docm...).",
+                "attachments",
+            ),
+            (
+                "ATTACH_OFFICE_MACRO",
+                3.0,
+                "An Office attachment contains VBA macros.",
+                "attachments",
+            ),
+            ("MIME_TOO_DEEP", 1.0, "MIME parts are nested deeper than the parser follows.", "mime"),
+            (
+                "MIME_TOO_MANY_PARTS",
+                1.0,
+                "The message has more MIME parts than the parser reads.",
+                "mime",
+            ),
+            (
+                "PARSE_FAILED",
+                3.0,
+                "Part of the message could not be parsed; only what could be read was checked.",
+                "mime",
+            ),
+        )
+    ),
+)
 # Parser defects (``ParsedMessage.defects``) that mean part of the message
 # could not be read; the text after the colon names the exception.
 PARSE_FAILURES = ("parser_failed:", "part_failed:", "part_lost:", "headers_failed:")
@@ -250,7 +329,7 @@ class AttachmentsCheck(Check):
             if defect.startswith(PARSE_FAILURES) or defect in PARSE_FAILURE_FLAGS:
                 note("PARSE_FAILED", defect)
         for symbol, names in found.items():
-            evidence.add(symbol, SCORES[symbol], ",".join(dict.fromkeys(names))[:120])
+            SPEC.add(evidence, symbol, ",".join(dict.fromkeys(names))[:120])
 
 
 def build(services: Services) -> list[Check]:

@@ -3,10 +3,12 @@
 How the sender-authentication checks fit together (all at the data stage):
 
 - ``spf`` and ``dkim`` run in the ordinary wave (phase 10), concurrently with
-  the other content checks, and leave their results in ``tx.notes`` under
-  ``NOTE_SPF`` / ``NOTE_DKIM`` / ``NOTE_ARC`` (lists of ``AuthResult``).
-- ``dmarc`` runs in a later wave (phase 20) and reads those notes; a missing
-  note (check disabled, crashed or timed out) counts as no authentication.
+  the other content checks, and leave their results in the transaction's
+  typed fields ``tx.spf_results`` / ``tx.dkim_results`` / ``tx.arc_results``
+  (lists of ``AuthResult``, ``mailmoat.core.authresults``).
+- ``dmarc`` runs in a later wave (phase 20) and reads them (its spec
+  ``requires`` spf and dkim); an empty list (check disabled, crashed or
+  timed out) counts as no authentication. It writes ``tx.dmarc_results``.
 - ``auth_results`` (this module, phase 30, also for allowlisted clients)
   writes one Authentication-Results field with our authserv-id into
   ``tx.added_headers`` and asks for every incoming Authentication-Results
@@ -23,12 +25,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from dataclasses import dataclass
 from typing import ClassVar
 
 from mailmoat import eager
 from mailmoat.checks.base import Check, Services
+from mailmoat.checks.spec import CheckSpec, SymbolSpec
 from mailmoat.config import Config
+from mailmoat.core.authresults import AuthResult as AuthResult  # re-exported
 from mailmoat.core.headers import name_and_value, raw_fields
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
@@ -36,43 +39,24 @@ from mailmoat.dns.base import DnsAnswer, Resolver
 
 log = logging.getLogger("mailmoat.checks.auth")
 
-NOTE_SPF = "auth.spf"
-NOTE_DKIM = "auth.dkim"
-NOTE_ARC = "auth.arc"
-NOTE_DMARC = "auth.dmarc"
 NOTE_FIELDS = "auth.header_fields"
 
+SPEC = CheckSpec(
+    name="auth_results",
+    stages=(Stage.DATA,),
+    summary="Writes our Authentication-Results field; drops forged ones.",
+    requires=("spf", "dkim", "dmarc"),
+    symbols=(
+        SymbolSpec(
+            "AUTH_RESULTS_FORGED",
+            0.5,
+            "The message came with an Authentication-Results field in our name (dropped).",
+            "authentication",
+        ),
+    ),
+)
+
 _COMMENT = re.compile(r"\([^()]*\)")
-_BARE = re.compile(r"^[A-Za-z0-9!#$%&'*+\-./^_`{|}~@]+$")
-
-
-@dataclass(frozen=True, slots=True)
-class AuthResult:
-    """One resinfo of an Authentication-Results field.
-
-    ``props`` are (ptype.property, value) pairs such as
-    ("smtp.mailfrom", "user@example.org") or ("header.d", "example.org").
-    """
-
-    method: str
-    result: str
-    reason: str = ""
-    props: tuple[tuple[str, str], ...] = ()
-
-    def prop(self, name: str) -> str:
-        for key, value in self.props:
-            if key == name:
-                return value
-        return ""
-
-    def render(self) -> str:
-        text = f"{self.method}={self.result}"
-        if self.reason and (self.result != "pass" or self.method == "dmarc"):
-            text += f" reason={_quoted(self.reason[:120])}"
-        for key, value in self.props:
-            if value:
-                text += f" {key}={_pvalue(value)}"
-        return text
 
 
 def authserv_id(config: Config) -> str:
@@ -80,10 +64,7 @@ def authserv_id(config: Config) -> str:
 
 
 def results_of(tx: Transaction) -> list[AuthResult]:
-    found: list[AuthResult] = []
-    for key in (NOTE_SPF, NOTE_DKIM, NOTE_ARC, NOTE_DMARC):
-        found.extend(tx.notes.get(key, ()))
-    return found
+    return [*tx.spf_results, *tx.dkim_results, *tx.arc_results, *tx.dmarc_results]
 
 
 def format_value(server_id: str, results: list[AuthResult]) -> str:
@@ -137,14 +118,6 @@ async def lookup(resolver: Resolver, name: str, rdtype: str, timeout: float) -> 
         return DnsAnswer("servfail")
 
 
-def _quoted(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', "'") + '"'
-
-
-def _pvalue(value: str) -> str:
-    return value if _BARE.match(value) else _quoted(value)
-
-
 class AuthResultsCheck(Check):
     name: ClassVar[str] = "auth_results"
     stage: ClassVar[str] = Stage.DATA
@@ -162,7 +135,7 @@ class AuthResultsCheck(Check):
         ]
         if forged:
             tx.removed_headers.extend(forged)
-            evidence.add("AUTH_RESULTS_FORGED", 0.5, f"{len(forged)} field(s)")
+            SPEC.add(evidence, "AUTH_RESULTS_FORGED", f"{len(forged)} field(s)")
         tx.added_headers.append(
             ("Authentication-Results", format_value(self.server_id, results_of(tx)))
         )

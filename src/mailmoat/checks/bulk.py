@@ -44,6 +44,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mailmoat.checks.base import Check, Services
+from mailmoat.checks.spec import CheckSpec, SymbolSpec
 from mailmoat.config import BulkConfig
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
@@ -77,7 +78,25 @@ _WORD = re.compile(r"\w+")
 # _NUMBER, or a run of the word characters that are not digits, on lower-case ASCII.
 _ASCII_NUMBER_OR_WORD = re.compile(r"[0-9]+(?:[.,:/-][0-9]+)*|[a-z_]+")
 
-SCORES = {"BULK_LOW": 0.5, "BULK_MEDIUM": 1.5, "BULK_HIGH": 3.0}
+SPEC = CheckSpec(
+    name="bulk",
+    stages=(Stage.DATA,),
+    summary="The same content seen from many sending networks (fuzzy fingerprint).",
+    symbols=(
+        SymbolSpec(
+            "BULK_LOW", 0.5, "The same content came from bulk.low or more networks.", "content"
+        ),
+        SymbolSpec(
+            "BULK_MEDIUM",
+            1.5,
+            "The same content came from bulk.medium or more networks.",
+            "content",
+        ),
+        SymbolSpec(
+            "BULK_HIGH", 3.0, "The same content came from bulk.high or more networks.", "content"
+        ),
+    ),
+)
 
 
 def normalised_words(text: str) -> list[str]:
@@ -200,7 +219,7 @@ class BulkCheck(Check):
             ("BULK_LOW", self.config.low),
         ):
             if threshold > 0 and count >= threshold:
-                evidence.add(symbol, SCORES[symbol], f"{count} senders")
+                SPEC.add(evidence, symbol, f"{count} senders")
                 break
 
     async def _recent_counts(self, bands: list[str], network: str) -> list[int]:

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from mailmoat.checks.base import Check, Services
+from mailmoat.checks.spec import CheckSpec, SymbolSpec
 from mailmoat.classify import Classifier, Model, ModelFormatError
 from mailmoat.config import ClassifierConfig, ConfigError
 from mailmoat.core.symbols import Evidence, Stage
@@ -33,6 +34,26 @@ from mailmoat.core.transaction import Transaction
 
 MODEL_EXTRA = "classifier_model"
 LISTENERS_EXTRA = "classifier_model_listeners"
+
+SPEC = CheckSpec(
+    name="classifier",
+    stages=(Stage.DATA,),
+    summary="The statistical classifier's spam probability of the content.",
+    symbols=(
+        SymbolSpec(
+            "BAYES_SPAM",
+            None,
+            "The classifier finds the content spam-like (score along classifier.spam_curve).",
+            "content",
+        ),
+        SymbolSpec(
+            "BAYES_HAM",
+            None,
+            "The classifier finds the content ham-like (score along classifier.ham_curve).",
+            "content",
+        ),
+    ),
+)
 
 
 def curve_score(curve: Sequence[tuple[float, float]], probability: float) -> float:
@@ -68,13 +89,11 @@ class ClassifierCheck(Check):
         probability = self.classifier.score(tx.message)
         detail = f"p={probability:.4f}"
         if probability >= self.config.spam_threshold:
-            evidence.add(
-                "BAYES_SPAM", round(curve_score(self.config.spam_curve, probability), 2), detail
-            )
+            score = round(curve_score(self.config.spam_curve, probability), 2)
+            SPEC.add(evidence, "BAYES_SPAM", detail, score=score)
         elif probability <= self.config.ham_threshold:
-            evidence.add(
-                "BAYES_HAM", round(curve_score(self.config.ham_curve, probability), 2), detail
-            )
+            score = round(curve_score(self.config.ham_curve, probability), 2)
+            SPEC.add(evidence, "BAYES_HAM", detail, score=score)
 
 
 @functools.lru_cache(maxsize=8)

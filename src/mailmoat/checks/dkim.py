@@ -8,8 +8,8 @@ the ARC chain. Symbols: ``DKIM_VALID`` (at least one signature passes),
 or key), ``DKIM_PARTIAL_BODY`` (an ``l=`` tag leaves part of the body
 unsigned), ``DKIM_UNSUPPORTED`` (ed25519 without PyNaCl), ``DKIM_TOO_MANY``,
 ``ARC_PASS`` / ``ARC_FAIL`` / ``ARC_NONE``. Per-signature results go to
-``tx.notes[NOTE_DKIM]`` (``header.d``, ``header.s``, ``header.i``,
-``header.b``), the chain's to ``tx.notes[NOTE_ARC]``.
+``tx.dkim_results`` (``header.d``, ``header.s``, ``header.i``,
+``header.b``), the chain's to ``tx.arc_results``.
 
 The ``l=`` policy: a signature whose body length leaves content unsigned
 proves nothing about that content, so it is reported ``policy`` (not
@@ -33,8 +33,9 @@ import dkim
 from dkim.canonicalization import CanonicalizationPolicy
 
 from mailmoat import eager
-from mailmoat.checks.auth_results import NOTE_ARC, NOTE_DKIM, AuthResult, fields_of, lookup
+from mailmoat.checks.auth_results import AuthResult, fields_of, lookup
 from mailmoat.checks.base import Check, Services
+from mailmoat.checks.spec import CheckSpec, SymbolSpec
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
 from mailmoat.dns.base import DnsAnswer, Resolver
@@ -50,19 +51,35 @@ SIGNATURE_FIELDS = ("dkim-signature",)
 ARC_FIELDS = ("arc-seal", "arc-message-signature")
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9_.-]{0,250})$")
 
-SCORES: dict[str, float] = {
-    "DKIM_VALID": -0.5,
-    "DKIM_INVALID": 1.0,
-    "DKIM_NONE": 0.0,
-    "DKIM_TEMPFAIL": 0.0,
-    "DKIM_PERMERROR": 0.5,
-    "DKIM_PARTIAL_BODY": 1.5,
-    "DKIM_UNSUPPORTED": 0.0,
-    "DKIM_TOO_MANY": 0.5,
-    "ARC_PASS": -0.2,
-    "ARC_FAIL": 0.5,
-    "ARC_NONE": 0.0,
-}
+SPEC = CheckSpec(
+    name="dkim",
+    stages=(Stage.DATA,),
+    summary="DKIM signatures and the ARC chain.",
+    symbols=tuple(
+        SymbolSpec(name, score, text, "authentication")
+        for name, score, text in (
+            ("DKIM_VALID", -0.5, "At least one DKIM signature of the message verifies."),
+            ("DKIM_INVALID", 1.0, "A DKIM signature does not verify: the message was changed."),
+            ("DKIM_NONE", 0.0, "The message carries no DKIM signature."),
+            ("DKIM_TEMPFAIL", 0.0, "A DKIM key could not be fetched (DNS failure)."),
+            ("DKIM_PERMERROR", 0.5, "A DKIM signature or its key is broken."),
+            (
+                "DKIM_PARTIAL_BODY",
+                1.5,
+                "A DKIM signature's l= tag leaves part of the body unsigned.",
+            ),
+            ("DKIM_UNSUPPORTED", 0.0, "A DKIM signature uses an algorithm not supported here."),
+            (
+                "DKIM_TOO_MANY",
+                0.5,
+                "More DKIM signatures than auth.dkim_max_signatures; the rest were not verified.",
+            ),
+            ("ARC_PASS", -0.2, "The message's ARC chain verifies."),
+            ("ARC_FAIL", 0.5, "The message's ARC chain is broken."),
+            ("ARC_NONE", 0.0, "The message carries no ARC chain."),
+        )
+    ),
+)
 _SYMBOL = {
     "pass": "DKIM_VALID",
     "fail": "DKIM_INVALID",
@@ -107,7 +124,7 @@ class DkimCheck(Check):
         signatures = [tags(v) for n, v in fields if n.lower() in SIGNATURE_FIELDS]
         arc = [tags(v) for n, v in fields if n.lower() in ARC_FIELDS]
         if len(signatures) > self.max_signatures:
-            evidence.add("DKIM_TOO_MANY", SCORES["DKIM_TOO_MANY"], str(len(signatures)))
+            SPEC.add(evidence, "DKIM_TOO_MANY", str(len(signatures)))
         signatures = signatures[: self.max_signatures]
         wanted = {key_name(s) for s in [*signatures, *arc[: 2 * self.max_signatures]]}
         wanted.discard("")
@@ -120,22 +137,22 @@ class DkimCheck(Check):
             )
         )
         results = self._verify_all(tx.data, signatures, answers)
-        tx.notes[NOTE_DKIM] = results
+        tx.dkim_results = results
         if not signatures:
-            evidence.add("DKIM_NONE", SCORES["DKIM_NONE"])
+            SPEC.add(evidence, "DKIM_NONE")
         by_symbol: dict[str, list[str]] = {}
         for result in results:
             symbol = _SYMBOL.get(result.result, "DKIM_PERMERROR")
             by_symbol.setdefault(symbol, []).append(result.prop("header.d") or "?")
         for symbol, domains in by_symbol.items():
-            evidence.add(symbol, SCORES[symbol], ",".join(domains)[:120])
+            SPEC.add(evidence, symbol, ",".join(domains)[:120])
         if arc:
             arc_result = self._verify_arc(tx.data, answers)
-            tx.notes[NOTE_ARC] = [arc_result]
+            tx.arc_results = [arc_result]
             symbol = "ARC_PASS" if arc_result.result == "pass" else "ARC_FAIL"
-            evidence.add(symbol, SCORES[symbol], arc_result.reason[:80])
+            SPEC.add(evidence, symbol, arc_result.reason[:80])
         else:
-            evidence.add("ARC_NONE", SCORES["ARC_NONE"])
+            SPEC.add(evidence, "ARC_NONE")
 
     def _verify_all(
         self, message: bytes, signatures: list[dict[str, str]], answers: dict[str, DnsAnswer]

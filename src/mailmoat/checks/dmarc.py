@@ -2,8 +2,8 @@
 
 Contract: finds the policy for the RFC5322.From domain (``_dmarc.<domain>``,
 then ``_dmarc.<organizational domain>`` from the offline Public Suffix List),
-checks whether an SPF pass (``tx.notes[NOTE_SPF]``) or a DKIM pass
-(``tx.notes[NOTE_DKIM]``) is aligned with the From domain (relaxed or strict,
+checks whether an SPF pass (``tx.spf_results``) or a DKIM pass
+(``tx.dkim_results``) is aligned with the From domain (relaxed or strict,
 ``aspf``/``adkim``), and applies ``p`` / ``sp`` / ``pct``. Symbols:
 ``DMARC_PASS``, ``DMARC_POLICY_REJECT``, ``DMARC_POLICY_QUARANTINE``,
 ``DMARC_POLICY_NONE`` (a failure under each policy), ``DMARC_NA`` (no
@@ -25,16 +25,10 @@ import random
 from typing import ClassVar
 
 from mailmoat.checks import psl
-from mailmoat.checks.auth_results import (
-    NOTE_DKIM,
-    NOTE_DMARC,
-    NOTE_SPF,
-    AuthResult,
-    fields_of,
-    lookup,
-)
+from mailmoat.checks.auth_results import AuthResult, fields_of, lookup
 from mailmoat.checks.base import Check, Services
 from mailmoat.checks.psl import registered_domain
+from mailmoat.checks.spec import CheckSpec, SymbolSpec
 from mailmoat.core.headers import addresses
 from mailmoat.core.symbols import Action, Evidence, Forced, Precedence, Stage
 from mailmoat.core.transaction import Transaction
@@ -42,16 +36,29 @@ from mailmoat.dns.base import Resolver
 
 log = logging.getLogger("mailmoat.checks.dmarc")
 
-SCORES: dict[str, float] = {
-    "DMARC_PASS": -0.5,
-    "DMARC_POLICY_REJECT": 4.0,
-    "DMARC_POLICY_QUARANTINE": 2.5,
-    "DMARC_POLICY_NONE": 0.5,
-    "DMARC_NA": 0.0,
-    "DMARC_TEMPERROR": 0.0,
-    "DMARC_PERMERROR": 0.0,
-    "DMARC_BAD_FROM": 1.0,
-}
+SPEC = CheckSpec(
+    name="dmarc",
+    stages=(Stage.DATA,),
+    summary="DMARC policy of the From domain.",
+    requires=("spf", "dkim"),
+    symbols=tuple(
+        SymbolSpec(name, score, text, "authentication")
+        for name, score, text in (
+            ("DMARC_PASS", -0.5, "SPF or DKIM passed aligned with the From domain (DMARC pass)."),
+            ("DMARC_POLICY_REJECT", 4.0, "DMARC failed and the From domain's policy is reject."),
+            (
+                "DMARC_POLICY_QUARANTINE",
+                2.5,
+                "DMARC failed and the From domain's policy is quarantine.",
+            ),
+            ("DMARC_POLICY_NONE", 0.5, "DMARC failed; the From domain's policy is none."),
+            ("DMARC_NA", 0.0, "The From domain publishes no DMARC policy."),
+            ("DMARC_TEMPERROR", 0.0, "DMARC could not be evaluated (DNS or SPF/DKIM errors)."),
+            ("DMARC_PERMERROR", 0.0, "The From domain publishes several DMARC records."),
+            ("DMARC_BAD_FROM", 1.0, "The message has no single From domain to check."),
+        )
+    ),
+)
 
 
 def org_domain(domain: str) -> str:
@@ -111,7 +118,7 @@ class DmarcCheck(Check):
     async def run(self, tx: Transaction, evidence: Evidence) -> None:
         domain = from_domain(fields_of(tx))
         if domain is None:
-            evidence.add("DMARC_BAD_FROM", SCORES["DMARC_BAD_FROM"])
+            SPEC.add(evidence, "DMARC_BAD_FROM")
             return
         if not domain or "." not in domain:
             return
@@ -120,8 +127,8 @@ class DmarcCheck(Check):
             symbol = {"none": "DMARC_NA", "temperror": "DMARC_TEMPERROR"}.get(
                 status, "DMARC_PERMERROR"
             )
-            evidence.add(symbol, SCORES[symbol], domain)
-            tx.notes[NOTE_DMARC] = [_result(status, domain, "")]
+            SPEC.add(evidence, symbol, domain)
+            tx.dmarc_results = [_result(status, domain, "")]
             return
         assert record is not None
         outcome = _evaluate(tx, domain, record)
@@ -132,16 +139,16 @@ class DmarcCheck(Check):
             policy = "none"
         if outcome != "fail":
             symbol = "DMARC_PASS" if outcome == "pass" else "DMARC_TEMPERROR"
-            evidence.add(symbol, SCORES[symbol], domain)
-            tx.notes[NOTE_DMARC] = [_result(outcome, domain, f"p={policy}")]
+            SPEC.add(evidence, symbol, domain)
+            tx.dmarc_results = [_result(outcome, domain, f"p={policy}")]
             return
         applied = self._sampled(policy, record.get("pct", "100"))
-        evidence.add(
+        SPEC.add(
+            evidence,
             f"DMARC_POLICY_{applied.upper()}",
-            SCORES[f"DMARC_POLICY_{applied.upper()}"],
             f"{domain} p={policy}" + (f" applied={applied}" if applied != policy else ""),
         )
-        tx.notes[NOTE_DMARC] = [_result("fail", domain, f"p={policy} dis={applied}")]
+        tx.dmarc_results = [_result("fail", domain, f"p={policy} dis={applied}")]
         action = self.actions.get(applied, "score")
         if action == "reject":
             evidence.force(
@@ -186,8 +193,8 @@ def _evaluate(tx: Transaction, domain: str, record: dict[str, str]) -> str:
     """pass / fail / temperror for the authenticated identifiers."""
     aspf = record.get("aspf", "r").lower()[:1]
     adkim = record.get("adkim", "r").lower()[:1]
-    spf_results: list[AuthResult] = tx.notes.get(NOTE_SPF, [])
-    dkim_results: list[AuthResult] = tx.notes.get(NOTE_DKIM, [])
+    spf_results = tx.spf_results
+    dkim_results = tx.dkim_results
     temporary = False
     # RFC 7489 3.1.2: the MAIL FROM identity, or HELO when MAIL FROM is null.
     for result in spf_results[:1]:

@@ -24,7 +24,7 @@ Policy: the weights of listing sites are summed; at or above
 ``dnsbl.threshold`` the client gets a forced REJECT (``554 5.7.1``,
 reason ``dnsbl``) that applies at its first RCPT (the log shows the
 envelope), naming the lists. A negative total marks the session as
-DNSWL-listed (``session.notes["dnswl"]``): greylisting skips it.
+DNSWL-listed (``session.dnswl``): greylisting skips it.
 """
 
 from __future__ import annotations
@@ -37,11 +37,41 @@ from typing import ClassVar
 
 from mailmoat import eager
 from mailmoat.checks.base import Check, Services, start_session_task
+from mailmoat.checks.spec import CheckSpec, FamilySpec, SymbolSpec
 from mailmoat.core.symbols import Action, Evidence, Forced, Precedence, Stage
 from mailmoat.core.transaction import Session, Transaction
 from mailmoat.dns import DnsAnswer, Resolver, reverse_name
 
 log = logging.getLogger("mailmoat.checks.dnsbl")
+
+SPEC = CheckSpec(
+    name="dnsbl",
+    stages=(Stage.CONNECT, Stage.HELO),
+    summary="DNS block and allow lists of the client address (postscreen's weights).",
+    symbols=(
+        SymbolSpec(
+            "DNSBL_UNAVAILABLE",
+            0.0,
+            "A DNS list did not answer in time or failed: no evidence.",
+            "reputation",
+        ),
+        SymbolSpec(
+            "DNSBL_ERROR_CODE",
+            0.0,
+            "A DNS list answered with an error code (our queries are refused), not a listing.",
+            "reputation",
+        ),
+    ),
+    families=(
+        FamilySpec(
+            "DNSBL_",
+            "DNSBL_<SITE>",
+            "The client address is listed on the DNS list SITE of dnsbl.sites "
+            "(score: the site's weight; negative for an allowlist).",
+            "reputation",
+        ),
+    ),
+)
 
 _TASK = "dnsbl_task"
 _DONE = "dnsbl_done"
@@ -194,11 +224,11 @@ class DnsblVerdict(Check):
                 total += hit
                 if hit > 0:
                     listed.append(result.site.zone)
-        session.notes["dnsbl_weight"] = total
+        session.dnsbl_weight = total
         if total < 0:
             # The policy: a client on an allowlist with no outweighing block
             # list is trusted enough to skip greylisting.
-            session.notes["dnswl"] = True
+            session.dnswl = True
         if self.threshold > 0 and total >= self.threshold:
             lists = ", ".join(listed)
             log.info("client=%s dnsbl weight=%g listed in %s", session.client_ip, total, lists)
@@ -217,7 +247,7 @@ class DnsblVerdict(Check):
         """The site's weight when it lists ``ip``, else None; logs the oddities."""
         site, answer = result.site, result.answer
         if answer.failed:
-            evidence.add("DNSBL_UNAVAILABLE", 0.0, f"{site.zone}: {answer.status}")
+            SPEC.add(evidence, "DNSBL_UNAVAILABLE", f"{site.zone}: {answer.status}")
             return None
         if not answer.ok:
             return None
@@ -230,11 +260,12 @@ class DnsblVerdict(Check):
                 ",".join(errors),
                 ip,
             )
-            evidence.add("DNSBL_ERROR_CODE", 0.0, f"{site.zone}: {','.join(errors)}")
+            SPEC.add(evidence, "DNSBL_ERROR_CODE", f"{site.zone}: {','.join(errors)}")
         matching = [a for a in answer.records if not is_error_code(a) and site.matches(a)]
         if not matching:
             return None
-        evidence.add(f"DNSBL_{site.name}", site.weight, f"{site.zone}: {','.join(matching)}")
+        detail = f"{site.zone}: {','.join(matching)}"
+        SPEC.add(evidence, f"DNSBL_{site.name}", detail, score=site.weight)
         return site.weight
 
 

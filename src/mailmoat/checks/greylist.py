@@ -31,10 +31,35 @@ from typing import ClassVar
 
 from mailmoat.checks._addr import client_net
 from mailmoat.checks.base import Check, Services
+from mailmoat.checks.spec import CheckSpec, SymbolSpec
 from mailmoat.config import ActionsConfig, GreylistConfig
 from mailmoat.core.symbols import Action, Evidence, Forced, Precedence, Stage
 from mailmoat.core.transaction import Transaction
 from mailmoat.store.base import Store
+
+SPEC = CheckSpec(
+    name="greylist",
+    stages=(Stage.RCPT,),
+    summary="Greylisting of new (network, sender, recipient) triplets.",
+    requires=("dnsbl",),
+    symbols=(
+        SymbolSpec(
+            "GREYLIST_DEFERRED",
+            0.0,
+            "The triplet was not seen before (or too recently): temporarily refused.",
+            "greylist",
+        ),
+        SymbolSpec(
+            "GREYLIST_PASSED", 0.0, "The sender retried after the delay: accepted.", "greylist"
+        ),
+        SymbolSpec(
+            "GREYLIST_AUTO_ALLOWLIST",
+            0.0,
+            "The client network retried often enough to be exempt from greylisting.",
+            "greylist",
+        ),
+    ),
+)
 
 _WAIT = "wait"
 _PASS = "pass"
@@ -71,7 +96,7 @@ class GreylistCheck(Check):
         self.clock = clock
 
     def applies(self, tx: Transaction) -> bool:
-        if tx.session.notes.get("dnswl") or tx.allowlisted:
+        if tx.session.dnswl or tx.allowlisted:
             return False
         # A client refused anyway (DNSBL, deny list) leaves no triplet behind.
         if any(f.action is Action.REJECT for f in tx.all_forced):
@@ -89,7 +114,7 @@ class GreylistCheck(Check):
         net = client_net(tx.session.client_ip, self.config.ipv4_prefix, self.config.ipv6_prefix)
         exempt_key = f"gl:a:{net}"
         if await store.get(exempt_key) is not None:
-            evidence.add("GREYLIST_AUTO_ALLOWLIST", 0.0, net)
+            SPEC.add(evidence, "GREYLIST_AUTO_ALLOWLIST", net)
             return
         sender = tx.mail_from.lower() or "<>"
         key = f"gl:t:{net}|{sender}|{tx.current_rcpt.lower()}"
@@ -99,9 +124,9 @@ class GreylistCheck(Check):
                 continue  # lost a race with a concurrent session: read again
             verdict, detail, wait = outcome
             if verdict == _PASS:
-                evidence.add("GREYLIST_PASSED", 0.0, detail)
+                SPEC.add(evidence, "GREYLIST_PASSED", detail)
                 return
-            evidence.add("GREYLIST_DEFERRED", 0.0, f"{detail}; {net}")
+            SPEC.add(evidence, "GREYLIST_DEFERRED", f"{detail}; {net}")
             evidence.force(
                 Forced(
                     Action.SOFT_REJECT,

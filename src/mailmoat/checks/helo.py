@@ -15,8 +15,47 @@ import re
 from typing import ClassVar
 
 from mailmoat.checks.base import Check, Services
+from mailmoat.checks.spec import CheckSpec, SymbolSpec
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
+
+SPEC = CheckSpec(
+    name="helo",
+    stages=(Stage.HELO,),
+    summary="HELO/EHLO name sanity.",
+    symbols=(
+        SymbolSpec(
+            "HELO_BARE_IP",
+            2.0,
+            "The client greeted with a bare IP address instead of a name.",
+            "helo",
+        ),
+        SymbolSpec(
+            "HELO_NOT_FQDN",
+            1.0,
+            "The client's HELO name is not a fully qualified domain name.",
+            "helo",
+        ),
+        SymbolSpec(
+            "HELO_OURS",
+            4.0,
+            "The client claims to be us (our host name or address): a forgery.",
+            "helo",
+        ),
+        SymbolSpec(
+            "HELO_BAD_SYNTAX",
+            1.5,
+            "The HELO argument is not a valid host name or address literal.",
+            "helo",
+        ),
+        SymbolSpec(
+            "HELO_LITERAL_MISMATCH",
+            1.0,
+            "The HELO address literal differs from the client's address.",
+            "helo",
+        ),
+    ),
+)
 
 _HOST_CHARS = re.compile(r"^[A-Za-z0-9.\-_]+$")
 
@@ -41,26 +80,25 @@ class HeloCheck(Check):
         if helo.startswith("[") and helo.endswith("]"):
             literal = _ip(helo[1:-1])
             if literal is None:
-                evidence.add("HELO_BAD_SYNTAX", 1.5, helo)
+                SPEC.add(evidence, "HELO_BAD_SYNTAX", helo)
             elif str(literal) in self.our_addresses:
-                evidence.add("HELO_OURS", 4.0, helo)
+                SPEC.add(evidence, "HELO_OURS", helo)
             elif str(literal) != tx.session.client_ip:
-                evidence.add("HELO_LITERAL_MISMATCH", 1.0, helo)
+                SPEC.add(evidence, "HELO_LITERAL_MISMATCH", helo)
             return
         if _ip(helo) is not None:
-            score = 4.0 if helo in self.our_addresses else 2.0
-            evidence.add("HELO_OURS" if score == 4.0 else "HELO_BARE_IP", score, helo)
+            SPEC.add(evidence, "HELO_OURS" if helo in self.our_addresses else "HELO_BARE_IP", helo)
             return
         if not _HOST_CHARS.match(helo):
-            evidence.add("HELO_BAD_SYNTAX", 1.5, helo[:64])
+            SPEC.add(evidence, "HELO_BAD_SYNTAX", helo[:64])
             return
         name = helo.lower().rstrip(".")
         if name in self.our_names:
-            evidence.add("HELO_OURS", 4.0, helo)
+            SPEC.add(evidence, "HELO_OURS", helo)
             return
         labels = name.split(".")
         if len(labels) < 2 or labels[-1].isdigit() or not all(labels):
-            evidence.add("HELO_NOT_FQDN", 1.0, helo)
+            SPEC.add(evidence, "HELO_NOT_FQDN", helo)
 
 
 def build(services: Services) -> list[Check]:

@@ -34,10 +34,33 @@ from typing import ClassVar
 
 from mailmoat.checks._addr import Network, parse_network
 from mailmoat.checks.base import Check, Services
+from mailmoat.checks.spec import CheckSpec, SymbolSpec
 from mailmoat.core.symbols import Action, Evidence, Forced, Precedence, Stage
 from mailmoat.core.transaction import Transaction
 
 log = logging.getLogger("mailmoat.checks.lists")
+
+_KINDS = {
+    "NET": "client address",
+    "HELO": "HELO name",
+    "FROM": "envelope sender",
+}
+SPEC = CheckSpec(
+    name="lists",
+    stages=(Stage.CONNECT, Stage.HELO, Stage.MAIL),
+    summary="Static allow and deny lists (lists.allow, lists.deny and their files).",
+    symbols=tuple(
+        SymbolSpec(
+            f"LIST_{verdict}_{kind}",
+            0.0,
+            f"The {what} is on the {verdict.lower()} list"
+            + (": the remaining tests are skipped." if verdict == "ALLOW" else ": refused."),
+            "lists",
+        )
+        for verdict in ("ALLOW", "DENY")
+        for kind, what in _KINDS.items()
+    ),
+)
 
 ALLOW = Forced(Action.ACCEPT, Precedence.PERMANENT_ALLOW, "allowlist")
 DENY = Forced(Action.REJECT, Precedence.PERMANENT_DENY, "denylist", 554, "5.7.1", "Access denied")
@@ -199,12 +222,12 @@ class _ListCheck(Check):
         # same client, so an administrator can punch holes into deny ranges.
         allowed = self.lookup(self.allow.current(), key)
         if allowed:
-            evidence.add(f"LIST_ALLOW_{self.kind}", 0.0, allowed)
+            SPEC.add(evidence, f"LIST_ALLOW_{self.kind}", allowed)
             evidence.force(ALLOW)
             return
         denied = self.lookup(self.deny.current(), key)
         if denied:
-            evidence.add(f"LIST_DENY_{self.kind}", 0.0, denied)
+            SPEC.add(evidence, f"LIST_DENY_{self.kind}", denied)
             evidence.force(DENY)
 
 

@@ -33,12 +33,33 @@ from typing import ClassVar
 
 from mailmoat.checks._addr import NetworkSet, client_net
 from mailmoat.checks.base import Check, Services
+from mailmoat.checks.spec import CheckSpec, SymbolSpec
 from mailmoat.config import RatelimitConfig
 from mailmoat.core.symbols import Action, Evidence, Forced, Precedence, Stage
 from mailmoat.core.transaction import Transaction
 from mailmoat.store.base import Store
 
 log = logging.getLogger("mailmoat.checks.ratelimit")
+
+_LIMITS = (
+    ("CONN_IP", "connections from the client address (ratelimit.connections_per_ip)"),
+    ("CONN_NET", "connections from the client network (ratelimit.connections_per_net)"),
+    ("CONCURRENT_IP", "concurrent sessions of the client address (ratelimit.concurrent_per_ip)"),
+    ("CONCURRENT_NET", "concurrent sessions of the client network (ratelimit.concurrent_per_net)"),
+    ("MSG_IP", "messages from the client address (ratelimit.messages_per_ip)"),
+    ("MSG_SENDER", "messages from the envelope sender (ratelimit.messages_per_sender)"),
+    ("RCPT_IP", "recipients from the client address (ratelimit.recipients_per_ip)"),
+    ("RCPT_SENDER", "recipients from the envelope sender (ratelimit.recipients_per_sender)"),
+)
+SPEC = CheckSpec(
+    name="ratelimit",
+    stages=(Stage.CONNECT, Stage.MAIL, Stage.RCPT),
+    summary="Rate and concurrency limits per client address, network and sender.",
+    symbols=tuple(
+        SymbolSpec(f"RATELIMIT_{kind}", 0.0, f"Too many {what}: refused for now.", "ratelimit")
+        for kind, what in _LIMITS
+    ),
+)
 
 
 class _Limiter:
@@ -92,7 +113,7 @@ class ConnectionLimit(Check):
         ]
         for symbol, who, limit, count in rates:
             if count:
-                evidence.add(symbol, 0.0, f"{who}: {count} > {limit} per {cfg.window:g}s")
+                SPEC.add(evidence, symbol, f"{who}: {count} > {limit} per {cfg.window:g}s")
                 evidence.force(
                     _refusal(
                         421,
@@ -110,7 +131,7 @@ class ConnectionLimit(Check):
                 continue
             count = await self._take_slot(tx, who)
             if count > limit:
-                evidence.add(symbol, 0.0, f"{who}: {count} > {limit} sessions")
+                SPEC.add(evidence, symbol, f"{who}: {count} > {limit} sessions")
                 evidence.force(
                     _refusal(
                         421,
@@ -183,7 +204,7 @@ async def _count(
     for symbol, key_kind, who, limit in checks:
         count = await lim.over_rate(key_kind, who, limit)
         if count:
-            evidence.add(symbol, 0.0, f"{who}: {count} > {limit} per {cfg.window:g}s")
+            SPEC.add(evidence, symbol, f"{who}: {count} > {limit} per {cfg.window:g}s")
             evidence.force(
                 _refusal(
                     451,

@@ -26,9 +26,33 @@ from typing import ClassVar
 from mailmoat import eager
 from mailmoat.checks._addr import NetworkSet
 from mailmoat.checks.base import Check, Services, start_session_task
+from mailmoat.checks.spec import CheckSpec, SymbolSpec
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Session, Transaction
 from mailmoat.dns import Resolver, reverse_name
+
+SPEC = CheckSpec(
+    name="rdns",
+    stages=(Stage.CONNECT, Stage.HELO),
+    summary="Reverse DNS of the client address and its forward confirmation.",
+    symbols=tuple(
+        SymbolSpec(name, score, text, "reputation")
+        for name, score, text in (
+            ("RDNS_NONE", 1.5, "The client address has no reverse DNS (PTR) name."),
+            (
+                "RDNS_NOT_CONFIRMED",
+                1.0,
+                "No reverse DNS name of the client resolves back to its address.",
+            ),
+            (
+                "RDNS_DYNAMIC",
+                1.5,
+                "The client's reverse DNS name looks like a dynamic access-network host.",
+            ),
+            ("RDNS_UNAVAILABLE", 0.0, "A reverse DNS lookup failed or timed out: no evidence."),
+        )
+    ),
+)
 
 _TASK = "rdns_task"
 _DONE = "rdns_done"
@@ -143,20 +167,20 @@ class RdnsVerdict(Check):
         result: ReverseResult = await asyncio.shield(session.notes[_TASK])
         session.notes[_DONE] = True
         if result.status == "failed":
-            evidence.add("RDNS_UNAVAILABLE", 0.0, "PTR lookup failed")
+            SPEC.add(evidence, "RDNS_UNAVAILABLE", "PTR lookup failed")
             return
         if result.status == "none":
-            evidence.add("RDNS_NONE", 1.5, session.client_ip)
+            SPEC.add(evidence, "RDNS_NONE", session.client_ip)
             return
         session.client_rdns = result.confirmed or result.names[0]
         if not result.confirmed:
             if result.forward_failed:
-                evidence.add("RDNS_UNAVAILABLE", 0.0, "forward lookup failed")
+                SPEC.add(evidence, "RDNS_UNAVAILABLE", "forward lookup failed")
             else:
-                evidence.add("RDNS_NOT_CONFIRMED", 1.0, result.names[0])
+                SPEC.add(evidence, "RDNS_NOT_CONFIRMED", result.names[0])
         why = looks_dynamic(session.client_rdns, session.client_ip, self.extra)
         if why:
-            evidence.add("RDNS_DYNAMIC", 1.5, f"{session.client_rdns}: {why}")
+            SPEC.add(evidence, "RDNS_DYNAMIC", f"{session.client_rdns}: {why}")
 
 
 def build(services: Services) -> list[Check]:

@@ -17,12 +17,20 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from mailmoat.checks.base import Check, Services
+from mailmoat.checks.spec import CheckSpec
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
 from mailmoat.rules import Rule, RuleSet
 from mailmoat.rules.sources import load_configured
 
 log = logging.getLogger("mailmoat.checks.rules")
+
+# The symbols are the loaded rules' names (``mailmoat.checks.catalog``).
+SPEC = CheckSpec(
+    name="rules",
+    stages=(Stage.DATA,),
+    summary="The loaded rule set: bundled TOML rules, SpamAssassin rules, the admin's files.",
+)
 
 
 class RulesCheck(Check):

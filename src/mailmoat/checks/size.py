@@ -13,8 +13,29 @@ from __future__ import annotations
 from typing import ClassVar
 
 from mailmoat.checks.base import Check, Services
+from mailmoat.checks.spec import CheckSpec, SymbolSpec
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
+
+SPEC = CheckSpec(
+    name="size",
+    stages=(Stage.DATA,),
+    summary="Graded size evidence below the hard limit.",
+    symbols=(
+        SymbolSpec(
+            "SIZE_DECLARED_WRONG",
+            1.0,
+            "The SIZE declared at MAIL FROM is far below what was sent.",
+            "protocol",
+        ),
+        SymbolSpec(
+            "SIZE_OVER_SOFT_LIMIT",
+            0.0,
+            "The message is larger than half of smtp.max_message_size (the soft limit).",
+            "protocol",
+        ),
+    ),
+)
 
 
 class SizeCheck(Check):
@@ -32,9 +53,9 @@ class SizeCheck(Check):
             None,
         )
         if declared is not None and size > 2 * declared + 1024:
-            evidence.add("SIZE_DECLARED_WRONG", 1.0, f"declared {declared}, sent {size}")
+            SPEC.add(evidence, "SIZE_DECLARED_WRONG", f"declared {declared}, sent {size}")
         if self.soft_limit and size > self.soft_limit:
-            evidence.add("SIZE_OVER_SOFT_LIMIT", 0.0, str(size))
+            SPEC.add(evidence, "SIZE_OVER_SOFT_LIMIT", str(size))
 
 
 def build(services: Services) -> list[Check]:

@@ -5,7 +5,7 @@ FROM domain (``postmaster@<helo>`` for the null sender) and, with
 ``auth.spf_helo``, of the HELO name. Symbols: ``SPF_PASS``, ``SPF_FAIL``,
 ``SPF_SOFTFAIL``, ``SPF_NEUTRAL``, ``SPF_NONE``, ``SPF_TEMPERROR``,
 ``SPF_PERMERROR`` and the same with ``SPF_HELO_`` for the HELO identity.
-Results go to ``tx.notes[NOTE_SPF]`` for DMARC and Authentication-Results.
+Results go to ``tx.spf_results`` for DMARC and Authentication-Results.
 
 How: pyspf does the policy evaluation (macros, mechanisms, the RFC's lookup,
 void-lookup and recursion limits) but is synchronous. Instead of a thread we
@@ -33,8 +33,9 @@ from typing import Any, ClassVar
 import spf
 
 from mailmoat import eager
-from mailmoat.checks.auth_results import NOTE_SPF, AuthResult, lookup
+from mailmoat.checks.auth_results import AuthResult, lookup
 from mailmoat.checks.base import Check, Services
+from mailmoat.checks.spec import CheckSpec, SymbolSpec
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
 from mailmoat.dns.base import DnsAnswer, Resolver
@@ -43,24 +44,42 @@ log = logging.getLogger("mailmoat.checks.spf")
 
 MAX_QUERIES = 40
 
-SCORES: dict[str, float] = {
-    "pass": -0.5,
-    "fail": 2.5,
-    "softfail": 1.0,
-    "neutral": 0.2,
-    "none": 0.3,
-    "temperror": 0.0,
-    "permerror": 0.5,
+_RESULTS: dict[str, tuple[float, float, str]] = {
+    # result: (score for MAIL FROM, score for HELO, what it means)
+    "pass": (-0.5, 0.0, "the client is authorized to send for"),
+    "fail": (2.5, 1.0, "the policy says the client must not send for"),
+    "softfail": (1.0, 0.5, "the policy says the client is probably not allowed to send for"),
+    "neutral": (0.2, 0.0, "the policy makes no statement about the client for"),
+    "none": (0.3, 0.0, "there is no SPF policy for"),
+    "temperror": (0.0, 0.0, "a DNS error kept SPF from evaluating"),
+    "permerror": (0.5, 0.2, "the SPF policy is broken for"),
 }
-HELO_SCORES: dict[str, float] = {
-    "pass": 0.0,
-    "fail": 1.0,
-    "softfail": 0.5,
-    "neutral": 0.0,
-    "none": 0.0,
-    "temperror": 0.0,
-    "permerror": 0.2,
-}
+
+SPEC = CheckSpec(
+    name="spf",
+    stages=(Stage.DATA,),
+    summary="SPF of the MAIL FROM and HELO identities.",
+    symbols=tuple(
+        SymbolSpec(
+            f"SPF_{result.upper()}",
+            scores[0],
+            f"SPF {result}: {text} the envelope sender's domain.",
+            "authentication",
+        )
+        for result, scores in _RESULTS.items()
+        for text in (scores[2],)
+    )
+    + tuple(
+        SymbolSpec(
+            f"SPF_HELO_{result.upper()}",
+            scores[1],
+            f"SPF {result} for the HELO name: {text} that name.",
+            "authentication",
+        )
+        for result, scores in _RESULTS.items()
+        for text in (scores[2],)
+    ),
+)
 
 Answers = dict[tuple[str, str], DnsAnswer]
 _ANSWERS: contextvars.ContextVar[Answers | None] = contextvars.ContextVar(
@@ -225,14 +244,14 @@ class SpfCheck(Check):
         if no_domain:
             why = "no domain in MAIL FROM"
         if helo and self.check_helo:
-            evidence.add(f"SPF_HELO_{helo_result.upper()}", HELO_SCORES[helo_result], helo)
+            SPEC.add(evidence, f"SPF_HELO_{helo_result.upper()}", helo)
             results.append(AuthResult("spf", helo_result, helo_why[:100], (("smtp.helo", helo),)))
         if not sender:
             sender = f"postmaster@{helo}"
             result, why = helo_result, helo_why
-        evidence.add(f"SPF_{result.upper()}", SCORES[result], sender[:80])
+        SPEC.add(evidence, f"SPF_{result.upper()}", sender[:80])
         results.insert(0, AuthResult("spf", result, why[:100], (("smtp.mailfrom", sender),)))
-        tx.notes[NOTE_SPF] = results
+        tx.spf_results = results
 
 
 def build(services: Services) -> list[Check]:

@@ -32,11 +32,27 @@ from mailmoat.checks import psl
 from mailmoat.checks.auth_results import lookup
 from mailmoat.checks.base import Check, Services
 from mailmoat.checks.psl import registered_domain
+from mailmoat.checks.spec import CheckSpec, FamilySpec
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
 from mailmoat.dns.base import Resolver
 
 log = logging.getLogger("mailmoat.checks.urlbl")
+
+SPEC = CheckSpec(
+    name="urlbl",
+    stages=(Stage.DATA,),
+    summary="Domains found in the message against URL/domain blocklists and local lists.",
+    families=(
+        FamilySpec(
+            "URIBL_",
+            "URIBL_<LIST>[_<CODE>]",
+            "A domain found in the message is listed on the domain list LIST of urlbl.zones "
+            "or urlbl.local_lists (CODE: a Spamhaus DBL category; score: the list's weight).",
+            "reputation",
+        ),
+    ),
+)
 
 _SITE = re.compile(
     r"^(?:(?P<name>[A-Za-z0-9_]+):)?(?P<zone>[A-Za-z0-9.\-_]+)"
@@ -190,7 +206,7 @@ class UrlblCheck(Check):
         if self.zones and domains:
             await self._query(domains, hits)
         for symbol, (weight, found) in hits.items():
-            evidence.add(symbol, weight, ",".join(dict.fromkeys(found))[:160])
+            SPEC.add(evidence, symbol, ",".join(dict.fromkeys(found))[:160], score=weight)
 
     async def _query(self, domains: list[str], hits: dict[str, tuple[float, list[str]]]) -> None:
         assert self.resolver is not None

@@ -112,8 +112,11 @@ def reference() -> str:
             text = comments.get((cls.__name__, item.name), "").replace("|", "\\|")
             default = toml_value(getattr(value, item.name)).replace("|", "\\|")
             out.append(f"| `{section.name}.{item.name}` | `{default}` | {text} |")
-    out.append("| **[scores]** | | symbol name = score, overriding the check's default |")
-    out.append("| **[checks.NAME]** | | per check: |")
+    out.append(
+        "| **[scores]** | | symbol name = score, overriding the check's default; the names "
+        "are in docs/symbols.md and `mailmoat symbols` (an unknown name is an error) |"
+    )
+    out.append("| **[checks.NAME]** | | per check (NAME: a check of `mailmoat symbols`): |")
     for item in fields(CheckSettings):
         text = comments.get(("CheckSettings", item.name), "")
         default = toml_value(getattr(CheckSettings(), item.name))

@@ -3,8 +3,9 @@
 Contract: ``runtime_problems(config)`` does what ``mailmoat serve`` (and
 ``milter``, ``policy``, ``scan``) does to build its runtime, short of
 listening and opening the store: it loads the TLS certificate, reads the
-list, rule and model files, checks the store URL and the dashboard's bind
-rule, and builds every check through the registry. It returns one line per
+list, rule and model files, refuses ``[scores]`` names that no check
+declares and no loaded rule has, checks the store URL and the dashboard's
+bind rule, and builds every check through the registry. It returns one line per
 problem, each starting with the dotted key; it never raises for a config
 problem. ``load_runtime_config(path)`` is ``load_config`` plus these
 checks: the one validation path of ``mailmoat config --check`` and of every
@@ -43,6 +44,7 @@ def runtime_problems(config: Config, *, build: bool = True) -> list[str]:
     problems.extend(_store_problems(config.store.url))
     problems.extend(_directory_problems(config))
     problems.extend(_web_problems(config))
+    problems.extend(_symbol_problems(config))
     if build and not problems:
         problems.extend(_build_problems(config))
     return problems
@@ -120,6 +122,21 @@ def _rule_problems(config: Config) -> list[str]:
         else:
             lines.append(f"rules.sa_paths: {problem.where}: {problem.detail}")
     return lines
+
+
+def _symbol_problems(config: Config) -> list[str]:
+    """``[scores]`` names that nothing adds: no check declares them (exactly
+    or by a family prefix such as ``DNSBL_``) and no loaded rule has them."""
+    if not config.scores:
+        return []
+    from mailmoat.checks.catalog import known_symbol
+
+    return [
+        f"scores.{name}: unknown symbol: no check declares it and no loaded rule "
+        "has that name (see mailmoat symbols)"
+        for name in sorted(config.scores)
+        if not known_symbol(name, config)
+    ]
 
 
 def _store_problems(url: str) -> list[str]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
 
+from mailmoat.core.authresults import AuthResult
 from mailmoat.core.headers import parse_header_block
 from mailmoat.core.symbols import Forced, Symbol
 
@@ -48,6 +49,10 @@ class Session:
     started: float = field(default_factory=time.time)
     symbols: list[Symbol] = field(default_factory=list)
     forced: list[Forced] = field(default_factory=list)
+    # The DNS lists' summed weight for the client (dnsbl check); negative
+    # with no outweighing block list: DNSWL-listed (greylisting skips it).
+    dnsbl_weight: float = 0.0
+    dnswl: bool = False
     # Free-form per-check state (e.g. the DNSBL task started at connect).
     notes: dict[str, Any] = field(default_factory=dict)
     # Called once when the connection ends, whatever the reason (e.g. to
@@ -79,6 +84,12 @@ class Transaction:
     # Exact header lines (name, value) to remove before delivery, e.g. an
     # incoming Authentication-Results that claims our own authserv-id.
     removed_headers: list[tuple[str, str]] = field(default_factory=list)
+    # Sender authentication (spf, dkim, dmarc checks), read by dmarc and
+    # auth_results: one result per identity, signature or chain.
+    spf_results: list[AuthResult] = field(default_factory=list)
+    dkim_results: list[AuthResult] = field(default_factory=list)
+    arc_results: list[AuthResult] = field(default_factory=list)
+    dmarc_results: list[AuthResult] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
     _message: Any = None
     _headers: Message | None = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from mailmoat.checks.doors import FRONT_SPEC
 from mailmoat.core.record import record_for
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Forced, Precedence, Stage
@@ -138,7 +139,9 @@ class Dialogue:
 
     async def _violation(self, tx: Transaction, reason: str, action: str, symbol: str) -> bool:
         """Apply a protocol test's action; False when the client is dropped."""
-        self.session.symbols.append(self.pipeline.rescored(symbol, 0.0, reason))
+        self.session.symbols.append(
+            self.pipeline.rescored(symbol, FRONT_SPEC.score(symbol), reason)
+        )
         if action == "ignore":
             return True
         if action == "drop":

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from mailmoat.checks.doors import FRONT_SPEC
 from mailmoat.core.relay import AddressError, parse_path, relay_allowed
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Stage
@@ -285,7 +286,11 @@ class MailCommands(Dialogue):
         if facts.has_8bit and not {"BODY=8BITMIME", "SMTPUTF8"} & set(tx.mail_options):
             if self.config.protocol.strict_8bit:
                 return "554 5.6.1 8-bit data requires BODY=8BITMIME"
-            tx.symbols.append(self.pipeline.rescored("SMTP_8BIT_UNDECLARED", 0.5, ""))
+            tx.symbols.append(
+                self.pipeline.rescored(
+                    "SMTP_8BIT_UNDECLARED", FRONT_SPEC.score("SMTP_8BIT_UNDECLARED"), ""
+                )
+            )
         return ""
 
     async def _refuse_data(

@@ -140,7 +140,7 @@ async def message(request: Request) -> Response:
                     "name": name,
                     "score": score,
                     "detail": details.get(name, ""),
-                    "help": explain_symbol(name),
+                    "help": explain_symbol(name, config),
                 }
             )
     context = {
