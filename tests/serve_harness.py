@@ -7,8 +7,8 @@
 when the port accepts and ``listening on`` is logged once per worker;
 ``hangup`` sends SIGHUP and waits for the reload's log lines; ``stop``
 terminates it (SIGKILL after 20 s) and may be called at any time, also before
-``start``. A start or a wait that fails raises ``AssertionError`` carrying the
-process's output.
+``start``; leaving a ``with`` block on the process calls it. A start or a
+wait that fails raises ``AssertionError`` carrying the process's output.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import TracebackType
 from typing import BinaryIO, Self
 
 from servers import tcp_listening
@@ -94,3 +95,14 @@ class MailmoatProcess:
                 self._proc.wait(10)
         if self._log is not None:
             self._log.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

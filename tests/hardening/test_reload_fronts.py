@@ -48,11 +48,8 @@ class Front(MailmoatProcess):
 
 @pytest.fixture(params=["milter", "policy"])
 def front(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Front]:
-    running = Front(tmp_path, request.param)
-    try:
+    with Front(tmp_path, request.param) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def _policy_answer(port: int, client_ip: str) -> str:

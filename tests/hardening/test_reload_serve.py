@@ -98,8 +98,7 @@ def test_after_sighup_every_new_transaction_goes_to_the_new_upstream(
     tmp_path: Path, sinks: tuple[SmtpSink, SmtpSink]
 ) -> None:
     old, new = sinks
-    serve = Serve(tmp_path, {"relay": {"upstream": old.address}})
-    try:
+    with Serve(tmp_path, {"relay": {"upstream": old.address}}) as serve:
         # A long-lived client and a stream of short ones fill the pools.
         held = smtplib.SMTP("127.0.0.1", serve.port, timeout=20)
         held.ehlo("held.sender.test")
@@ -117,8 +116,6 @@ def test_after_sighup_every_new_transaction_goes_to_the_new_upstream(
         after = {f"message {n}" for n in range(100, 121)}
         assert _subjects(new) == after
         assert not after & _subjects(old), "a message went to the old upstream after reload"
-    finally:
-        serve.stop()
 
 
 def test_sighup_under_load_loses_nothing_and_switches_upstream(
@@ -195,8 +192,7 @@ def test_a_bad_certificate_on_reload_keeps_the_whole_old_runtime(
     tmp_path: Path, certificate: tuple[Path, Path], broken: str
 ) -> None:
     cert, key = certificate
-    serve = Serve(tmp_path, {"smtp": {"tls_cert": str(cert), "tls_key": str(key)}})
-    try:
+    with Serve(tmp_path, {"smtp": {"tls_cert": str(cert), "tls_key": str(key)}}) as serve:
         _starttls_works(serve.port, cert)
         bad = tmp_path / "bad.pem"
         if broken == "garbage":
@@ -223,8 +219,6 @@ def test_a_bad_certificate_on_reload_keeps_the_whole_old_runtime(
         serve.write({"smtp": {"tls_cert": str(cert), "tls_key": str(key)}})
         serve.reload()
         _starttls_works(serve.port, cert)
-    finally:
-        serve.stop()
 
 
 def _fd_links(pid: int) -> list[str]:
@@ -241,8 +235,7 @@ def test_ten_reloads_leak_no_file_descriptor(
     tmp_path: Path, sinks: tuple[SmtpSink, SmtpSink]
 ) -> None:
     old, _new = sinks
-    serve = Serve(tmp_path, {"relay": {"upstream": old.address}})
-    try:
+    with Serve(tmp_path, {"relay": {"upstream": old.address}}) as serve:
         # Warm up: both workers have served mail and reloaded once.
         for number in range(6):
             _send(serve.port, number)
@@ -263,8 +256,6 @@ def test_ten_reloads_leak_no_file_descriptor(
             time.sleep(0.2)
         assert not grown, (before, after)
         old.wait_messages(26)
-    finally:
-        serve.stop()
 
 
 def test_ten_reloads_leave_one_listener_and_no_extra_task(tmp_path: Path) -> None:

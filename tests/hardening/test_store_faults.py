@@ -127,11 +127,8 @@ class Serve(MailmoatProcess):
 
 @pytest.fixture(params=[1, 2], ids=["one-worker", "two-workers"])
 def serve(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Serve]:
-    running = Serve(tmp_path, request.param)
-    try:
+    with Serve(tmp_path, request.param) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def assert_tempfails_and_lives(serve: Serve, rounds: int = 3) -> None:

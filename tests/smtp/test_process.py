@@ -52,11 +52,8 @@ class ServeProcess(MailmoatProcess):
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[ServeProcess]:
-    process = ServeProcess(tmp_path, ["localhost"])
-    try:
+    with ServeProcess(tmp_path, ["localhost"]) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def test_swaks_delivers_one_message_with_headers(serve: ServeProcess) -> None:
