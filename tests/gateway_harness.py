@@ -7,11 +7,13 @@ exposes ``port``, ``maildir_messages()`` and ``stop()``. Tests talk to it
 with real clients (smtplib, swaks, smtp-source) from the main thread.
 ``start_gateway``/``stop_gateway`` are its start and stop sequence, also for
 harnesses that run a ``Gateway`` in the test's own event loop.
+``self_signed_certificate`` makes the certificate and key for STARTTLS tests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any, Self
 from mailmoat.config import load_config
 from mailmoat.runtime import build_services
 from mailmoat.smtp.server import Gateway
+from servers import require_binary
 
 
 def toml_dumps(sections: dict[str, dict[str, Any]]) -> str:
@@ -67,6 +70,19 @@ def write_test_config(tmp_path: Path, overrides: dict[str, dict[str, Any]] | Non
     path = tmp_path / "mailmoat.toml"
     path.write_text(toml_dumps(sections))
     return path
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """(certificate, key) for ``mx.mailmoat.test``, valid one day, written into
+    ``directory`` by openssl (the test skips without it, fails under CI)."""
+    openssl = require_binary("openssl")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=mx.mailmoat.test", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
 
 
 async def start_gateway(gateway: Gateway) -> int:

@@ -1,5 +1,8 @@
 """A raw SMTP client for tests that must send exactly the bytes they choose
-(smuggling variants, pipelined garbage, bare LF) and read replies as text."""
+(smuggling variants, pipelined garbage, bare LF) and read replies as text.
+
+``RawClient(port)`` connects and reads the banner; ``ReplyReader(sock)``
+reads replies off a socket the test already has (plain or TLS)."""
 
 from __future__ import annotations
 
@@ -7,13 +10,12 @@ import socket
 import time
 
 
-class RawClient:
-    def __init__(self, port: int, host: str = "127.0.0.1", source: str | None = None) -> None:
-        self.sock = socket.create_connection(
-            (host, port), timeout=10, source_address=(source, 0) if source else None
-        )
+class ReplyReader:
+    """Commands written to a connected socket, complete replies read off it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
         self.buffer = b""
-        self.banner = self.reply()
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -37,6 +39,16 @@ class RawClient:
         data = line.encode() if isinstance(line, str) else line
         self.send(data + b"\r\n")
         return self.reply()
+
+
+class RawClient(ReplyReader):
+    def __init__(self, port: int, host: str = "127.0.0.1", source: str | None = None) -> None:
+        super().__init__(
+            socket.create_connection(
+                (host, port), timeout=10, source_address=(source, 0) if source else None
+            )
+        )
+        self.banner = self.reply()
 
     def closed(self, timeout: float = 5.0) -> bool:
         self.sock.settimeout(timeout)

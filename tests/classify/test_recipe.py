@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from corpus_support import require_corpus
 from mailmoat.classify import Classifier, FeatureConfig, extract, metrics
 from mailmoat.classify.build_default import main as build_default
-from mailmoat.classify.corpus import DEFAULT_SETS, find_corpus
+from mailmoat.classify.corpus import DEFAULT_SETS
 from mailmoat.classify.persist import load_file
 from mailmoat.classify.recipe import (
     CROSS_TIME_TEST_SPAM,
@@ -61,23 +61,13 @@ def test_build_model_is_deterministic_and_learns() -> None:
     assert first.probability(extract(parse_message(ham), features)) < 0.5
 
 
-def _corpus() -> Path:
-    root = find_corpus(Path(__file__).resolve())
-    if root is None:
-        message = "shared corpus not found (set MAILMOAT_CORPUS or provide ../shared/corpus)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return root
-
-
 @pytest.mark.corpus
 def test_cross_time_variant_generalises(tmp_path: Path) -> None:
     # The variant trains on the 2002 spam and 60% of the ham; on the 2005
     # spam and the other 40% of the ham it never saw, it must still rank
     # well (the model with every header field tokenised reached 1.67 and
     # 46% here: it had learned the collection, not spam).
-    corpus = _corpus()
+    corpus = require_corpus()
     out = tmp_path / "variant.bin"
     assert (
         build_default(["--corpus", str(corpus), "--out", str(out), "--selection", "cross-time"])

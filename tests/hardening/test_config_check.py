@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -319,43 +320,51 @@ def test_serving_commands_refuse_what_check_refuses_without_a_traceback(tmp_path
         assert sorted(done.stderr.splitlines()) == expected
 
 
+def assert_exits_2_on_a_taken_port(
+    tmp_path: Path, command: str, listen_key: str, config: Callable[[int], str]
+) -> None:
+    """``mailmoat COMMAND`` with ``config(port)`` on a port something else
+    listens on exits 2 naming ``listen_key``, without a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        path = tmp_path / "taken.toml"
+        path.write_text(config(taken.getsockname()[1]))
+        done = run_command(command, "--config", str(path))
+    assert done.returncode == 2, done
+    assert "Traceback" not in done.stderr
+    assert f"{listen_key}: cannot listen on" in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_on_an_address_in_use_exits_2_naming_smtp_listen(
     tmp_path: Path, workers: int
 ) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        path = tmp_path / "taken.toml"
-        path.write_text(
+    assert_exits_2_on_a_taken_port(
+        tmp_path,
+        "serve",
+        "smtp.listen",
+        lambda port: (
             f'[smtp]\nlisten = "127.0.0.1:{port}"\nworkers = {workers}\n'
             f'[store]\nurl = "sqlite:///{tmp_path}/store.db"\n'
             f'[delivery]\nmaildir = "{tmp_path}/maildir"\n'
             f'[quarantine]\ndirectory = "{tmp_path}/quarantine"\n'
             "[web]\nenabled = false\n"
-        )
-        done = run_command("serve", "--config", str(path))
-    assert done.returncode == 2, done
-    assert "Traceback" not in done.stderr
-    assert "smtp.listen: cannot listen on" in done.stderr, done.stderr
+        ),
+    )
 
 
 @pytest.mark.parametrize("front", ["milter", "policy"])
 def test_a_front_on_an_address_in_use_exits_2_naming_its_listen(tmp_path: Path, front: str) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        path = tmp_path / "taken.toml"
-        path.write_text(
+    assert_exits_2_on_a_taken_port(
+        tmp_path,
+        front,
+        f"{front}.listen",
+        lambda port: (
             f'[{front}]\nlisten = "127.0.0.1:{port}"\n'
             f'[store]\nurl = "sqlite:///{tmp_path}/store.db"\n'
-        )
-        done = run_command(front, "--config", str(path))
-    assert done.returncode == 2, done
-    assert "Traceback" not in done.stderr
-    assert f"{front}.listen: cannot listen on" in done.stderr, done.stderr
+        ),
+    )
 
 
 @pytest.mark.parametrize(

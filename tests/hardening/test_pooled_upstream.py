@@ -8,9 +8,10 @@ connection must all be delivered.
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,19 @@ def postfix_refusing_data_from_one_sender(
     )
 
 
+@contextlib.contextmanager
+def after_refused_data(
+    tmp_path: Path, postfix_factory: Callable[..., Postfix]
+) -> Iterator[tuple[GatewayThread, Postfix, RawClient]]:
+    """A gateway relaying to a Postfix that refused the DATA of the client
+    it yields, which has just heard that refusal."""
+    postfix = postfix_refusing_data_from_one_sender(tmp_path, postfix_factory)
+    with relaying(tmp_path, postfix.address) as gateway:
+        client = start_transaction(gateway.port, sender="refused@sender.test")
+        assert upstream_refuses_data(client)
+        yield gateway, postfix, client
+
+
 def assert_following_clients_delivered(gateway: GatewayThread, postfix: Postfix) -> None:
     for _ in range(FOLLOWING_CLIENTS):
         assert send(gateway.port) == {}
@@ -125,10 +139,7 @@ def test_client_timing_out_in_data_leaves_a_clean_pooled_connection(
 def test_upstream_refusing_data_leaves_a_clean_connection(
     tmp_path: Path, postfix_factory: Callable[..., Postfix]
 ) -> None:
-    postfix = postfix_refusing_data_from_one_sender(tmp_path, postfix_factory)
-    with relaying(tmp_path, postfix.address) as gateway:
-        client = start_transaction(gateway.port, sender="refused@sender.test")
-        assert upstream_refuses_data(client)
+    with after_refused_data(tmp_path, postfix_factory) as (gateway, postfix, client):
         client.command("QUIT")
         client.close()
         assert pooled_count(gateway) <= 1
@@ -138,10 +149,7 @@ def test_upstream_refusing_data_leaves_a_clean_connection(
 def test_same_client_can_send_again_after_the_upstream_refused_data(
     tmp_path: Path, postfix_factory: Callable[..., Postfix]
 ) -> None:
-    postfix = postfix_refusing_data_from_one_sender(tmp_path, postfix_factory)
-    with relaying(tmp_path, postfix.address) as gateway:
-        client = start_transaction(gateway.port, sender="refused@sender.test")
-        assert upstream_refuses_data(client)
+    with after_refused_data(tmp_path, postfix_factory) as (_gateway, _postfix, client):
         # The refused transaction is over; a new one on the same session works.
         assert client.command("MAIL FROM:<alice@sender.test>").startswith("250")
         reply = client.command("RCPT TO:<bob@example.org>")

@@ -8,10 +8,6 @@ line.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,78 +18,38 @@ import pytest
 from gateway_harness import toml_dumps
 from mailmoat.milter import codec
 from milter.mta import FakeMta
-from servers import free_port, tcp_listening
+from serve_harness import MailmoatProcess
+from servers import free_port
 
 pytestmark = pytest.mark.integration
 
 DENIED = "192.0.2.77"
 
 
-class Front:
+class Front(MailmoatProcess):
     """``mailmoat milter`` or ``mailmoat policy`` with a config to rewrite."""
 
     def __init__(self, tmp_path: Path, command: str) -> None:
-        self.tmp_path = tmp_path
-        self.command = command
-        self.port = free_port()
-        self.config_path = tmp_path / "mailmoat.toml"
+        super().__init__(tmp_path, command, free_port())
         self.write({})
-        self.log = open(tmp_path / f"{command}.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mailmoat", command, "--config", str(self.config_path)],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-        )
-        deadline = time.monotonic() + 20
-        while not tcp_listening(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"mailmoat {command} did not start:\n{self.output()}")
-            time.sleep(0.05)
+        self.start(listeners=0)
 
     def write(self, extra: dict[str, dict[str, Any]]) -> None:
         sections: dict[str, dict[str, Any]] = {
             self.command: {"listen": f"127.0.0.1:{self.port}"},
             "relay": {"domains": ["example.org"]},
-            "store": {"url": f"sqlite:///{self.tmp_path / 'store.db'}"},
+            "store": {"url": f"sqlite:///{self.directory / 'store.db'}"},
             "dns": {"nameserver": "127.0.0.1:9", "timeout": 0.2},
             "stats": {"enabled": False},
         }
         sections.update(extra)
         self.config_path.write_text(toml_dumps(sections))
 
-    def output(self) -> str:
-        return (self.tmp_path / f"{self.command}.log").read_text(errors="replace")
-
-    def hangup(self, text: str) -> None:
-        before = self.output().count(text)
-        os.kill(self.proc.pid, signal.SIGHUP)
-        deadline = time.monotonic() + 10
-        while self.output().count(text) <= before:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"SIGHUP ended mailmoat {self.command}:\n{self.output()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {text!r} logged:\n{self.output()}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.log.close()
-
 
 @pytest.fixture(params=["milter", "policy"])
 def front(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Front]:
-    running = Front(tmp_path, request.param)
-    try:
+    with Front(tmp_path, request.param) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def _policy_answer(port: int, client_ip: str) -> str:
@@ -152,11 +108,11 @@ def _refused(front: Front) -> bool:
 def test_sighup_reloads_and_applies_the_new_config(front: Front) -> None:
     assert not _refused(front)
     front.write({"lists": {"deny": [DENIED]}})
-    front.hangup(f"{front.command} reloaded config")
+    front.hangup(f"{front.command} reloaded config", timeout=10)
     assert _refused(front), "the reloaded deny list is not applied"
     # A broken file: one error line, the running config stays.
     front.config_path.write_text("[lists\n")
-    front.hangup(f"{front.command} reload failed")
+    front.hangup(f"{front.command} reload failed", timeout=10)
     assert "Traceback" not in front.output()
     assert _refused(front)
     assert front.proc.poll() is None

@@ -11,11 +11,8 @@ leaving the gateway without STARTTLS.
 from __future__ import annotations
 
 import os
-import signal
 import smtplib
 import ssl
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -24,30 +21,22 @@ from typing import Any
 
 import pytest
 
-from gateway_harness import GatewayThread, toml_dumps
-from servers import SmtpSink, free_port, require_binary, tcp_listening
+from gateway_harness import GatewayThread, self_signed_certificate, toml_dumps
+from serve_harness import MailmoatProcess
+from servers import SmtpSink, free_port
 
 pytestmark = pytest.mark.integration
 
 WORKERS = 2
 
 
-class Serve:
+class Serve(MailmoatProcess):
     """``mailmoat serve`` with ``WORKERS`` workers and a config to rewrite."""
 
     def __init__(self, tmp_path: Path, sections: dict[str, dict[str, Any]]) -> None:
-        self.tmp_path = tmp_path
-        self.port = free_port()
-        self.config_path = tmp_path / "mailmoat.toml"
+        super().__init__(tmp_path, "serve", free_port())
         self.write(sections)
-        self.log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mailmoat", "serve", "--config", str(self.config_path)],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-        )
-        self.wait_log("listening on", WORKERS, "start")
+        self.start(listeners=WORKERS)
 
     def write(self, sections: dict[str, dict[str, Any]]) -> None:
         base: dict[str, dict[str, Any]] = {
@@ -60,41 +49,19 @@ class Serve:
             "web": {"enabled": False},
             "relay": {"domains": ["example.org"]},
             "pregreet": {"delay": 0},
-            "store": {"url": f"sqlite:///{self.tmp_path / 'store.db'}"},
+            "store": {"url": f"sqlite:///{self.directory / 'store.db'}"},
             "dns": {"nameserver": "127.0.0.1:9", "timeout": 0.2},
         }
         for name, table in sections.items():
             base.setdefault(name, {}).update(table)
         self.config_path.write_text(toml_dumps(base))
 
-    def output(self) -> str:
-        return (self.tmp_path / "serve.log").read_text(errors="replace")
-
-    def wait_log(self, text: str, count: int, what: str, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while self.output().count(text) < count or not tcp_listening(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"mailmoat serve did not {what}:\n{self.output()}")
-            time.sleep(0.05)
-
     def reload(self, text: str = "reloaded config") -> None:
-        before = self.output().count(text)
-        os.kill(self.proc.pid, signal.SIGHUP)
-        self.wait_log(text, before + WORKERS, f"log {text!r}")
+        self.hangup(text, times=WORKERS)
 
     def workers(self) -> list[int]:
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         return [int(pid) for pid in children.read_text().split()]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.log.close()
 
 
 @pytest.fixture
@@ -131,8 +98,7 @@ def test_after_sighup_every_new_transaction_goes_to_the_new_upstream(
     tmp_path: Path, sinks: tuple[SmtpSink, SmtpSink]
 ) -> None:
     old, new = sinks
-    serve = Serve(tmp_path, {"relay": {"upstream": old.address}})
-    try:
+    with Serve(tmp_path, {"relay": {"upstream": old.address}}) as serve:
         # A long-lived client and a stream of short ones fill the pools.
         held = smtplib.SMTP("127.0.0.1", serve.port, timeout=20)
         held.ehlo("held.sender.test")
@@ -150,8 +116,6 @@ def test_after_sighup_every_new_transaction_goes_to_the_new_upstream(
         after = {f"message {n}" for n in range(100, 121)}
         assert _subjects(new) == after
         assert not after & _subjects(old), "a message went to the old upstream after reload"
-    finally:
-        serve.stop()
 
 
 def test_sighup_under_load_loses_nothing_and_switches_upstream(
@@ -209,15 +173,7 @@ def test_sighup_under_load_loses_nothing_and_switches_upstream(
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    openssl = require_binary("openssl")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=mx.mailmoat.test", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
 def _starttls_works(port: int, cert: Path) -> None:
@@ -236,8 +192,7 @@ def test_a_bad_certificate_on_reload_keeps_the_whole_old_runtime(
     tmp_path: Path, certificate: tuple[Path, Path], broken: str
 ) -> None:
     cert, key = certificate
-    serve = Serve(tmp_path, {"smtp": {"tls_cert": str(cert), "tls_key": str(key)}})
-    try:
+    with Serve(tmp_path, {"smtp": {"tls_cert": str(cert), "tls_key": str(key)}}) as serve:
         _starttls_works(serve.port, cert)
         bad = tmp_path / "bad.pem"
         if broken == "garbage":
@@ -264,8 +219,6 @@ def test_a_bad_certificate_on_reload_keeps_the_whole_old_runtime(
         serve.write({"smtp": {"tls_cert": str(cert), "tls_key": str(key)}})
         serve.reload()
         _starttls_works(serve.port, cert)
-    finally:
-        serve.stop()
 
 
 def _fd_links(pid: int) -> list[str]:
@@ -282,8 +235,7 @@ def test_ten_reloads_leak_no_file_descriptor(
     tmp_path: Path, sinks: tuple[SmtpSink, SmtpSink]
 ) -> None:
     old, _new = sinks
-    serve = Serve(tmp_path, {"relay": {"upstream": old.address}})
-    try:
+    with Serve(tmp_path, {"relay": {"upstream": old.address}}) as serve:
         # Warm up: both workers have served mail and reloaded once.
         for number in range(6):
             _send(serve.port, number)
@@ -304,8 +256,6 @@ def test_ten_reloads_leak_no_file_descriptor(
             time.sleep(0.2)
         assert not grown, (before, after)
         old.wait_messages(26)
-    finally:
-        serve.stop()
 
 
 def test_ten_reloads_leave_one_listener_and_no_extra_task(tmp_path: Path) -> None:

@@ -110,17 +110,16 @@ def test_many_large_messages_at_once_stay_within_the_worker_memory_budget(
     """A real ``mailmoat serve`` worker: six 12 MB messages at once against
     a 30 MB budget. Without a budget its peak grew by about 3.5 times the
     bytes in flight (85 MB per 24 MB message)."""
-    import subprocess
-    import sys
     import threading
 
     from gateway_harness import toml_dumps
-    from servers import free_port, tcp_listening
+    from serve_harness import MailmoatProcess
+    from servers import free_port
 
     budget, size, clients = 30_000_000, 12_000_000, 6
-    port = free_port()
-    config = tmp_path / "mailmoat.toml"
-    config.write_text(
+    serve = MailmoatProcess(tmp_path, "serve", free_port())
+    port = serve.port
+    serve.config_path.write_text(
         toml_dumps(
             {
                 "smtp": {"listen": f"127.0.0.1:{port}", "workers": 1, "max_inflight_bytes": budget},
@@ -131,18 +130,8 @@ def test_many_large_messages_at_once_stay_within_the_worker_memory_budget(
             }
         )
     )
-    with open(tmp_path / "serve.log", "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mailmoat", "serve", "--config", str(config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-        )
+    proc = serve.start(listeners=0).proc
     try:
-        deadline = time.monotonic() + 20
-        while not tcp_listening(port):
-            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.05)
         RawClient(port).command("QUIT")
         start = max(_status_kib(proc.pid, "VmHWM"), _status_kib(proc.pid, "VmRSS"))
         body = _body(size)
@@ -174,5 +163,4 @@ def test_many_large_messages_at_once_stay_within_the_worker_memory_budget(
             f"peak grew {grown / 1e6:.0f} MB for a {budget / 1e6:.0f} MB budget"
         )
     finally:
-        proc.terminate()
-        proc.wait(20)
+        serve.stop()

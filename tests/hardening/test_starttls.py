@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway_harness import GatewayThread
+from gateway_harness import GatewayThread, self_signed_certificate
 from servers import Postfix, require_binary
+from wire_client import ReplyReader
 
 pytestmark = pytest.mark.integration
 
@@ -40,15 +41,7 @@ def _loops() -> list[object]:
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    openssl = require_binary("openssl")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=mx.mailmoat.test", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(params=_loops())
@@ -73,36 +66,11 @@ def client_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
     return context
 
 
-class Lines:
-    """Replies read off a (plain or TLS) socket, one complete reply at a time."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buffer = b""
-
-    def reply(self) -> str:
-        lines: list[str] = []
-        while True:
-            while b"\r\n" not in self.buffer:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError(f"closed after {lines!r} {self.buffer!r}")
-                self.buffer += chunk
-            raw, self.buffer = self.buffer.split(b"\r\n", 1)
-            lines.append(raw.decode())
-            if len(raw) < 4 or raw[3:4] != b"-":
-                return "\n".join(lines)
-
-    def command(self, line: bytes) -> str:
-        self.sock.sendall(line + b"\r\n")
-        return self.reply()
-
-
 def plaintext_until_starttls(port: int, after_starttls: bytes = b"") -> tuple[socket.socket, str]:
     """Connect, EHLO, send STARTTLS (plus ``after_starttls`` in the same
     packet) and read the reply to it; nothing is left unread."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    reader = Lines(sock)
+    reader = ReplyReader(sock)
     assert reader.reply().startswith("220 ")
     assert "STARTTLS" in reader.command(b"EHLO client.sender.test")
     sock.sendall(b"STARTTLS\r\n" + after_starttls)
@@ -131,7 +99,7 @@ def test_fast_clients_all_complete_the_handshake_at_once(
         # The ClientHello goes out the instant 220 is read.
         with context.wrap_socket(sock) as tls:
             slowest = max(slowest, time.monotonic() - began)
-            reader = Lines(tls)
+            reader = ReplyReader(tls)
             ehlo = reader.command(b"EHLO client.sender.test")
             assert ehlo.startswith("250") and "STARTTLS" not in ehlo
             assert reader.command(b"QUIT").startswith("221")
@@ -174,7 +142,7 @@ def test_plaintext_injected_right_after_220_never_runs_inside_tls(
             pytest.raises((ssl.SSLError, ConnectionError, OSError)),
             context.wrap_socket(sock) as tls,
         ):
-            Lines(tls).command(b"NOOP")
+            ReplyReader(tls).command(b"NOOP")
         sock.close()
 
 
@@ -184,7 +152,7 @@ def test_mail_inside_tls_starts_from_a_fresh_session(
     sock, reply = plaintext_until_starttls(gateway.port)
     assert reply.startswith("220 2.0.0")
     with client_context(certificate).wrap_socket(sock) as tls:
-        reader = Lines(tls)
+        reader = ReplyReader(tls)
         assert reader.command(b"NOOP") == "250 2.0.0 Ok"
         assert reader.command(b"MAIL FROM:<a@sender.test>").startswith("503 5.5.1")
         assert reader.command(b"EHLO client.sender.test").startswith("250")
@@ -227,12 +195,12 @@ def test_greeting_again_after_starttls_never_counts_a_finding_twice(
     expected: set[str],
 ) -> None:
     sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=10)
-    plain = Lines(sock)
+    plain = ReplyReader(sock)
     assert plain.reply().startswith("220 ")
     assert plain.command(f"EHLO {first}".encode()).startswith("250")
     assert plain.command(b"STARTTLS").startswith("220 2.0.0")
     with client_context(certificate).wrap_socket(sock) as tls:
-        reader = Lines(tls)
+        reader = ReplyReader(tls)
         assert reader.command(f"EHLO {second}".encode()).startswith("250")
         assert reader.command(b"MAIL FROM:<a@sender.test>").startswith("250")
         assert reader.command(b"RCPT TO:<bob@example.org>").startswith("250")

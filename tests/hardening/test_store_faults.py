@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +31,8 @@ from gateway_harness import toml_dumps
 from mailmoat.store import StoreError
 from mailmoat.store.recovering import RecoveringStore
 from mailmoat.store.sqlite import SqliteStore
-from servers import free_port, in_ci, tcp_listening
+from serve_harness import MailmoatProcess
+from servers import free_port, in_ci
 from wire_client import RawClient
 
 pytestmark = pytest.mark.integration
@@ -75,13 +75,11 @@ def immutable_files(tmp_path: Path) -> Iterator[list[Path]]:
         set_immutable([*paths, probe], False)
 
 
-class Serve:
+class Serve(MailmoatProcess):
     def __init__(self, tmp_path: Path, workers: int) -> None:
-        self.tmp_path = tmp_path
-        self.port = free_port()
+        super().__init__(tmp_path, "serve", free_port())
         self.workers = workers
         self.store = tmp_path / "store.db"
-        self.config_path = tmp_path / "mailmoat.toml"
         self.config_path.write_text(
             toml_dumps(
                 {
@@ -100,41 +98,12 @@ class Serve:
                 }
             )
         )
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def files(self) -> list[Path]:
         return [self.store, Path(f"{self.store}-wal"), Path(f"{self.store}-shm")]
 
-    def start(self) -> Serve:
-        self.log = open(self.tmp_path / "serve.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mailmoat", "serve", "--config", str(self.config_path)],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=self.tmp_path,
-        )
-        deadline = time.monotonic() + 30
-        while not tcp_listening(self.port) or self.output().count("listening on") < self.workers:
-            assert self.proc.poll() is None, self.output()
-            assert time.monotonic() < deadline, self.output()
-            time.sleep(0.05)
-        return self
-
-    def output(self) -> str:
-        return (self.tmp_path / "serve.log").read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.log.close()
+    def start_serving(self) -> Serve:
+        return self.start(listeners=self.workers, timeout=30)
 
     def send(self) -> str:
         """The final reply to one message (or the refusal before DATA)."""
@@ -158,11 +127,8 @@ class Serve:
 
 @pytest.fixture(params=[1, 2], ids=["one-worker", "two-workers"])
 def serve(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Serve]:
-    running = Serve(tmp_path, request.param)
-    try:
+    with Serve(tmp_path, request.param) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def assert_tempfails_and_lives(serve: Serve, rounds: int = 3) -> None:
@@ -178,7 +144,7 @@ def test_started_on_a_corrupted_store_every_client_gets_a_banner_and_451(
     serve: Serve,
 ) -> None:
     serve.store.write_bytes(b"this is no SQLite database, it was overwritten\n" * 200)
-    serve.start()
+    serve.start_serving()
     assert_tempfails_and_lives(serve)
     assert "store cannot be opened" in serve.output()
 
@@ -189,7 +155,7 @@ def test_started_on_an_immutable_store_every_client_gets_a_banner_and_451(
     SqliteStore(serve.store)  # a good store file, WAL files included
     immutable_files.extend(serve.files())
     set_immutable(immutable_files, True)
-    serve.start()
+    serve.start_serving()
     assert_tempfails_and_lives(serve)
     assert "cannot be written" in serve.output()
 
@@ -197,7 +163,7 @@ def test_started_on_an_immutable_store_every_client_gets_a_banner_and_451(
 def test_a_store_made_immutable_while_running_gives_451_not_sigbus(
     serve: Serve, immutable_files: list[Path]
 ) -> None:
-    serve.start()
+    serve.start_serving()
     assert serve.send().startswith("250"), serve.output()
     immutable_files.extend(serve.files())
     set_immutable(immutable_files, True)

@@ -11,18 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mailmoat.classify.corpus import all_sets, find_corpus, unpack
-
-
-def require_corpus() -> Path:
-    """The corpus directory; skip (fail under CI=true) when it is missing."""
-    root = find_corpus(Path(__file__).resolve())
-    if root is None:
-        message = "shared corpus not found (set MAILMOAT_CORPUS or provide ../shared/corpus)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return root
+from corpus_support import require_corpus
+from mailmoat.classify.corpus import all_sets, unpack
 
 
 @pytest.fixture(scope="session")

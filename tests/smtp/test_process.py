@@ -7,41 +7,27 @@ import signal
 import smtplib
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gateway_harness import GatewayThread, toml_dumps
+from gateway_harness import GatewayThread, self_signed_certificate, toml_dumps
+from serve_harness import MailmoatProcess
 from servers import free_port, require_binary, swaks, tcp_listening
 from wire_client import RawClient
 
 pytestmark = pytest.mark.integration
 
 
-class ServeProcess:
+class ServeProcess(MailmoatProcess):
     def __init__(self, tmp_path: Path, domains: list[str]) -> None:
-        self.tmp_path = tmp_path
-        self.port = free_port()
+        super().__init__(tmp_path, "serve", free_port())
         self.workers = 2
-        self.config_path = tmp_path / "mailmoat.toml"
         self.write_config(domains)
-        self.log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mailmoat", "serve", "--config", str(self.config_path)],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-        )
-        deadline = time.monotonic() + 20
         # Every worker says so once it accepts (two on this 2-core machine).
-        while not tcp_listening(self.port) or self.output().count("listening on") < self.workers:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"mailmoat serve did not start:\n{self.output()}")
-            time.sleep(0.05)
+        self.start(listeners=self.workers)
 
     def write_config(self, domains: list[str]) -> None:
         self.config_path.write_text(
@@ -60,30 +46,14 @@ class ServeProcess:
         )
 
     def maildir(self) -> list[Path]:
-        new = self.tmp_path / "var" / "maildir" / "new"
+        new = self.directory / "var" / "maildir" / "new"
         return sorted(new.iterdir()) if new.exists() else []
-
-    def output(self) -> str:
-        return (self.tmp_path / "serve.log").read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()  # the supervisor stops its workers
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.log.close()
 
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[ServeProcess]:
-    process = ServeProcess(tmp_path, ["localhost"])
-    try:
+    with ServeProcess(tmp_path, ["localhost"]) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def test_swaks_delivers_one_message_with_headers(serve: ServeProcess) -> None:
@@ -146,13 +116,7 @@ def test_sigterm_finishes_transaction_in_flight_and_closes_idle(serve: ServeProc
 
 
 def test_starttls(tmp_path: Path) -> None:
-    openssl = require_binary("openssl")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=mx.mailmoat.test", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path)
     overrides = {"smtp": {"tls_cert": str(cert), "tls_key": str(key)}}
     with GatewayThread(tmp_path, overrides) as gateway:
         context = ssl.create_default_context(cafile=str(cert))
