@@ -6,8 +6,9 @@ prefilter for everything). ``Prefilter(patterns)`` compiles Python regexes (thei
 into Hyperscan databases in prefilter mode: ``scan(data)`` returns the ids
 of the patterns that *may* match somewhere (a superset: each value of a
 text is searched again with ``re``), ``^``/``$`` being taken at every line.
-``accepted`` lists the ids it took; a pattern Hyperscan refuses is left to
-the pure-Python path.
+``accepted`` lists the ids it took; a pattern Hyperscan refuses as too
+large is prefiltered through a smaller superset of it (``approx``), one it
+refuses otherwise is left to the pure-Python path.
 ``Exact(regex)`` compiles one regex exactly (no prefilter): its ``search``
 decides a match in linear time, without backtracking. ``backtracking_risk``
 says whether a regex has the shape that makes ``re`` backtrack
@@ -37,6 +38,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mailmoat.rules.approx import superset
 from mailmoat.rules.prefilter import parsed
 
 try:
@@ -165,10 +167,8 @@ class Prefilter:
         for ident, regex in patterns:
             if newline_after_caret(regex):
                 continue  # Hyperscan misses some of these among others: pure Python
-            item = (ident, hyperscan_source(regex, True), _flags(regex, True))
-            try:
-                _compile([(0, item[1], item[2])])
-            except _hs.error:
+            item = _prefilter_item(ident, regex)
+            if item is None:
                 continue  # left to the pure-Python path
             batch.append(item)
             if len(batch) == chunk:
@@ -188,6 +188,22 @@ class Prefilter:
         for database, ids in self.databases:
             found.update(ids[n] for n in _scan(database, data))
         return found
+
+
+def _prefilter_item(ident: int, regex: re.Pattern[str]) -> tuple[int, bytes, int] | None:
+    """``regex`` as one prefilter pattern (id, source, flags), or, when
+    Hyperscan refuses it (too large), a smaller superset of it
+    (``approx.superset``); None when neither compiles."""
+    for candidate in (regex, superset(regex)):
+        if candidate is None:
+            continue
+        item = (ident, hyperscan_source(candidate, True), _flags(candidate, True))
+        try:
+            _compile([(0, item[1], item[2])])
+        except _hs.error:
+            continue
+        return item
+    return None
 
 
 def _scan(database: Any, data: bytes) -> set[int]:

@@ -1,0 +1,63 @@
+"""The superset of a large regex: every match of the regex is one of it."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from mailmoat.rules import engine
+from mailmoat.rules.approx import superset
+from servers import in_ci
+
+# A ReplaceTags-style rule: each letter an alternation of look-alikes
+# (characters, UTF-8 sequences, entities of varying length).
+P = r"(?:[pP\xfe]|\xce\xa1|\xcf[\x81\xb7]|&#(?:8(?:0|48)|112);)"
+A = r"(?:[aA@4\xe0-\xe5]|\xd0[\x90\xb0]|&#(?:97|1072|x430);)"
+Y = r"(?:[yY\xfd\xff]|\xd1\x83|&#(?:121|x443);)"
+FUZZY = re.compile(rf"(?:^|\s)(?:{P}{A}{Y}\s+m[e3]|{P}{A}{Y}(?:ment|day))(?:$|\W)", re.I | re.A)
+SAMPLES = [
+    "pay me now",
+    "please PAY ME",
+    "\xce\xa1&#1072;\xd1\x83 m3!",
+    "&#112;@y me",
+    "payday loans",
+    "repay me",
+    "pa y me",
+    "p\xe4y me",
+    "nothing here",
+]
+LETTERS = "pPaAyYmM3e@4 \xce\xa1\xd0\xb0\xd1\x83&#1270x;!."
+
+
+def test_superset_matches_wherever_the_regex_does() -> None:
+    wider = superset(FUZZY)
+    assert wider is not None
+    rng = random.Random(12)
+    texts = SAMPLES + ["".join(rng.choices(LETTERS, k=rng.randint(1, 14))) for _ in range(20000)]
+    matched = 0
+    for text in texts:
+        if FUZZY.search(text):
+            matched += 1
+            assert wider.search(text), text
+    assert matched >= 4
+    assert not wider.search("nothing here")  # still selective
+
+
+def test_superset_keeps_flags_and_refuses_backreferences() -> None:
+    wider = superset(re.compile(r"\bcheap (?:pills|meds)", re.I))
+    assert wider is not None and wider.flags & re.I
+    assert wider.search("CHEAP MEDS")
+    assert superset(re.compile(r"(\w+) \1")) is None
+
+
+@pytest.mark.skipif(not engine.available() and not in_ci(), reason="hyperscan not installed")
+def test_prefilter_takes_a_pattern_too_large_for_hyperscan_through_its_superset() -> None:
+    letter = "(?:" + "|".join(f"&#{n};" for n in range(1000, 1800)) + "|[xX])"
+    huge = re.compile(rf"(?:^|\s){letter}{letter}{letter}{letter}\b", re.A)
+    assert len(huge.pattern) > 20000
+    prefilter = engine.Prefilter([(7, huge)])
+    assert prefilter.accepted == {7}
+    assert prefilter.scan(b"a xxxx b") == {7}
+    assert prefilter.scan(b"nothing") == set()
