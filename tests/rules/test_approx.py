@@ -8,7 +8,7 @@ import re
 import pytest
 
 from mailmoat.rules import engine
-from mailmoat.rules.approx import superset
+from mailmoat.rules.approx import line_exact, superset
 from servers import in_ci
 
 # A ReplaceTags-style rule: each letter an alternation of look-alikes
@@ -61,3 +61,37 @@ def test_prefilter_takes_a_pattern_too_large_for_hyperscan_through_its_superset(
     assert prefilter.accepted == {7}
     assert prefilter.scan(b"a xxxx b") == {7}
     assert prefilter.scan(b"nothing") == set()
+
+
+LINE_PATTERNS = [
+    (r"foo\s+bar", re.A),
+    (r"^bar baz$", re.A),
+    (r"foo.bar", re.A | re.S),
+    (r"[^x]{3}bar", re.A),
+    (r"\bbar\b", re.A | re.I),
+    (r"(?i:FOO)\W+bar", re.A),
+]
+
+
+@pytest.mark.skipif(not engine.available() and not in_ci(), reason="hyperscan not installed")
+@pytest.mark.parametrize(("pattern", "flags"), LINE_PATTERNS)
+def test_line_exact_decides_over_joined_lines_as_re_does_line_by_line(
+    pattern: str, flags: int
+) -> None:
+    regex = re.compile(pattern, flags)
+    decided = engine.Prefilter([(1, regex)], lines=True)
+    assert decided.accepted == {1}
+    rng = random.Random(pattern)
+    words = ["foo", "bar", "baz", "FOO", "x", " ", "\t", "-"]
+    for _ in range(400):
+        found = [" ".join(rng.choices(words, k=rng.randint(0, 4))) for _ in range(3)]
+        expected = any(regex.search(line) for line in found)
+        got = decided.scan("\n".join(found).encode("latin-1")) == {1}
+        assert got == expected, found
+
+
+def test_line_exact_refuses_what_joining_would_change() -> None:
+    assert line_exact(re.compile(r"foo(?=bar)", re.A)) is None  # look-around
+    assert line_exact(re.compile(r"\Afoo", re.A)) is None  # string anchor
+    assert line_exact(re.compile(r"(a)\1", re.A)) is None  # back-reference
+    assert line_exact(re.compile(r"foo")) is None  # Unicode classes and case

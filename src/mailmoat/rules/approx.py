@@ -178,3 +178,46 @@ def _render_item(op: Any, av: Any) -> str:
 def _flag_letters(flags: int) -> str:
     letters = {re.IGNORECASE: "i", re.MULTILINE: "m", re.DOTALL: "s", re.ASCII: "a"}
     return "".join(letter for flag, letter in letters.items() if flags & flag)
+
+
+def line_exact(regex: re.Pattern[str]) -> str | None:
+    """``regex`` for Hyperscan to decide exactly over lines joined by
+    newlines (its ``^``/``$`` at each line), or None when that would not be
+    exact: every class without the newline (a line has none, so no match
+    spans two lines), classes spelled out with ASCII semantics (so the regex
+    must be ``re.ASCII``), and nothing Hyperscan or the joining changes
+    (look-arounds, ``\\A``/``\\Z``, back-references, atomic or possessive
+    parts, scoped flags other than ``i``)."""
+    if not regex.flags & re.ASCII or regex.flags & re.VERBOSE:
+        return None
+    try:
+        return _render_exact(parsed(regex.pattern, regex.flags).data)
+    except (_Unsupported, RecursionError):
+        return None
+    except Exception:  # the private parser changed: not exact
+        return None
+
+
+_LINE_ANCHORS = {"AT_BEGINNING": "^", "AT_BEGINNING_LINE": "^", "AT_END": "$"}
+_LINE_ANCHORS |= {"AT_END_LINE": "$", "AT_BOUNDARY": r"\b", "AT_NON_BOUNDARY": r"\B"}
+_NEWLINE = frozenset({10})
+
+
+def _render_exact(items: Any) -> str:
+    return "".join(_exact_item(op, av) for op, av in items)
+
+
+def _exact_item(op: Any, av: Any) -> str:
+    chars = _chars(op, av)
+    if chars is not None:
+        return _class(chars - _NEWLINE)
+    if op is _sre.AT and str(av) in _LINE_ANCHORS:
+        return _LINE_ANCHORS[str(av)]
+    if op is _sre.SUBPATTERN and av[1] in (0, re.IGNORECASE) and not av[2]:
+        return f"(?{_flag_letters(av[1])}:{_render_exact(av[3])})"
+    if op is _sre.BRANCH:
+        return "(?:" + "|".join(_render_exact(branch) for branch in av[1]) + ")"
+    if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
+        bound = "" if av[1] is _sre.MAXREPEAT else str(av[1])
+        return f"(?:{_render_exact(av[2])}){{{av[0]},{bound}}}"
+    raise _Unsupported(str(op))

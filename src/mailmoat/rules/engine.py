@@ -38,7 +38,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mailmoat.rules.approx import superset
+from mailmoat.rules.approx import line_exact, superset
 from mailmoat.rules.prefilter import parsed
 
 try:
@@ -155,9 +155,17 @@ def _store(path: Path, data: bytes) -> None:
 
 class Prefilter:
     """Regexes in Hyperscan databases (prefilter mode, ``chunk`` per database:
-    one database for all compiles far slower than its parts)."""
+    one database for all compiles far slower than its parts). With
+    ``lines``, the regexes of a line text compiled exactly instead
+    (``approx.line_exact``): ``scan`` over the lines joined by newlines then
+    gives exactly the patterns that match one of the lines, no superset."""
 
-    def __init__(self, patterns: Iterable[tuple[int, re.Pattern[str]]], chunk: int = 256) -> None:
+    def __init__(
+        self,
+        patterns: Iterable[tuple[int, re.Pattern[str]]],
+        chunk: int = 256,
+        lines: bool = False,
+    ) -> None:
         self.accepted: set[int] = set()
         # (database, the caller's id of each of its patterns): ids inside a
         # database are local, so the compiled-database cache does not depend
@@ -167,7 +175,7 @@ class Prefilter:
         for ident, regex in patterns:
             if newline_after_caret(regex):
                 continue  # Hyperscan misses some of these among others: pure Python
-            item = _prefilter_item(ident, regex)
+            item = _line_item(ident, regex) if lines else _prefilter_item(ident, regex)
             if item is None:
                 continue  # left to the pure-Python path
             batch.append(item)
@@ -188,6 +196,23 @@ class Prefilter:
         for database, ids in self.databases:
             found.update(ids[n] for n in _scan(database, data))
         return found
+
+
+def _line_item(ident: int, regex: re.Pattern[str]) -> tuple[int, bytes, int] | None:
+    """``regex`` as one exact pattern over lines joined (``approx.line_exact``),
+    None when that is not exact or Hyperscan refuses it."""
+    source = line_exact(regex)
+    if source is None:
+        return None
+    flags = _hs.HS_FLAG_ALLOWEMPTY | _hs.HS_FLAG_SINGLEMATCH | _hs.HS_FLAG_MULTILINE
+    if regex.flags & re.IGNORECASE:
+        flags |= _hs.HS_FLAG_CASELESS
+    item = (ident, source.encode("latin-1"), int(flags))
+    try:
+        _compile([(0, item[1], item[2])])
+    except _hs.error:
+        return None
+    return item
 
 
 def _prefilter_item(ident: int, regex: re.Pattern[str]) -> tuple[int, bytes, int] | None:

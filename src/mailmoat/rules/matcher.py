@@ -218,15 +218,28 @@ class _EngineText:
     or over the header texts joined); only the rules it reports run their
     regex, each on its own text."""
 
-    def __init__(self, group: str, steps: dict[int, Step], prefilter: engine.Prefilter) -> None:
+    def __init__(
+        self,
+        group: str,
+        steps: dict[int, Step],
+        prefilter: engine.Prefilter,
+        decided: engine.Prefilter | None,
+    ) -> None:
         self.group = group
         self.steps = steps
         self.prefilter = prefilter
-        self.size = len(steps)
+        self.decided = decided
+        self.size = len(steps) + (len(decided.accepted) if decided else 0)
         self.keys = tuple(dict.fromkeys(step.text for step in steps.values()))
 
     @classmethod
     def of(cls, group: str, steps: list[Step], fallback: Callable[[Step], None]) -> _EngineText:
+        decided = None
+        if group in lines.LINE_TEXTS:
+            # A rule that hits once at most on a line text: the engine decides it.
+            single = [(step.position, step.regex) for step in steps if step.limit == 1]
+            decided = engine.Prefilter(single, lines=True)
+            steps = [step for step in steps if step.position not in decided.accepted]
         prefilter = engine.Prefilter((step.position, step.regex) for step in steps)
         taken: dict[int, Step] = {}
         for step in steps:
@@ -236,7 +249,7 @@ class _EngineText:
                 taken[step.position] = step
             else:
                 fallback(step)  # refused by the engine: the pure-Python path
-        return cls(group, taken, prefilter)
+        return cls(group, taken, prefilter, decided)
 
     def run(self, texts: Texts, hits: list[int]) -> None:
         if self.group == HEADERS:
@@ -247,7 +260,11 @@ class _EngineText:
             joined = texts.joined(self.group)
         else:
             return
-        for position in self.prefilter.scan(joined.encode("latin-1", "replace")):
+        data = joined.encode("latin-1", "replace")
+        if self.decided is not None:
+            for position in self.decided.scan(data):
+                hits[position] = 1
+        for position in self.prefilter.scan(data):
             step = self.steps[position]
             if step.joined is not None:
                 verdict = lines.decide(step.joined, joined)
