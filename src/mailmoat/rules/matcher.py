@@ -41,15 +41,26 @@ __all__ = ["BODY_LIMIT", "RAW_LIMIT", "RuleSet", "Step", "match"]
 # SpamAssassin's byte texts: the engine scans bytes with ASCII semantics, which
 # is not a superset of the Unicode matching of the TOML rules.
 ENGINE_TEXTS = frozenset({"sa-body", "sa-body-nosubject", "sa-rawbody", "sa-full", "sa-uri"})
-# SpamAssassin's header texts, each small: one scan over all of them (joined)
-# finds the few header rules worth confirming on their own text.
+# SpamAssassin's header texts, most of them small: one scan over all of them
+# (joined) finds the few header rules worth confirming on their own text. The
+# large ones (every header, the Received chain, the relays) are scanned apart,
+# each with only its own rules: a scan costs about its length times the rules.
 HEADERS = "sa-header:*"
+_LARGE_HEADERS = {
+    "all": "all",
+    "received": "received",
+    "x-spam-relays-external": "relays",
+    "x-spam-relays-untrusted": "relays",
+}
 
 
 def _engine_group(text: str) -> str:
     if text in ENGINE_TEXTS:
         return text
-    return HEADERS if text.startswith("sa-header:") else ""
+    if not text.startswith("sa-header:"):
+        return ""
+    large = _LARGE_HEADERS.get(text[len("sa-header:") :].split(":")[0].lower())
+    return f"{HEADERS}{large}" if large else HEADERS
 
 
 def match(rules: Sequence[Rule], tx: Transaction) -> list[Rule]:
@@ -252,7 +263,7 @@ class _EngineText:
         return cls(group, taken, prefilter, decided)
 
     def run(self, texts: Texts, hits: list[int]) -> None:
-        if self.group == HEADERS:
+        if self.group.startswith(HEADERS):
             # Distinct values only: the decoded and raw forms of a field are
             # often the same, and a rule's match needs its text once.
             joined = "\n".join(dict.fromkeys(v for key in self.keys for v in texts.values(key)))

@@ -33,6 +33,7 @@ Nothing here raises on odd content.
 from __future__ import annotations
 
 import email.utils
+import functools
 import re
 from typing import Any
 
@@ -139,12 +140,19 @@ def header_text(spec: str, fields: Fields) -> str | None:
     if not values:
         return None
     if modifier.startswith(("addr", "name")):
-        addresses = email.utils.getaddresses(values)
-        display, address = addresses[0] if addresses else ("", "")
+        display, address = _first_address(tuple(values))
         if name == "envelopefrom" or not address:
             address = values[0].strip().strip("<>")
         return display if modifier.startswith("name") else address
     return "".join(f"{v}\n" for v in values)
+
+
+@functools.lru_cache(maxsize=4096)
+def _first_address(values: tuple[str, ...]) -> tuple[str, str]:
+    """(display name, address) of the first address in ``values`` (the same
+    senders come back message after message: parsed once)."""
+    addresses = email.utils.getaddresses(values)
+    return addresses[0] if addresses else ("", "")
 
 
 _IP = re.compile(r"\[?(?:IPv6:)?(\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]+)\]?")
