@@ -108,7 +108,10 @@ class RuleSet(Sequence[Rule]):
                     scan(step)
             index[rule.name] = position
         self._engines = [_EngineText.of(text, steps, scan) for text, steps in for_engine.items()]
-        self._scans = [(text, tuple(by_fold.values())) for text, by_fold in scans.items()]
+        self._scans = [
+            (text, tuple(by_fold.values()), _on_empty(by_fold.values()))
+            for text, by_fold in scans.items()
+        ]
         self._metas = metas.build()
         self._fields = frozenset(
             {"subject"}
@@ -145,10 +148,14 @@ class RuleSet(Sequence[Rule]):
         hits = [0] * len(self._rules)
         for engine_text in self._engines:
             engine_text.run(texts, hits)
-        for text, scans in self._scans:
+        for text, scans, on_empty in self._scans:
             values = texts.values(text)
             if not values:
                 continue  # nothing to search: no rule of this text can hit
+            if values == _EMPTY:  # a header that exists, an absent one, an eval: known
+                for position, count in on_empty:
+                    hits[position] = count
+                continue
             for scan in scans:
                 haystack = texts.haystack(text, scan.folded) if scan.literals else None
                 for step in scan.candidates(haystack):
@@ -156,6 +163,22 @@ class RuleSet(Sequence[Rule]):
         self._metas(hits)
         rules = self._rules
         return [(rules[i], hits[i]) for i in compress(range(len(hits)), hits)]
+
+
+_EMPTY = [""]
+
+
+def _on_empty(scans: Iterable[Scan]) -> tuple[tuple[int, int], ...]:
+    """(position, hit count) of the rules of ``scans`` that hit when their
+    text is one empty value (as ``match_counts`` would find, worked out once)."""
+    found: list[tuple[int, int]] = []
+    for scan in scans:
+        haystack = Haystack("", True) if scan.literals else None
+        for step in scan.candidates(haystack):
+            count = step.count(_EMPTY, haystack)
+            if count:
+                found.append((step.position, count))
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -72,9 +72,14 @@ def _pieces(line: str) -> list[str]:
     return pieces
 
 
+def subject_lines(message: Any) -> list[str]:
+    """The lines ``body_lines`` starts with when it includes the Subject."""
+    return _pieces(as_bytes(message.subject[:BODY_LIMIT]))
+
+
 def body_lines(message: Any, subject: bool = True) -> list[str]:
     text = "\n\n".join(t for t in (message.text, message.html_text) if t)[:BODY_LIMIT]
-    lines = _pieces(as_bytes(message.subject[:BODY_LIMIT])) if subject else []
+    lines = subject_lines(message) if subject else []
     for paragraph in _PARAGRAPH.split(text):
         line = _SPACE.sub(" ", paragraph).strip()
         if line:
