@@ -173,8 +173,6 @@ class Prefilter:
         self.databases: list[tuple[Any, list[int]]] = []
         batch: list[tuple[int, bytes, int]] = []
         for ident, regex in patterns:
-            if newline_after_caret(regex):
-                continue  # Hyperscan misses some of these among others: pure Python
             item = _line_item(ident, regex) if lines else _prefilter_item(ident, regex)
             if item is None:
                 continue  # left to the pure-Python path
@@ -202,8 +200,8 @@ def _line_item(ident: int, regex: re.Pattern[str]) -> tuple[int, bytes, int] | N
     """``regex`` as one exact pattern over lines joined (``approx.line_exact``),
     None when that is not exact or Hyperscan refuses it."""
     source = line_exact(regex)
-    if source is None:
-        return None
+    if source is None or newline_after_caret(re.compile(source, regex.flags)):
+        return None  # Hyperscan misses some of the latter among others
     flags = _hs.HS_FLAG_ALLOWEMPTY | _hs.HS_FLAG_SINGLEMATCH | _hs.HS_FLAG_MULTILINE
     if regex.flags & re.IGNORECASE:
         flags |= _hs.HS_FLAG_CASELESS
@@ -220,8 +218,8 @@ def _prefilter_item(ident: int, regex: re.Pattern[str]) -> tuple[int, bytes, int
     Hyperscan refuses it (too large), a smaller superset of it
     (``approx.superset``); None when neither compiles."""
     for candidate in (regex, superset(regex)):
-        if candidate is None:
-            continue
+        if candidate is None or newline_after_caret(candidate):
+            continue  # Hyperscan misses some of the latter among others
         item = (ident, hyperscan_source(candidate, True), _flags(candidate, True))
         try:
             _compile([(0, item[1], item[2])])
