@@ -28,6 +28,9 @@ _sre: Any = importlib.import_module("re._parser")
 _POSITIONS = 12  # an alternation of strings up to this long may be merged by position
 _WORTH = 48  # merged only when written out in full it is longer than this
 _NON_ASCII = frozenset(range(0x80, 0x100))
+# The positions of each alternation seen in the tree being widened (by id: the
+# tree is alive meanwhile), so nested ones are not worked out again per level.
+_MEMO: dict[int, tuple[list[frozenset[int]], int] | None] = {}
 
 
 class _Unsupported(Exception):
@@ -36,7 +39,9 @@ class _Unsupported(Exception):
 
 def superset(regex: re.Pattern[str]) -> re.Pattern[str] | None:
     try:
-        source = _render(parsed(regex.pattern, regex.flags).data)
+        tree = parsed(regex.pattern, regex.flags)
+        _MEMO.clear()
+        source = _render(tree.data)
         return re.compile(source, regex.flags & ~re.VERBOSE)
     except (_Unsupported, re.error, RecursionError):
         return None
@@ -85,7 +90,10 @@ def _positions(items: Any) -> tuple[list[frozenset[int]], int] | None:
         elif op is _sre.SUBPATTERN and not av[1] and not av[2]:
             part = _positions(av[3])
         elif op is _sre.BRANCH:
-            part = _merged([_positions(branch) for branch in av[1]])
+            key = id(av)
+            if key not in _MEMO:
+                _MEMO[key] = _merged([_positions(branch) for branch in av[1]])
+            part = _MEMO[key]
         else:
             return None
         if part is None:
@@ -162,11 +170,10 @@ def _render_item(op: Any, av: Any) -> str:
     if op is _sre.ATOMIC_GROUP:
         return f"(?:{_render(av)})"
     if op is _sre.BRANCH:
+        merged = _positions([(op, av)])  # None soon for long alternatives
         written = "(?:" + "|".join(_render(branch) for branch in av[1]) + ")"
-        if len(written) > _WORTH:
-            merged = _positions([(op, av)])
-            if merged is not None:
-                return _render_positions(*merged)
+        if merged is not None and len(written) > _WORTH:
+            return _render_positions(*merged)
         return written
     if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT):
         low, high = av[0], av[1]

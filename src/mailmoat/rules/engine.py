@@ -199,9 +199,12 @@ class Prefilter:
 def _line_item(ident: int, regex: re.Pattern[str]) -> tuple[int, bytes, int] | None:
     """``regex`` as one exact pattern over lines joined (``approx.line_exact``),
     None when that is not exact or Hyperscan refuses it."""
+    # No class of ``source`` holds the newline, so no ``^`` is followed by
+    # something that can match one (``newline_after_caret``): Hyperscan
+    # decides such patterns reliably together.
     source = line_exact(regex)
-    if source is None or newline_after_caret(re.compile(source, regex.flags)):
-        return None  # Hyperscan misses some of the latter among others
+    if source is None:
+        return None
     flags = _hs.HS_FLAG_ALLOWEMPTY | _hs.HS_FLAG_SINGLEMATCH | _hs.HS_FLAG_MULTILINE
     if regex.flags & re.IGNORECASE:
         flags |= _hs.HS_FLAG_CASELESS
@@ -217,16 +220,22 @@ def _prefilter_item(ident: int, regex: re.Pattern[str]) -> tuple[int, bytes, int
     """``regex`` as one prefilter pattern (id, source, flags), or, when
     Hyperscan refuses it (too large), a smaller superset of it
     (``approx.superset``); None when neither compiles."""
-    for candidate in (regex, superset(regex)):
-        if candidate is None or newline_after_caret(candidate):
-            continue  # Hyperscan misses some of the latter among others
-        item = (ident, hyperscan_source(candidate, True), _flags(candidate, True))
-        try:
-            _compile([(0, item[1], item[2])])
-        except _hs.error:
-            continue
-        return item
-    return None
+    item = _compiled_prefilter_item(ident, regex)
+    if item is None and not newline_after_caret(regex):
+        wider = superset(regex)  # only now: widening is slow to work out
+        item = _compiled_prefilter_item(ident, wider) if wider is not None else None
+    return item
+
+
+def _compiled_prefilter_item(ident: int, regex: re.Pattern[str]) -> tuple[int, bytes, int] | None:
+    if newline_after_caret(regex):
+        return None  # Hyperscan misses some of these among others
+    item = (ident, hyperscan_source(regex, True), _flags(regex, True))
+    try:
+        _compile([(0, item[1], item[2])])
+    except _hs.error:
+        return None
+    return item
 
 
 def _scan(database: Any, data: bytes) -> set[int]:

@@ -195,8 +195,6 @@ class Step:
     limit: int  # matches counted at most
     # Set for a regex ``re`` must not run (backtracking risk): the engine decides.
     exact: engine.Exact | None = None
-    # Set for rules of line texts: one search over the lines joined (``lines``).
-    joined: re.Pattern[str] | None = None
 
     @classmethod
     def of(cls, position: int, rule: Rule) -> Step:
@@ -263,6 +261,9 @@ class _EngineText:
         self.steps = steps
         self.prefilter = prefilter
         self.decided = decided
+        self.line_text = group in lines.LINE_TEXTS
+        # One search over the lines joined (``lines``) for a rule of a line text.
+        self.line_regexes: dict[int, re.Pattern[str] | None] = {}
         self.size = len(steps) + (len(decided.accepted) if decided else 0)
         self.keys = tuple(dict.fromkeys(step.text for step in steps.values()))
 
@@ -278,8 +279,6 @@ class _EngineText:
         taken: dict[int, Step] = {}
         for step in steps:
             if step.position in prefilter.accepted:
-                if group in lines.LINE_TEXTS and step.exact is None and step.limit == 1:
-                    step = replace(step, joined=lines.line_regex(step.regex))
                 taken[step.position] = step
             else:
                 fallback(step)  # refused by the engine: the pure-Python path
@@ -300,8 +299,14 @@ class _EngineText:
                 hits[position] = 1
         for position in self.prefilter.scan(data):
             step = self.steps[position]
-            if step.joined is not None:
-                verdict = lines.decide(step.joined, joined)
+            if self.line_text and step.exact is None and step.limit == 1:
+                if position not in self.line_regexes:  # compiled on first use: few are
+                    self.line_regexes[position] = lines.line_regex(step.regex)
+                line_regex = self.line_regexes[position]
+            else:
+                line_regex = None
+            if line_regex is not None:
+                verdict = lines.decide(line_regex, joined)
                 if verdict is not None:
                     hits[position] = int(verdict)
                     continue
