@@ -23,6 +23,7 @@ import re
 from typing import Any
 
 from mailmoat.rules.prefilter import parsed
+from mailmoat.rules.shapes import chars_as_written
 
 _sre: Any = importlib.import_module("re._parser")
 _POSITIONS = 12  # an alternation of strings up to this long may be merged by position
@@ -51,9 +52,7 @@ def superset(regex: re.Pattern[str]) -> re.Pattern[str] | None:
 
 def _chars(op: Any, av: Any) -> frozenset[int] | None:
     """The byte values one single-character item matches (None: not one)."""
-    from mailmoat.rules.engine import _chars_as_written  # the same reading as the guard
-
-    found = _chars_as_written(op, av)
+    found = chars_as_written(op, av)
     return None if found is None else frozenset(c for c in found if c < 256)
 
 
