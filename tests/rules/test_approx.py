@@ -70,6 +70,9 @@ LINE_PATTERNS = [
     (r"[^x]{3}bar", re.A),
     (r"\bbar\b", re.A | re.I),
     (r"(?i:FOO)\W+bar", re.A),
+    (r"^\s+$", re.A),  # a last line of spaces: Hyperscan alone misses some
+    (r"^ ?x$", re.A),
+    (r"bar\s*$", re.A),
 ]
 
 
@@ -82,8 +85,8 @@ def test_line_exact_decides_over_joined_lines_as_re_does_line_by_line(
     decided = engine.Prefilter([(1, regex)], lines=True)
     assert decided.accepted == {1}
     rng = random.Random(pattern)
-    words = ["foo", "bar", "baz", "FOO", "x", " ", "\t", "-"]
-    for _ in range(400):
+    words = ["foo", "bar", "baz", "FOO", "x", " ", "\t", "-", ""]
+    for _ in range(3000):
         found = [" ".join(rng.choices(words, k=rng.randint(0, 4))) for _ in range(3)]
         expected = any(regex.search(line) for line in found)
         got = decided.scan("\n".join(found).encode("latin-1")) == {1}
@@ -95,3 +98,9 @@ def test_line_exact_refuses_what_joining_would_change() -> None:
     assert line_exact(re.compile(r"\Afoo", re.A)) is None  # string anchor
     assert line_exact(re.compile(r"(a)\1", re.A)) is None  # back-reference
     assert line_exact(re.compile(r"foo")) is None  # Unicode classes and case
+
+
+@pytest.mark.skipif(not engine.available() and not in_ci(), reason="hyperscan not installed")
+def test_patterns_that_may_match_an_empty_line_are_not_decided_by_the_engine() -> None:
+    for nullable in (r"^\s*$", r"^$", r"x*"):  # Hyperscan misses some: re confirms them
+        assert engine.Prefilter([(1, re.compile(nullable, re.A))], lines=True).accepted == set()

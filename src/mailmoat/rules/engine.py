@@ -167,6 +167,7 @@ class Prefilter:
         chunk: int = 256,
         lines: bool = False,
     ) -> None:
+        self.lines = lines
         self.accepted: set[int] = set()
         # (database, the caller's id of each of its patterns): ids inside a
         # database are local, so the compiled-database cache does not depend
@@ -191,6 +192,11 @@ class Prefilter:
             self.accepted.update(ids)
 
     def scan(self, data: bytes) -> set[int]:
+        if self.lines:
+            # Hyperscan 5.4 misses some matches that end at the very end of the
+            # data (``^\s+$`` on a last line of spaces): a newline after the
+            # last line, harmless since no line pattern matches an empty line.
+            data += b"\n"
         found: set[int] = set()
         for database, ids in self.databases:
             found.update(ids[n] for n in _scan(database, data))
@@ -204,8 +210,8 @@ def _line_item(ident: int, regex: re.Pattern[str]) -> tuple[int, bytes, int] | N
     # something that can match one (``newline_after_caret``): Hyperscan
     # decides such patterns reliably together.
     source = line_exact(regex)
-    if source is None:
-        return None
+    if source is None or regex.search("") is not None:
+        return None  # not exact, or may match an empty line (see ``scan``)
     flags = _hs.HS_FLAG_ALLOWEMPTY | _hs.HS_FLAG_SINGLEMATCH | _hs.HS_FLAG_MULTILINE
     if regex.flags & re.IGNORECASE:
         flags |= _hs.HS_FLAG_CASELESS
