@@ -6,8 +6,9 @@ prefilter for everything). ``Prefilter(patterns)`` compiles Python regexes (thei
 into Hyperscan databases in prefilter mode: ``scan(data)`` returns the ids
 of the patterns that *may* match somewhere (a superset: each value of a
 text is searched again with ``re``), ``^``/``$`` being taken at every line.
-``accepted`` lists the ids it took; a pattern Hyperscan refuses is left to
-the pure-Python path.
+``accepted`` lists the ids it took; a pattern Hyperscan refuses as too
+large is prefiltered through a smaller superset of it (``approx``), one it
+refuses otherwise is left to the pure-Python path.
 ``Exact(regex)`` compiles one regex exactly (no prefilter): its ``search``
 decides a match in linear time, without backtracking. ``backtracking_risk``
 says whether a regex has the shape that makes ``re`` backtrack
@@ -37,15 +38,17 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mailmoat.rules.prefilter import parsed
+from mailmoat.rules.approx import line_exact, superset
+
+# The backtracking guard is part of this module's contract (re-exported).
+from mailmoat.rules.shapes import backtracking_risk as backtracking_risk
+from mailmoat.rules.shapes import newline_after_caret
 
 try:
     _hs: Any = importlib.import_module("hyperscan")
 except ImportError:  # the engine is optional: the pure-Python path takes over
     _hs = None
 
-_sre: Any = importlib.import_module("re._parser")
-_UNBOUNDED = 10  # a repeat of more than this many counts as unbounded
 _WIDEN = 8  # counted repeats above this become unbounded in prefilter patterns
 DISABLED = False  # tests set it to run the pure-Python path
 
@@ -153,9 +156,18 @@ def _store(path: Path, data: bytes) -> None:
 
 class Prefilter:
     """Regexes in Hyperscan databases (prefilter mode, ``chunk`` per database:
-    one database for all compiles far slower than its parts)."""
+    one database for all compiles far slower than its parts). With
+    ``lines``, the regexes of a line text compiled exactly instead
+    (``approx.line_exact``): ``scan`` over the lines joined by newlines then
+    gives exactly the patterns that match one of the lines, no superset."""
 
-    def __init__(self, patterns: Iterable[tuple[int, re.Pattern[str]]], chunk: int = 256) -> None:
+    def __init__(
+        self,
+        patterns: Iterable[tuple[int, re.Pattern[str]]],
+        chunk: int = 256,
+        lines: bool = False,
+    ) -> None:
+        self.lines = lines
         self.accepted: set[int] = set()
         # (database, the caller's id of each of its patterns): ids inside a
         # database are local, so the compiled-database cache does not depend
@@ -163,12 +175,8 @@ class Prefilter:
         self.databases: list[tuple[Any, list[int]]] = []
         batch: list[tuple[int, bytes, int]] = []
         for ident, regex in patterns:
-            if newline_after_caret(regex):
-                continue  # Hyperscan misses some of these among others: pure Python
-            item = (ident, hyperscan_source(regex, True), _flags(regex, True))
-            try:
-                _compile([(0, item[1], item[2])])
-            except _hs.error:
+            item = _line_item(ident, regex) if lines else _prefilter_item(ident, regex)
+            if item is None:
                 continue  # left to the pure-Python path
             batch.append(item)
             if len(batch) == chunk:
@@ -184,10 +192,57 @@ class Prefilter:
             self.accepted.update(ids)
 
     def scan(self, data: bytes) -> set[int]:
+        if self.lines:
+            # Hyperscan 5.4 misses some matches that end at the very end of the
+            # data (``^\s+$`` on a last line of spaces): a newline after the
+            # last line, harmless since no line pattern matches an empty line.
+            data += b"\n"
         found: set[int] = set()
         for database, ids in self.databases:
             found.update(ids[n] for n in _scan(database, data))
         return found
+
+
+def _line_item(ident: int, regex: re.Pattern[str]) -> tuple[int, bytes, int] | None:
+    """``regex`` as one exact pattern over lines joined (``approx.line_exact``),
+    None when that is not exact or Hyperscan refuses it."""
+    # No class of ``source`` holds the newline, so no ``^`` is followed by
+    # something that can match one (``newline_after_caret``): Hyperscan
+    # decides such patterns reliably together.
+    source = line_exact(regex)
+    if source is None or regex.search("") is not None:
+        return None  # not exact, or may match an empty line (see ``scan``)
+    flags = _hs.HS_FLAG_ALLOWEMPTY | _hs.HS_FLAG_SINGLEMATCH | _hs.HS_FLAG_MULTILINE
+    if regex.flags & re.IGNORECASE:
+        flags |= _hs.HS_FLAG_CASELESS
+    item = (ident, source.encode("latin-1"), int(flags))
+    try:
+        _compile([(0, item[1], item[2])])
+    except _hs.error:
+        return None
+    return item
+
+
+def _prefilter_item(ident: int, regex: re.Pattern[str]) -> tuple[int, bytes, int] | None:
+    """``regex`` as one prefilter pattern (id, source, flags), or, when
+    Hyperscan refuses it (too large), a smaller superset of it
+    (``approx.superset``); None when neither compiles."""
+    item = _compiled_prefilter_item(ident, regex)
+    if item is None and not newline_after_caret(regex):
+        wider = superset(regex)  # only now: widening is slow to work out
+        item = _compiled_prefilter_item(ident, wider) if wider is not None else None
+    return item
+
+
+def _compiled_prefilter_item(ident: int, regex: re.Pattern[str]) -> tuple[int, bytes, int] | None:
+    if newline_after_caret(regex):
+        return None  # Hyperscan misses some of these among others
+    item = (ident, hyperscan_source(regex, True), _flags(regex, True))
+    try:
+        _compile([(0, item[1], item[2])])
+    except _hs.error:
+        return None
+    return item
 
 
 def _scan(database: Any, data: bytes) -> set[int]:
@@ -223,173 +278,3 @@ class Exact:
         with contextlib.suppress(_hs.error):  # raised when the handler stops the scan
             self.database.scan(text.encode("latin-1", "replace"), match_event_handler=seen)
         return bool(found)
-
-
-def backtracking_risk(regex: re.Pattern[str]) -> bool:
-    """Whether ``regex`` nests a variable repeat or an alternation inside a
-    repeat of unbounded length (``(a+)+``, ``(\\w+\\s?)*``, ``(a|ab)*``)."""
-    try:
-        tree = parsed(regex.pattern, regex.flags)
-    except Exception:  # the private parser changed: assume the worst
-        return True
-    return _risky(tree.data)
-
-
-def _variable(items: Any) -> bool:
-    """Whether a parsed sequence has a repeat or an alternation in it."""
-    for op, av in items:
-        if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and av[0] != av[1]:
-            return True
-        if op is _sre.BRANCH:
-            return True
-        if op is _sre.SUBPATTERN and _variable(av[3]):
-            return True
-        if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and _variable(av[2]):
-            return True
-        if op in (_sre.ASSERT, _sre.ASSERT_NOT) and _variable(av[1]):
-            return True
-    return False
-
-
-def _risky(items: Any) -> bool:
-    for op, av in items:
-        if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
-            unbounded = av[1] is _sre.MAXREPEAT or av[1] > _UNBOUNDED
-            if (unbounded and _variable(av[2]) and not _delimited(av[2])) or _risky(av[2]):
-                return True
-        elif op is _sre.SUBPATTERN:
-            if _risky(av[3]):
-                return True
-        elif op is _sre.BRANCH:
-            if any(_risky(branch) for branch in av[1]):
-                return True
-        elif op in (_sre.ASSERT, _sre.ASSERT_NOT) and _risky(av[1]):
-            return True
-    return False
-
-
-_ALL = frozenset(range(256))
-_CATEGORIES: dict[Any, frozenset[int]] = {}
-
-
-def _category(code: Any) -> frozenset[int]:
-    if code not in _CATEGORIES:
-        probe = {
-            _sre.CATEGORY_DIGIT: r"\d",
-            _sre.CATEGORY_NOT_DIGIT: r"\D",
-            _sre.CATEGORY_SPACE: r"\s",
-            _sre.CATEGORY_NOT_SPACE: r"\S",
-            _sre.CATEGORY_WORD: r"\w",
-            _sre.CATEGORY_NOT_WORD: r"\W",
-        }.get(code)
-        found = _ALL if probe is None else {c for c in _ALL if re.match(probe, chr(c), re.A)}
-        _CATEGORIES[code] = frozenset(found)
-    return _CATEGORIES[code]
-
-
-def _chars(op: Any, av: Any) -> frozenset[int] | None:
-    """The byte values one parsed single-character item may match, closed
-    under ASCII case (None: not a single-character item). Over-approximated:
-    a larger set only makes ``_delimited`` say no more often."""
-    found = _chars_as_written(op, av)
-    if found is None:
-        return None
-    letters = {ord(chr(c).swapcase()) for c in found if chr(c).isascii() and chr(c).isalpha()}
-    return found | letters
-
-
-def _chars_as_written(op: Any, av: Any) -> frozenset[int] | None:
-    if op is _sre.LITERAL:
-        return frozenset({av}) if av < 256 else frozenset()
-    if op is _sre.NOT_LITERAL:
-        return _ALL - {av}
-    if op is _sre.ANY:
-        return _ALL
-    if op is _sre.IN:
-        found: set[int] = set()
-        negate = False
-        for kind, value in av:
-            if kind is _sre.NEGATE:
-                negate = True
-            elif kind is _sre.LITERAL:
-                found.add(value)
-            elif kind is _sre.RANGE:
-                found.update(range(value[0], min(value[1], 255) + 1))
-            elif kind is _sre.CATEGORY:
-                found |= _category(value)
-            else:
-                return _ALL
-        return _ALL - found if negate else frozenset(found)
-    return None
-
-
-def _delimited(items: Any) -> bool:
-    """Whether each iteration of a repeated sequence ends at a delimiter its
-    variable parts cannot match (``[^\\n]{1,200}\\n+``, ``\\w+\\.``), so the
-    text splits into iterations one way only (no exponential backtracking)."""
-    parts: list[tuple[frozenset[int], int, int]] = []  # (chars, min, max)
-    for op, av in items:
-        chars = _chars(op, av)
-        if chars is not None:
-            parts.append((chars, 1, 1))
-            continue
-        if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and len(av[2]) == 1:
-            inner = _chars(*av[2][0])
-            if inner is not None:
-                parts.append((inner, av[0], -1 if av[1] is _sre.MAXREPEAT else av[1]))
-                continue
-        return False
-    if not parts:
-        return False
-    chars, low, high = parts[-1]
-    if low < 1:
-        return False
-    others = parts[:-1]
-    if any(part[1] != part[2] and part[0] & chars for part in others):
-        return False  # a variable part can eat the delimiter
-    if low == high:
-        return True
-    return any(part[1] >= 1 and not part[0] & chars for part in others)
-
-
-def newline_after_caret(regex: re.Pattern[str]) -> bool:
-    """Whether a ``^`` is followed by something that can match a newline
-    (``^[^>].*?<a href=`` under ``/m``). Hyperscan 5.4 (the wheel's) misses
-    some matches of such patterns when other patterns share the database
-    (seen on the corpus: found alone, not together), so they stay with ``re``."""
-    try:
-        tree = parsed(regex.pattern, regex.flags)
-    except Exception:  # the private parser changed: assume the worst
-        return True
-    return _caret_newline(list(tree.data))
-
-
-def _caret_newline(items: list[Any]) -> bool:
-    for index, (op, av) in enumerate(items):
-        if op is _sre.AT and av in (_sre.AT_BEGINNING, _sre.AT_BEGINNING_LINE):
-            follower = items[index + 1] if index + 1 < len(items) else None
-            if follower is not None and _may_start_with_newline(*follower):
-                return True
-        elif op is _sre.SUBPATTERN and _caret_newline(list(av[3])):
-            return True
-        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT):
-            if _caret_newline(list(av[2])):
-                return True
-        elif (op is _sre.BRANCH and any(_caret_newline(list(b)) for b in av[1])) or (
-            op in (_sre.ASSERT, _sre.ASSERT_NOT) and _caret_newline(list(av[1]))
-        ):
-            return True
-    return False
-
-
-def _may_start_with_newline(op: Any, av: Any) -> bool:
-    chars = _chars(op, av)
-    if chars is not None:
-        return 10 in chars
-    if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT):
-        inner = list(av[2])
-        return bool(inner) and _may_start_with_newline(*inner[0])
-    if op is _sre.SUBPATTERN:
-        inner = list(av[3])
-        return bool(inner) and _may_start_with_newline(*inner[0])
-    return op is _sre.BRANCH  # not looked into: assume it may

@@ -41,15 +41,26 @@ __all__ = ["BODY_LIMIT", "RAW_LIMIT", "RuleSet", "Step", "match"]
 # SpamAssassin's byte texts: the engine scans bytes with ASCII semantics, which
 # is not a superset of the Unicode matching of the TOML rules.
 ENGINE_TEXTS = frozenset({"sa-body", "sa-body-nosubject", "sa-rawbody", "sa-full", "sa-uri"})
-# SpamAssassin's header texts, each small: one scan over all of them (joined)
-# finds the few header rules worth confirming on their own text.
+# SpamAssassin's header texts, most of them small: one scan over all of them
+# (joined) finds the few header rules worth confirming on their own text. The
+# large ones (every header, the Received chain, the relays) are scanned apart,
+# each with only its own rules: a scan costs about its length times the rules.
 HEADERS = "sa-header:*"
+_LARGE_HEADERS = {
+    "all": "all",
+    "received": "received",
+    "x-spam-relays-external": "relays",
+    "x-spam-relays-untrusted": "relays",
+}
 
 
 def _engine_group(text: str) -> str:
     if text in ENGINE_TEXTS:
         return text
-    return HEADERS if text.startswith("sa-header:") else ""
+    if not text.startswith("sa-header:"):
+        return ""
+    large = _LARGE_HEADERS.get(text[len("sa-header:") :].split(":")[0].lower())
+    return f"{HEADERS}{large}" if large else HEADERS
 
 
 def match(rules: Sequence[Rule], tx: Transaction) -> list[Rule]:
@@ -97,7 +108,10 @@ class RuleSet(Sequence[Rule]):
                     scan(step)
             index[rule.name] = position
         self._engines = [_EngineText.of(text, steps, scan) for text, steps in for_engine.items()]
-        self._scans = [(text, tuple(by_fold.values())) for text, by_fold in scans.items()]
+        self._scans = [
+            (text, tuple(by_fold.values()), _on_empty(by_fold.values()))
+            for text, by_fold in scans.items()
+        ]
         self._metas = metas.build()
         self._fields = frozenset(
             {"subject"}
@@ -134,10 +148,14 @@ class RuleSet(Sequence[Rule]):
         hits = [0] * len(self._rules)
         for engine_text in self._engines:
             engine_text.run(texts, hits)
-        for text, scans in self._scans:
+        for text, scans, on_empty in self._scans:
             values = texts.values(text)
             if not values:
                 continue  # nothing to search: no rule of this text can hit
+            if values == _EMPTY:  # a header that exists, an absent one, an eval: known
+                for position, count in on_empty:
+                    hits[position] = count
+                continue
             for scan in scans:
                 haystack = texts.haystack(text, scan.folded) if scan.literals else None
                 for step in scan.candidates(haystack):
@@ -145,6 +163,22 @@ class RuleSet(Sequence[Rule]):
         self._metas(hits)
         rules = self._rules
         return [(rules[i], hits[i]) for i in compress(range(len(hits)), hits)]
+
+
+_EMPTY = [""]
+
+
+def _on_empty(scans: Iterable[Scan]) -> tuple[tuple[int, int], ...]:
+    """(position, hit count) of the rules of ``scans`` that hit when their
+    text is one empty value (as ``match_counts`` would find, worked out once)."""
+    found: list[tuple[int, int]] = []
+    for scan in scans:
+        haystack = Haystack("", True) if scan.literals else None
+        for step in scan.candidates(haystack):
+            count = step.count(_EMPTY, haystack)
+            if count:
+                found.append((step.position, count))
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -161,8 +195,6 @@ class Step:
     limit: int  # matches counted at most
     # Set for a regex ``re`` must not run (backtracking risk): the engine decides.
     exact: engine.Exact | None = None
-    # Set for rules of line texts: one search over the lines joined (``lines``).
-    joined: re.Pattern[str] | None = None
 
     @classmethod
     def of(cls, position: int, rule: Rule) -> Step:
@@ -218,28 +250,42 @@ class _EngineText:
     or over the header texts joined); only the rules it reports run their
     regex, each on its own text."""
 
-    def __init__(self, group: str, steps: dict[int, Step], prefilter: engine.Prefilter) -> None:
+    def __init__(
+        self,
+        group: str,
+        steps: dict[int, Step],
+        prefilter: engine.Prefilter,
+        decided: engine.Prefilter | None,
+    ) -> None:
         self.group = group
         self.steps = steps
         self.prefilter = prefilter
-        self.size = len(steps)
+        self.decided = decided
+        self.line_text = group in lines.LINE_TEXTS
+        # One search over the lines joined (``lines``) for a rule of a line text.
+        self.line_regexes: dict[int, re.Pattern[str] | None] = {}
+        self.size = len(steps) + (len(decided.accepted) if decided else 0)
         self.keys = tuple(dict.fromkeys(step.text for step in steps.values()))
 
     @classmethod
     def of(cls, group: str, steps: list[Step], fallback: Callable[[Step], None]) -> _EngineText:
+        decided = None
+        if group in lines.LINE_TEXTS:
+            # A rule that hits once at most on a line text: the engine decides it.
+            single = [(step.position, step.regex) for step in steps if step.limit == 1]
+            decided = engine.Prefilter(single, lines=True)
+            steps = [step for step in steps if step.position not in decided.accepted]
         prefilter = engine.Prefilter((step.position, step.regex) for step in steps)
         taken: dict[int, Step] = {}
         for step in steps:
             if step.position in prefilter.accepted:
-                if group in lines.LINE_TEXTS and step.exact is None and step.limit == 1:
-                    step = replace(step, joined=lines.line_regex(step.regex))
                 taken[step.position] = step
             else:
                 fallback(step)  # refused by the engine: the pure-Python path
-        return cls(group, taken, prefilter)
+        return cls(group, taken, prefilter, decided)
 
     def run(self, texts: Texts, hits: list[int]) -> None:
-        if self.group == HEADERS:
+        if self.group.startswith(HEADERS):
             # Distinct values only: the decoded and raw forms of a field are
             # often the same, and a rule's match needs its text once.
             joined = "\n".join(dict.fromkeys(v for key in self.keys for v in texts.values(key)))
@@ -247,10 +293,20 @@ class _EngineText:
             joined = texts.joined(self.group)
         else:
             return
-        for position in self.prefilter.scan(joined.encode("latin-1", "replace")):
+        data = joined.encode("latin-1", "replace")
+        if self.decided is not None:
+            for position in self.decided.scan(data):
+                hits[position] = 1
+        for position in self.prefilter.scan(data):
             step = self.steps[position]
-            if step.joined is not None:
-                verdict = lines.decide(step.joined, joined)
+            if self.line_text and step.exact is None and step.limit == 1:
+                if position not in self.line_regexes:  # compiled on first use: few are
+                    self.line_regexes[position] = lines.line_regex(step.regex)
+                line_regex = self.line_regexes[position]
+            else:
+                line_regex = None
+            if line_regex is not None:
+                verdict = lines.decide(line_regex, joined)
                 if verdict is not None:
                     hits[position] = int(verdict)
                     continue

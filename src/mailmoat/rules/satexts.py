@@ -33,6 +33,7 @@ Nothing here raises on odd content.
 from __future__ import annotations
 
 import email.utils
+import functools
 import ipaddress
 import re
 from typing import Any
@@ -72,9 +73,14 @@ def _pieces(line: str) -> list[str]:
     return pieces
 
 
+def subject_lines(message: Any) -> list[str]:
+    """The lines ``body_lines`` starts with when it includes the Subject."""
+    return _pieces(as_bytes(message.subject[:BODY_LIMIT]))
+
+
 def body_lines(message: Any, subject: bool = True) -> list[str]:
     text = "\n\n".join(t for t in (message.text, message.html_text) if t)[:BODY_LIMIT]
-    lines = _pieces(as_bytes(message.subject[:BODY_LIMIT])) if subject else []
+    lines = subject_lines(message) if subject else []
     for paragraph in _PARAGRAPH.split(text):
         line = _SPACE.sub(" ", paragraph).strip()
         if line:
@@ -146,12 +152,19 @@ def header_text(spec: str, fields: Fields) -> str | None:
     if not values:
         return None
     if modifier.startswith(("addr", "name")):
-        addresses = email.utils.getaddresses(values)
-        display, address = addresses[0] if addresses else ("", "")
+        display, address = _first_address(tuple(values))
         if name == "envelopefrom" or not address:
             address = values[0].strip().strip("<>")
         return display if modifier.startswith("name") else address
     return "".join(f"{v}\n" for v in values)
+
+
+@functools.lru_cache(maxsize=4096)
+def _first_address(values: tuple[str, ...]) -> tuple[str, str]:
+    """(display name, address) of the first address in ``values`` (the same
+    senders come back message after message: parsed once)."""
+    addresses = email.utils.getaddresses(values)
+    return addresses[0] if addresses else ("", "")
 
 
 _IP = re.compile(r"\[?(?:IPv6:)?(\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]+)\]?")

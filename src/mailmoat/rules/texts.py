@@ -29,8 +29,6 @@ RAW_LIMIT = 256 * 1024
 BODY_LIMIT = 256 * 1024
 
 _SA_TEXTS: dict[str, Callable[[Any], list[str]]] = {
-    "sa-body": satexts.body_lines,
-    "sa-body-nosubject": lambda message: satexts.body_lines(message, subject=False),
     "sa-rawbody": satexts.rawbody_chunks,
     "sa-full": satexts.full_text,
     "sa-uri": satexts.uris,
@@ -49,6 +47,7 @@ class Texts:
         self._by_name: dict[bool, satexts.Fields] = {}  # raw -> header fields
         self._header_texts: dict[str, str | None] = {}
         self._relays: str | None = None
+        self._body_lines: list[str] | None = None
 
     def values(self, key: str) -> list[str]:
         made = self.made.get(key)
@@ -88,6 +87,13 @@ class Texts:
         maker = _SA_TEXTS.get(key)
         if maker is not None:
             return maker(self.message)
+        if key in ("sa-body", "sa-body-nosubject"):
+            # The same lines, with and without the Subject's: made once.
+            if self._body_lines is None:
+                self._body_lines = satexts.body_lines(self.message, subject=False)
+            if key == "sa-body-nosubject":
+                return self._body_lines
+            return satexts.subject_lines(self.message) + self._body_lines
         kind, _, spec = key.partition(":")
         if kind == "sa-eval":
             return [""] if evals.NATIVE[spec](self.message, self.tx) else []
