@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_problems(report: LoadReport, every: bool) -> int:
     problems = report.problems()
-    failing = [p for p in problems if p.admin or p.fatal]
+    failing = [p for p in problems if p.failing]
     system = len(problems) - len(failing)
     for problem in problems if every else failing:
         print(f"{problem.where}: {problem.detail}")

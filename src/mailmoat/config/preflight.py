@@ -115,7 +115,7 @@ def _rule_problems(config: Config) -> list[str]:
     _rules, report = load_configured(config.rules)
     lines = []
     for problem in report.problems():
-        if not (problem.admin or problem.fatal):
+        if not problem.failing:
             continue
         if problem.reason == "toml":
             lines.append(f"rules.files: {problem.detail}")

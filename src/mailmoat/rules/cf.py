@@ -71,6 +71,12 @@ class Problem:
     admin: bool
     fatal: bool = False  # an unreadable file
 
+    @property
+    def failing(self) -> bool:
+        """Whether it fails a check: a problem in the admin's own files, or
+        an unreadable file (the system files' problems are only counted)."""
+        return self.admin or self.fatal
+
 
 @dataclass
 class CfRead:

@@ -15,9 +15,10 @@ UTF-8 first, as SpamAssassin with ``normalize_charset`` sees it), bounded:
 - ``relays``: SpamAssassin's ``X-Spam-Relays-External`` pseudo-header,
   ``[ ip=... rdns=... helo=... by=... ident= envfrom=... intl=0 id=... auth=...
   msa=0 ]`` per relay, newest first: the connecting client (from the
-  session, unless on loopback), then each ``Received: from`` header (best
-  effort parse). With no trusted networks every relay is external, so the
-  same text serves ``X-Spam-Relays-Untrusted``;
+  session), then each ``Received: from`` header (best effort parse), less
+  the trusted ones at the top (loopback and private addresses, up to the
+  first public one: SpamAssassin's inference without ``trusted_networks``).
+  The same text serves ``X-Spam-Relays-Untrusted``;
 - ``header_text(spec)``: a header as SpamAssassin's ``get`` gives it:
   every value followed by a newline (``Name``), the raw folded values
   (``Name:raw``), the first address (``Name:addr``) or display name
@@ -42,7 +43,6 @@ LINE_LIMIT = 2048
 HEADER_LIMIT = 8 * 1024  # of each header value: a regex's work stays bounded
 BODY_LIMIT = 256 * 1024
 FULL_LIMIT = 256 * 1024
-PSEUDO_HEADERS = frozenset({"all", "tocc", "messageid", "envelopefrom"})
 RELAY_HEADERS = frozenset({"x-spam-relays-external", "x-spam-relays-untrusted"})
 UNSUPPORTED_HEADERS = frozenset(
     {"x-spam-relays-internal", "x-spam-relays-trusted", "x-spam-last-external"}
