@@ -62,22 +62,20 @@ SPEC = CheckSpec(
     symbols=tuple(
         SymbolSpec(
             f"SPF_{result.upper()}",
-            scores[0],
+            mail,
             f"SPF {result}: {text} the envelope sender's domain.",
             "authentication",
         )
-        for result, scores in _RESULTS.items()
-        for text in (scores[2],)
+        for result, (mail, _helo, text) in _RESULTS.items()
     )
     + tuple(
         SymbolSpec(
             f"SPF_HELO_{result.upper()}",
-            scores[1],
+            helo,
             f"SPF {result} for the HELO name: {text} that name.",
             "authentication",
         )
-        for result, scores in _RESULTS.items()
-        for text in (scores[2],)
+        for result, (_mail, helo, text) in _RESULTS.items()
     ),
 )
 
