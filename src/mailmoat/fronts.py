@@ -31,7 +31,9 @@ from typing import ClassVar
 from mailmoat.checks.base import Services
 from mailmoat.checks.registry import build_checks
 from mailmoat.config import Config, ConfigError, load_runtime_config, parse_hostport
+from mailmoat.logs import configure as configure_logging
 from mailmoat.pipeline import Pipeline
+from mailmoat.process import drop_privileges
 from mailmoat.runtime import build_services, describe, rebuild
 
 log = logging.getLogger("mailmoat.front")
@@ -185,7 +187,7 @@ async def run_front(
         return config
 
     config = read_config()
-    logging.getLogger().setLevel(config.log.level.upper())
+    configure_logging(config.log)
     runtime = await FrontRuntime.open(config)
     server = server_class(runtime)
 
@@ -208,6 +210,7 @@ async def run_front(
                 f"{config.source}: {section}.listen: cannot listen on "
                 f"{server.listen()!r}: {exc.strerror or exc}"
             ) from exc
+        drop_privileges(config)
         assert server.server is not None
         await serve_until_signalled(server.server, section, reload)
         await server.stop()

@@ -34,6 +34,7 @@ from mailmoat.classify.persist import (
     stored_version,
 )
 from mailmoat.message import parse_message
+from mailmoat.metrics import count_learn
 
 __all__ = [
     "MODEL_KEY",
@@ -62,6 +63,7 @@ async def learn_message(
     none) and save it; with no store, into ``classifier.model_path``.
     Retries a few times when another node saved concurrently."""
     parsed = parse_message(message)
+    count_learn("spam" if is_spam else "ham")
     for _ in range(5):
         model = await load_from_store(store, key) if store is not None else None
         if model is None:

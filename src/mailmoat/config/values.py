@@ -230,6 +230,9 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "quarantine.directory": (text(empty=False),),
     "quarantine.retention_days": (_COUNT,),
     "log.level": (log_level,),
+    "log.target": (choice("stderr", "syslog", "journald"),),
+    "log.facility": (choice("mail", "daemon", "user", *(f"local{n}" for n in range(8))),),
+    "log.socket": (text(spaces=False),),
     "stats.enabled": (),
     "stats.node": (text(spaces=False),),
     "stats.flush_interval": (at_least(0.1),),
@@ -330,6 +333,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "classifier.autolearn_ham_threshold": (),
     "classifier.autolearn_flush_interval": (at_least(1),),
     "classifier.autolearn_max_pending": (_COUNT,),
+    "process.user": (text(spaces=False),),
+    "process.group": (text(spaces=False),),
 }
 
 
