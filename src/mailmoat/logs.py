@@ -143,6 +143,9 @@ def handler_for(settings: LogConfig) -> logging.Handler | None:
     try:
         if settings.target == "syslog":
             path = settings.socket or SYSLOG_SOCKET
+            # SysLogHandler defers a failed connect to the first record: try now.
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+                probe.connect(path)
             syslog = logging.handlers.SysLogHandler(path, facility)
             syslog.ident = f"mailmoat[{os.getpid()}]: "
             syslog.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
