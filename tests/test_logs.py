@@ -166,7 +166,7 @@ def test_an_unreachable_log_socket_is_a_config_error(tmp_path: Path) -> None:
     root = logging.getLogger()
     handlers = list(root.handlers)
     for target in ("syslog", "journald"):
-        with pytest.raises(ConfigError, match="log.target: cannot log to"):
+        with pytest.raises(ConfigError, match=r"log\.target: cannot log to"):
             configure(LogConfig(target=target, socket=str(tmp_path / "absent.sock")))
     assert root.handlers == handlers
 
@@ -203,6 +203,4 @@ async def test_the_policy_door_logs_the_postfix_queue_id() -> None:
     assert answer.startswith(b"action=554")
     assert records and records[-1].mta_queue_id == "4ZxY1b2C3dz9"
     matches = [TRANSACTION_LINE.match(line) for line in LINES[seen:]]
-    assert [(m["front"], m["mta_queue_id"]) for m in matches if m] == [
-        ("policy", "4ZxY1b2C3dz9")
-    ]
+    assert [(m["front"], m["mta_queue_id"]) for m in matches if m] == [("policy", "4ZxY1b2C3dz9")]
