@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mailmoat.cli import main
 from commands.test_learn_eval import write_index
+from mailmoat.cli import main
 
 
 def test_eval_without_matplotlib_says_so_and_still_reports(
