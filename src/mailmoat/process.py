@@ -4,7 +4,8 @@ Contract: ``account_problems(settings)`` names a ``process.user`` or
 ``process.group`` that does not exist (the config validation path, so
 ``mailmoat config --check`` and every serving command refuse to start with
 one line naming it). ``dropping(settings)`` says whether this process will
-switch accounts (it runs as root and a user or group is set).
+switch accounts (it runs as root and a user or group is set); the
+commands then bind their listener first (``bind_socket`` for the fronts).
 ``drop_privileges(config)`` is called once the listeners are bound and
 before anything else is opened: it creates the state directories that do
 not exist yet (``delivery.maildir``, ``quarantine.directory``, the SQLite
@@ -23,6 +24,7 @@ import grp
 import logging
 import os
 import pwd
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,7 @@ class Account:
     user: str
     uid: int
     gid: int
+    home: str
 
 
 def account_problems(settings: ProcessConfig) -> list[str]:
@@ -61,16 +64,31 @@ def account_of(settings: ProcessConfig) -> Account:
         raise ConfigError(*problems)
     if settings.user:
         entry = pwd.getpwnam(settings.user)
-        uid, gid, user = entry.pw_uid, entry.pw_gid, entry.pw_name
+        uid, gid, user, home = entry.pw_uid, entry.pw_gid, entry.pw_name, entry.pw_dir
     else:
-        uid, gid, user = os.getuid(), os.getgid(), "root"
+        uid, gid, user, home = os.getuid(), os.getgid(), "root", os.environ.get("HOME", "/")
     if settings.group:
         gid = grp.getgrnam(settings.group).gr_gid
-    return Account(user, uid, gid)
+    return Account(user, uid, gid, home)
 
 
 def dropping(settings: ProcessConfig) -> bool:
     return os.geteuid() == 0 and bool(settings.user or settings.group)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (bound before the drop)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
 
 
 def state_paths(config: Config) -> list[tuple[str, Path]]:
@@ -130,6 +148,8 @@ def drop_privileges(config: Config) -> None:
         os.setgroups([account.gid])
     os.setgid(account.gid)
     os.setuid(account.uid)
+    # As su does: caches (the rules', under ~/.cache) follow the account.
+    os.environ.update(HOME=account.home, USER=account.user, LOGNAME=account.user)
     try:
         os.setuid(0)
     except PermissionError:
