@@ -16,6 +16,7 @@ way whatever a client sent.
 
 from __future__ import annotations
 
+import functools
 import logging
 import logging.handlers
 import os
@@ -54,11 +55,16 @@ def _hex(match: re.Match[str]) -> str:
 
 def field(value: str) -> str:
     """``value`` safe inside one field of the line (see the module contract)."""
-    return _UNSAFE.sub(_hex, value)
+    return _UNSAFE.sub(_hex, value) if _UNSAFE.search(value) else value
+
+
+@functools.lru_cache(maxsize=8192)
+def _symbol(name: str, score: float) -> str:
+    return f"{field(name)}={score:g}"
 
 
 def transaction_line(record: TransactionRecord) -> str:
-    symbols = ",".join(f"{field(s.name)}={s.score:g}" for s in record.symbols)
+    symbols = ",".join([_symbol(s.name, s.score) for s in record.symbols])
     message_id = record.message_id.strip().removeprefix("<").removesuffix(">")
     eod = f"{record.eod_seconds:.3f}s" if record.eod_seconds >= 0 else "-"
     return (

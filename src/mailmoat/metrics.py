@@ -62,22 +62,23 @@ COUNTERS: dict[str, tuple[tuple[str, ...], str]] = {
 class Metrics:
     def __init__(self) -> None:
         self.pending: defaultdict[str, float] = defaultdict(float)
-        self._keys: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {}
+        # histogram -> label -> (bucket bounds, bucket field names, sum field name)
+        self._keys: dict[str, dict[str, tuple[tuple[float, ...], tuple[str, ...], str]]] = {
+            name: {} for name in HISTOGRAMS
+        }
 
-    def _bucket_keys(self, name: str, label: str) -> tuple[tuple[str, ...], str]:
-        keys = self._keys.get((name, label))
-        if keys is None:
-            bounds = HISTOGRAMS[name][0]
-            base = f"{PREFIX}h|{name}|{label}|"
-            keys = tuple(f"{base}{i}" for i in range(len(bounds) + 1)), f"{base}sum"
-            self._keys[name, label] = keys
+    def _bucket_keys(self, name: str, label: str) -> tuple[tuple[float, ...], tuple[str, ...], str]:
+        bounds = HISTOGRAMS[name][0]
+        base = f"{PREFIX}h|{name}|{label}|"
+        keys = bounds, tuple(f"{base}{i}" for i in range(len(bounds) + 1)), f"{base}sum"
+        self._keys[name][label] = keys
         return keys
 
     def observe(self, name: str, seconds: float, label: str = "") -> None:
-        buckets, total = self._bucket_keys(name, label)
+        keys = self._keys[name].get(label) or self._bucket_keys(name, label)
         pending = self.pending
-        pending[buckets[bisect.bisect_left(HISTOGRAMS[name][0], seconds)]] += 1
-        pending[total] += seconds
+        pending[keys[1][bisect.bisect_left(keys[0], seconds)]] += 1
+        pending[keys[2]] += seconds
 
     def count(self, name: str, *labels: str, amount: float = 1.0) -> None:
         self.pending[f"{PREFIX}c|{name}|{'|'.join(labels)}"] += amount
