@@ -7,6 +7,7 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import dns.message
 import dns.rcode
@@ -99,3 +100,21 @@ async def test_store_errors_and_check_failures_are_counted() -> None:
     assert taken["m:c|store_errors|unavailable"] == 1
     assert taken["m:c|check_failures|crashes|error"] == 1
     assert taken["m:c|check_failures|hangs|timeout"] == 1
+
+
+async def test_learning_on_request_is_counted_by_label(tmp_path: Path) -> None:
+    from mailmoat.classify import learn_message
+    from mailmoat.config import Config
+    from mailmoat.store import open_store
+
+    METRICS.take()
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        message = b"Subject: cheap pills\r\n\r\nBuy cheap pills now.\r\n"
+        await learn_message(config=Config(), store=store, message=message, is_spam=True)
+        await learn_message(config=Config(), store=store, message=message, is_spam=False)
+        await learn_message(config=Config(), store=store, message=message, is_spam=True)
+    finally:
+        await store.close()
+    taken = METRICS.take()
+    assert taken["m:c|learn|spam"] == 2 and taken["m:c|learn|ham"] == 1
