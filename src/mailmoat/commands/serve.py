@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_runtime_config(args.config)
     count = worker_count(config.smtp.workers)
     if count == 1 and not dropping(config.process):
+        drop_privileges(config)  # not root: only says an account is ignored
         return run_loop(serve(args.config))
     configure_logging(config.log)
     try:
