@@ -204,3 +204,27 @@ async def test_the_policy_door_logs_the_postfix_queue_id() -> None:
     assert records and records[-1].mta_queue_id == "4ZxY1b2C3dz9"
     matches = [TRANSACTION_LINE.match(line) for line in LINES[seen:]]
     assert [(m["front"], m["mta_queue_id"]) for m in matches if m] == [("policy", "4ZxY1b2C3dz9")]
+
+
+async def test_the_milter_door_logs_the_postfix_queue_id_and_eod_time() -> None:
+    from mailmoat.milter.server import MilterServer
+    from milter.mta import FakeMta
+
+    runtime, records = scripted_runtime()
+    server = MilterServer(runtime)
+    host, port = await server.start()
+    seen = len(LINES)
+    mta = await FakeMta.connect(host, port)
+    try:
+        await mta.session("192.0.2.1")
+        headers = [("From", "a@ham.test"), ("Message-ID", "<m1@ham.test>"), ("Subject", "hi")]
+        await mta.message("a@ham.test", ["b@mailmoat.test"], headers, b"hello\r\n")
+    finally:
+        await mta.quit()
+        await server.stop(grace=1)
+    assert records and records[-1].mta_queue_id == "QUEUE1"
+    matches = [m for m in map(TRANSACTION_LINE.match, LINES[seen:]) if m]
+    assert [(m["front"], m["mta_queue_id"], m["message_id"]) for m in matches] == [
+        ("milter", "QUEUE1", "m1@ham.test")
+    ]
+    assert matches[0]["eod"] != "-" and matches[0]["stage"] == "data"
