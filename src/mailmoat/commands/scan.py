@@ -24,9 +24,9 @@ from mailmoat.core.symbols import Stage
 from mailmoat.core.transaction import Session, Transaction
 from mailmoat.dns import OfflineResolver
 from mailmoat.runtime import build_services, run_loop
-from mailmoat.smtp.content import normalize_line_ends
 from mailmoat.smtp.server import build_pipeline
 from mailmoat.store import SqliteStore
+from mailmoat.wire.content import normalize_line_ends
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -52,8 +52,8 @@ from mailmoat.fronts import FrontRuntime, FrontServer
 from mailmoat.milter import codec
 from mailmoat.milter.limits import HEADERS_TOO_BIG, ConnectionCap, headers_over
 from mailmoat.pipeline import Pipeline
-from mailmoat.smtp import content
 from mailmoat.smtp.outcome import SPAM_FIELDS, spam_fields
+from mailmoat.wire import content
 
 log = logging.getLogger("mailmoat.milter")
 

@@ -19,10 +19,10 @@ from mailmoat.core.record import record_for
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Forced, Precedence, Stage
 from mailmoat.core.transaction import Session, Transaction
+from mailmoat.delivery.upstream import UpstreamSession
 from mailmoat.smtp import xforward
-from mailmoat.smtp.upstream import UpstreamSession
-from mailmoat.smtp.wire import Connection
 from mailmoat.store.base import StoreError
+from mailmoat.wire.connection import Connection
 
 if TYPE_CHECKING:
     from mailmoat.smtp.server import Gateway

@@ -19,10 +19,11 @@ from mailmoat.core.relay import AddressError, parse_path, relay_allowed
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Stage
 from mailmoat.core.transaction import Transaction
-from mailmoat.smtp import content, xforward
+from mailmoat.delivery.upstream import ClientFacts, Reply, UpstreamError
+from mailmoat.smtp import xforward
 from mailmoat.smtp.dialogue import Dialogue, Hangup
 from mailmoat.smtp.outcome import prepare
-from mailmoat.smtp.upstream import ClientFacts, Reply, UpstreamError
+from mailmoat.wire import content
 
 log = logging.getLogger("mailmoat.smtp")
 

@@ -29,15 +29,15 @@ from mailmoat.checks.registry import build_checks
 from mailmoat.config import Config, load_config, parse_hostport
 from mailmoat.core.headers import decoded
 from mailmoat.core.transaction import Transaction
+from mailmoat.delivery.maildir import MaildirWriter
+from mailmoat.delivery.quarantine import Quarantine
+from mailmoat.delivery.upstream import UpstreamSession, upstream_from_config
 from mailmoat.pipeline import Pipeline
-from mailmoat.quarantine import Quarantine
 from mailmoat.runtime import describe, rebuild
 from mailmoat.smtp import xforward
 from mailmoat.smtp.budget import ByteBudget
-from mailmoat.smtp.maildir import MaildirWriter
 from mailmoat.smtp.session import SmtpSession
-from mailmoat.smtp.upstream import UpstreamSession, upstream_from_config
-from mailmoat.smtp.wire import Connection
+from mailmoat.wire.connection import Connection
 
 log = logging.getLogger("mailmoat.server")
 

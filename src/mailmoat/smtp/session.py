@@ -22,8 +22,8 @@ from mailmoat.core.transaction import Transaction
 from mailmoat.smtp import xforward
 from mailmoat.smtp.dialogue import Hangup
 from mailmoat.smtp.mail import MailCommands
-from mailmoat.smtp.wire import LineTooLong
 from mailmoat.store.base import StoreError
+from mailmoat.wire.connection import LineTooLong
 
 log = logging.getLogger("mailmoat.smtp")
 

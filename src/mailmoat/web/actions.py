@@ -22,9 +22,9 @@ import logging
 from typing import Any
 
 from mailmoat.config import Config
-from mailmoat.quarantine import Quarantine
-from mailmoat.smtp.maildir import MaildirWriter
-from mailmoat.smtp.upstream import ClientFacts, UpstreamError, upstream_from_config
+from mailmoat.delivery.maildir import MaildirWriter
+from mailmoat.delivery.quarantine import Quarantine
+from mailmoat.delivery.upstream import ClientFacts, UpstreamError, upstream_from_config
 from mailmoat.store import open_store
 
 log = logging.getLogger("mailmoat.web")

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from mailmoat.quarantine import as_dict
+from mailmoat.delivery.quarantine import as_dict
 from mailmoat.stats import history as hist
 from mailmoat.stats.counters import ACTIONS, DAY, read_all_time
 from mailmoat.stats.series import VIEWS, parse_since, read_events, read_series, summary

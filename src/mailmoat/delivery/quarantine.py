@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mailmoat.smtp.maildir import MaildirWriter
+from mailmoat.delivery.maildir import MaildirWriter
 
 log = logging.getLogger("mailmoat.quarantine")
 _META = ".json"
