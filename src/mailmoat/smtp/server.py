@@ -20,18 +20,17 @@ import asyncio
 import logging
 import socket
 import ssl
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailmoat.checks.base import Services
 from mailmoat.checks.registry import build_checks
 from mailmoat.config import Config, load_config, parse_hostport
-from mailmoat.core.headers import decoded
 from mailmoat.core.transaction import Transaction
 from mailmoat.delivery.maildir import MaildirWriter
-from mailmoat.delivery.quarantine import Quarantine
-from mailmoat.delivery.upstream import UpstreamSession, upstream_from_config
+from mailmoat.delivery.pool import UpstreamPool
+from mailmoat.delivery.quarantine import Quarantine, envelope
+from mailmoat.delivery.upstream import UpstreamSession
 from mailmoat.pipeline import Pipeline
 from mailmoat.runtime import describe, rebuild
 from mailmoat.smtp import xforward
@@ -40,11 +39,6 @@ from mailmoat.smtp.session import SmtpSession
 from mailmoat.wire.connection import Connection
 
 log = logging.getLogger("mailmoat.server")
-
-# Upstream connections kept open between clients (Postfix's SMTP connection
-# cache does the same): saves a TCP handshake, banner and EHLO per client.
-UPSTREAM_POOL_SIZE = 64
-UPSTREAM_IDLE_SECONDS = 5.0
 
 
 def build_pipeline(services: Services) -> Pipeline:
@@ -96,12 +90,8 @@ class Gateway:
         self.stopping = False
         # Called for every accepted connection, before any check (statistics).
         self.connection_observers: list[Callable[[], None]] = []
-        # Idle upstream connections, with when each became idle.
-        self._idle_upstreams: list[tuple[UpstreamSession, float]] = []
-        # Bumped by each reload: a connection opened under an older config
-        # (``UpstreamSession.generation``) never starts a new transaction.
-        self.generation = 0
-        self._background: set[asyncio.Task[None]] = set()
+        # Upstream connections kept between clients; renewed by each reload.
+        self.upstreams = UpstreamPool(config)
         # Message bytes held by this worker's transactions in flight.
         self.inflight = ByteBudget(config.smtp.max_inflight_bytes)
         self._server: asyncio.Server | None = None
@@ -155,6 +145,7 @@ class Gateway:
 
     async def stop(self) -> None:
         self.stopping = True
+        self.upstreams.stop_keeping()
         if self._server is not None:
             self._server.close()
         # Clients between transactions hear 421 now; those inside one may
@@ -171,9 +162,7 @@ class Gateway:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
-        while self._idle_upstreams:
-            idle, _since = self._idle_upstreams.pop()
-            await idle.quit()
+        await self.upstreams.close()
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -197,58 +186,21 @@ class Gateway:
         self.pipeline = pipeline
         self.pipeline.recorders.extend(recorders)
         self._apply(config, targets)
-        self.generation += 1
-        self._drain_idle_upstreams()
+        self.upstreams.renew(config)
         log.info("reloaded config from %s", self.config_path)
-
-    def _drain_idle_upstreams(self) -> None:
-        """Say QUIT on every idle pooled connection (in the background: a
-        signal handler cannot wait)."""
-        idle, self._idle_upstreams = self._idle_upstreams, []
-        for session, _since in idle:
-            task = asyncio.get_running_loop().create_task(session.quit())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
 
     def is_current(self, session: UpstreamSession) -> bool:
         """Whether ``session`` was opened under the running config."""
-        return session.generation == self.generation
+        return self.upstreams.is_current(session)
 
     # -- delivery targets ---------------------------------------------------
 
     async def take_upstream(self) -> tuple[UpstreamSession, bool]:
-        """An idle pooled upstream connection (True), or a new one (False).
-
-        Raises UpstreamError (with the 451 to give) when no connection can
-        be opened."""
-        now = time.monotonic()
-        while self._idle_upstreams:
-            session, since = self._idle_upstreams.pop()
-            if (
-                session.reusable
-                and now - since < UPSTREAM_IDLE_SECONDS
-                and self.is_current(session)
-            ):
-                return session, True
-            session.close()
-        session = upstream_from_config(self.config)
-        session.generation = self.generation
-        await session.open()
-        return session, False
+        """``UpstreamPool.take``: raises UpstreamError (with the 451 to give)."""
+        return await self.upstreams.take()
 
     async def release_upstream(self, session: UpstreamSession) -> None:
-        """Keep a healthy idle connection for the next client (at most
-        ``UPSTREAM_POOL_SIZE``, for ``UPSTREAM_IDLE_SECONDS``); quit the rest.
-        A connection still inside a transaction is reset first, or closed
-        when that fails: the pool never holds one in an unknown state."""
-        pool_full = len(self._idle_upstreams) >= UPSTREAM_POOL_SIZE
-        if self.stopping or pool_full or not self.is_current(session):
-            await session.quit()
-            return
-        if await session.settle():
-            self._idle_upstreams.append((session, time.monotonic()))
-            return
-        await session.quit()
+        await self.upstreams.give_back(session)
 
     async def deliver_local(self, tx: Transaction, message: bytes) -> str:
         try:
@@ -259,17 +211,8 @@ class Gateway:
         return f"250 2.0.0 Ok: queued as {tx.queue_id}"
 
     async def quarantine_message(self, tx: Transaction, message: bytes) -> str:
-        meta: dict[str, object] = {
-            "queue_id": tx.queue_id,
-            "mail_from": tx.mail_from,
-            "rcpts": list(tx.rcpts),
-            "client_ip": tx.session.client_ip,
-            "subject": decoded(tx.headers.get("Subject"))[:500],
-            "score": tx.score,
-            "symbols": {s.name: s.score for s in tx.all_symbols},
-        }
         try:
-            await self.quarantine.put(message, meta)
+            await self.quarantine.put(message, envelope(tx))
         except OSError as exc:
             log.error("queue_id=%s quarantine failed: %s", tx.queue_id, exc)
             return "451 4.3.0 Local storage failed, try again later"
