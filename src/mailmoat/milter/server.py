@@ -48,10 +48,11 @@ from mailmoat.core.record import record_for
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Stage
 from mailmoat.core.transaction import Session, Transaction
-from mailmoat.fronts import FrontRuntime, FrontServer
+from mailmoat.fronts import FrontServer
 from mailmoat.milter import codec
 from mailmoat.milter.limits import HEADERS_TOO_BIG, ConnectionCap, headers_over
 from mailmoat.pipeline import Pipeline
+from mailmoat.runtime import Runtime
 from mailmoat.smtp.outcome import SPAM_FIELDS, spam_fields
 from mailmoat.wire import content
 
@@ -69,7 +70,7 @@ class _Header:
 class MilterSession:
     def __init__(
         self,
-        runtime: FrontRuntime,
+        runtime: Runtime,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
@@ -186,7 +187,7 @@ class MilterSession:
         self.session = Session(
             client_ip=address, client_port=info.port, client_rdns=rdns, front="milter"
         )
-        recorder = self.runtime.services.extras.get("stats_recorder")
+        recorder = self.runtime.recorder
         if recorder is not None:
             recorder.count_connection()  # the SMTP client's connection to the MTA
         return await self._decide(Stage.CONNECT, Transaction(self.session))
@@ -374,7 +375,7 @@ class MilterServer(FrontServer):
     default_port = 8891
     stop_grace = 10.0
 
-    def __init__(self, runtime: FrontRuntime) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)
         self.cap = ConnectionCap()
 

@@ -6,7 +6,8 @@ close). ``stop()`` (SIGTERM) closes the listener, tells idle sessions
 ``421``, lets transactions in flight finish for ``smtp.shutdown_grace``
 seconds and then cancels them (``451`` to a client in DATA).
 ``reload()`` (SIGHUP) reads the config file again and builds a whole new
-runtime (pipeline, TLS context, delivery targets) before swapping it in:
+runtime (``Runtime.prepare``: services and pipeline; TLS context, delivery
+targets) before swapping it in:
 any failure (broken file, unreadable certificate, bad list) is logged as one
 error line and the old runtime stays entirely. Sessions already open keep
 the pipeline they started with, new ones get the new one. Upstream
@@ -22,27 +23,43 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from mailmoat.checks.base import Services
-from mailmoat.checks.registry import build_checks
 from mailmoat.config import Config, load_config, parse_hostport
+from mailmoat.core.errors import describe
 from mailmoat.core.transaction import Transaction
 from mailmoat.delivery.maildir import MaildirWriter
 from mailmoat.delivery.pool import UpstreamPool
 from mailmoat.delivery.quarantine import Quarantine, envelope
 from mailmoat.delivery.upstream import UpstreamSession
 from mailmoat.pipeline import Pipeline
-from mailmoat.runtime import describe, rebuild
 from mailmoat.smtp import xforward
 from mailmoat.smtp.budget import ByteBudget
 from mailmoat.smtp.session import SmtpSession
+from mailmoat.stats.recorder import StatsRecorder
 from mailmoat.wire.connection import Connection
 
 log = logging.getLogger("mailmoat.server")
 
 
-def build_pipeline(services: Services) -> Pipeline:
-    return Pipeline(services, build_checks(services))
+class GatewayRuntime(Protocol):
+    """What the gateway needs of ``mailmoat.runtime.Runtime``."""
+
+    config: Config
+    services: Services
+    pipeline: Pipeline
+    config_path: str | None
+    recorder: StatsRecorder | None
+
+    @property
+    def node(self) -> str: ...
+
+    def prepare(self, config: Config) -> tuple[Services, Pipeline]: ...
+
+    def apply(self, config: Config, built: tuple[Services, Pipeline]) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -72,39 +89,45 @@ class DeliveryTargets:
 
 
 class Gateway:
-    def __init__(
-        self,
-        config: Config,
-        services: Services,
-        *,
-        config_path: str | None = None,
-        pipeline_factory: Callable[[Services], Pipeline] = build_pipeline,
-    ) -> None:
-        self.config = config
-        self.services = services
-        self.config_path = config_path
-        self.pipeline_factory = pipeline_factory
-        self.pipeline = pipeline_factory(services)
-        self.node = config.node
+    def __init__(self, runtime: GatewayRuntime) -> None:
+        self.runtime = runtime
         self.sessions: dict[asyncio.Task[None], SmtpSession] = {}
         self.stopping = False
         # Called for every accepted connection, before any check (statistics).
         self.connection_observers: list[Callable[[], None]] = []
+        if runtime.recorder is not None:
+            self.connection_observers.append(runtime.recorder.count_connection)
         # Upstream connections kept between clients; renewed by each reload.
-        self.upstreams = UpstreamPool(config)
+        self.upstreams = UpstreamPool(runtime.config)
         # Message bytes held by this worker's transactions in flight.
-        self.inflight = ByteBudget(config.smtp.max_inflight_bytes)
+        self.inflight = ByteBudget(runtime.config.smtp.max_inflight_bytes)
         self._server: asyncio.Server | None = None
-        self._apply(config, DeliveryTargets.build(config))
+        self._apply(DeliveryTargets.build(runtime.config))
 
-    def _apply(self, config: Config, targets: DeliveryTargets) -> None:
-        self.config = config
+    @property
+    def config(self) -> Config:
+        return self.runtime.config
+
+    @property
+    def services(self) -> Services:
+        return self.runtime.services
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The pipeline new sessions get (open ones keep theirs)."""
+        return self.runtime.pipeline
+
+    @property
+    def node(self) -> str:
+        return self.runtime.node
+
+    def _apply(self, targets: DeliveryTargets) -> None:
         self.xforward_networks = targets.xforward_networks
         self.upstream_address = targets.upstream_address
         self.maildir = targets.maildir
         self.quarantine = targets.quarantine
         self.tls_context = targets.tls_context
-        self.inflight.limit = config.smtp.max_inflight_bytes
+        self.inflight.limit = self.config.smtp.max_inflight_bytes
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -169,25 +192,21 @@ class Gateway:
     def reload(self) -> None:
         """Build a complete new runtime from the config file, then swap it
         in; on any failure keep the old one entirely (one error line)."""
-        if self.config_path is None:
+        path = self.runtime.config_path
+        if path is None:
             log.info("reload: no config file, keeping embedded defaults")
             return
         try:
-            config = load_config(self.config_path)
+            config = load_config(path)
             targets = DeliveryTargets.build(config)
-            services, pipeline = rebuild(self.services, config, self.pipeline_factory)
+            built = self.runtime.prepare(config)
         except Exception as exc:  # any failure keeps the old runtime
             log.error("reload failed, keeping the running config: %s", describe(exc))
             return
-        if config.store.url != self.config.store.url:
-            log.warning("reload: store.url changes need a restart; keeping the open store")
-        recorders = self.pipeline.recorders
-        self.services = services
-        self.pipeline = pipeline
-        self.pipeline.recorders.extend(recorders)
-        self._apply(config, targets)
+        self.runtime.apply(config, built)
+        self._apply(targets)
         self.upstreams.renew(config)
-        log.info("reloaded config from %s", self.config_path)
+        log.info("reloaded config from %s", path)
 
     def is_current(self, session: UpstreamSession) -> bool:
         """Whether ``session`` was opened under the running config."""
