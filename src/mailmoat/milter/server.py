@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 from mailmoat.config import Config
 from mailmoat.core.record import record_for
+from mailmoat.core.replies import refusal_line
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Stage
 from mailmoat.core.transaction import Session, Transaction
@@ -228,7 +229,7 @@ class MilterSession:
         decision = await self.pipeline.run(stage, tx)
         if not decision.is_final_refusal:
             return _CONTINUE
-        line = decision.reply()
+        line = refusal_line(decision, stage)
         await self._finish(tx, decision, stage, line, rcpts=rcpts)
         return codec.reply_code(line)
 
@@ -241,7 +242,7 @@ class MilterSession:
         tx.data = self._message_bytes()
         decision = await self.pipeline.run(Stage.DATA, tx)
         if decision.is_final_refusal:
-            line = decision.reply().replace("550 5", "554 5", 1)
+            line = refusal_line(decision, Stage.DATA)
             await self._finish(tx, decision, Stage.DATA, line)
             self._reset_tx()
             return codec.reply_code(line)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from mailmoat.checks.doors import FRONT_SPEC
 from mailmoat.core.record import record_for
+from mailmoat.core.replies import refusal_line
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Forced, Precedence, Stage
 from mailmoat.core.transaction import Session, Transaction
@@ -123,7 +124,7 @@ class Dialogue:
             await self.upstream.rset()
 
     async def _refuse(self, tx: Transaction, decision: Decision, stage: Stage) -> None:
-        line = decision.reply()
+        line = refusal_line(decision, stage)
         if decision.code == 421:
             self.closing = True
         self.reply(line)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from mailmoat.checks.doors import FRONT_SPEC
 from mailmoat.core.relay import AddressError, parse_path, relay_allowed
+from mailmoat.core.replies import refusal_line
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Stage
 from mailmoat.core.transaction import Transaction
@@ -260,9 +261,8 @@ class MailCommands(Dialogue):
         tx.data = content.normalize_line_ends(content.unstuff(payload))
         decision = await self.pipeline.run(Stage.DATA, tx)
         if decision.is_final_refusal:
-            await self._refuse_data(
-                tx, decision.reply().replace("550 5", "554 5", 1), decision.reason, decision
-            )
+            line = refusal_line(decision, Stage.DATA)
+            await self._refuse_data(tx, line, decision.reason, decision)
             return
         line = await self._deliver(tx, decision)
         self.reply(line)

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import re
 
+from mailmoat.core.replies import refusal_line
 from mailmoat.core.symbols import Stage
 from mailmoat.core.transaction import Transaction
 from mailmoat.smtp import xforward
@@ -60,7 +61,7 @@ class SmtpSession(MailCommands):
         scratch = self._new_tx()
         decision = await self.pipeline.run(Stage.CONNECT, scratch)
         if decision.is_final_refusal:
-            line = decision.reply().replace("451", "421", 1).replace("550", "554", 1)
+            line = refusal_line(decision, Stage.CONNECT, instead_of_greeting=True)
             self.reply(line)
             await self._record(
                 scratch,
