@@ -12,7 +12,6 @@ end-of-transaction housekeeping. It owns no command.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from mailmoat.checks.doors import FRONT_SPEC
 from mailmoat.core.record import record_for
@@ -22,11 +21,9 @@ from mailmoat.core.symbols import Action, Forced, Precedence, Stage
 from mailmoat.core.transaction import Session, Transaction
 from mailmoat.delivery.upstream import UpstreamSession
 from mailmoat.smtp import xforward
+from mailmoat.smtp.host import SessionHost
 from mailmoat.store.base import StoreError
 from mailmoat.wire.connection import Connection
-
-if TYPE_CHECKING:
-    from mailmoat.smtp.server import Gateway
 
 log = logging.getLogger("mailmoat.smtp")
 
@@ -36,7 +33,7 @@ class Hangup(Exception):
 
 
 class Dialogue:
-    def __init__(self, gateway: Gateway, conn: Connection) -> None:
+    def __init__(self, gateway: SessionHost, conn: Connection) -> None:
         self.gw = gateway
         self.conn = conn
         self.config = gateway.config
