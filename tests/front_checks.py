@@ -18,8 +18,8 @@ from mailmoat.config import ActionsConfig, Config, StatsConfig
 from mailmoat.core.record import TransactionRecord
 from mailmoat.core.symbols import Action, Evidence, Forced, Precedence, Stage
 from mailmoat.core.transaction import Transaction
-from mailmoat.fronts import FrontRuntime
 from mailmoat.pipeline import Pipeline
+from mailmoat.runtime import DOORS, Runtime
 from mailmoat.store.sqlite import SqliteStore
 
 DENIED_CLIENTS = ("127.0.0.66", "192.0.2.66")
@@ -88,10 +88,10 @@ def front_config(**sections: object) -> Config:
     return replace(config, **sections)  # type: ignore[arg-type]
 
 
-def scripted_runtime(config: Config | None = None) -> tuple[FrontRuntime, list[TransactionRecord]]:
+def scripted_runtime(config: Config | None = None) -> tuple[Runtime, list[TransactionRecord]]:
     config = config or front_config()
     services = Services(config, store=SqliteStore(":memory:"))
     pipeline = Pipeline(services, [DenyClient(), GreyRcpt(), Markers()])
     records: list[TransactionRecord] = []
     pipeline.recorders.append(records.append)
-    return FrontRuntime(config, services, pipeline, "node-test"), records
+    return Runtime(config, services, pipeline, DOORS["milter"]), records

@@ -21,9 +21,13 @@ from types import TracebackType
 from typing import Any, Self
 
 from mailmoat.config import load_config
-from mailmoat.runtime import build_services
+from mailmoat.runtime import Door, Runtime
 from mailmoat.smtp.server import Gateway
 from servers import require_binary
+
+# The SMTP front and its pipeline without statistics, model sync, autolearn
+# or dashboard; ``door="serve"`` has them all, as ``mailmoat serve``.
+BARE_SERVE = Door("serve", background=False)
 
 
 def toml_dumps(sections: dict[str, dict[str, Any]]) -> str:
@@ -86,20 +90,15 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
 
 
 async def start_gateway(gateway: Gateway) -> int:
-    """Run the services' starters as ``mailmoat serve`` does, then listen; the port."""
-    for starter in gateway.services.extras.get("starters", []):
-        await starter(gateway)
+    """Listen, as ``mailmoat serve`` does once its runtime is open; the port."""
     _host, port = await gateway.start()
     return port
 
 
 async def stop_gateway(gateway: Gateway) -> None:
-    """Stop listening, run the services' stoppers and close the store, as ``mailmoat serve``."""
+    """Stop listening, then close the runtime, as ``mailmoat serve``."""
     await gateway.stop()
-    for stopper in gateway.services.extras.get("stoppers", []):
-        await stopper()
-    if gateway.services.store is not None:
-        await gateway.services.store.close()
+    await gateway.runtime.close()
 
 
 class GatewayThread:
@@ -109,7 +108,9 @@ class GatewayThread:
         overrides: dict[str, dict[str, Any]] | None = None,
         *,
         loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+        door: Door | str = BARE_SERVE,
     ) -> None:
+        self.door = door
         self.config_path = write_test_config(tmp_path, overrides)
         self.config = load_config(self.config_path)
         # uvloop.new_event_loop runs it as ``mailmoat serve`` does.
@@ -132,8 +133,8 @@ class GatewayThread:
         self.loop.run_forever()
 
     async def _start(self) -> None:
-        services = await build_services(self.config)
-        self.gateway = Gateway(self.config, services, config_path=str(self.config_path))
+        runtime = await Runtime.open(self.config, self.door, config_path=str(self.config_path))
+        self.gateway = Gateway(runtime)
         self.port = await start_gateway(self.gateway)
 
     def start(self) -> Self:

@@ -12,17 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway_harness import GatewayThread, start_gateway
-from mailmoat.autolearn import AutoLearner
-from mailmoat.autolearn import install as install_autolearn
+from gateway_harness import GatewayThread
 from mailmoat.checks.classifier import ClassifierCheck
 from mailmoat.classify import Classifier, FeatureConfig, load_from_store
 from mailmoat.classify.testing import synthetic_corpus
-from mailmoat.cluster import install as install_cluster
 from mailmoat.message import parse_message
-from mailmoat.runtime import build_services
-from mailmoat.smtp.server import Gateway
-from mailmoat.stats.wiring import install as install_stats
+from mailmoat.runtime import Runtime
 from mailmoat.web.auth import hash_password
 from servers import Nsd
 
@@ -47,18 +42,13 @@ NEUTRAL_WORDS = "zebra quartz violet harbour orbit saffron lantern meadow " * 4
 class ServedGateway(GatewayThread):
     """A gateway wired like ``mailmoat serve``: statistics, dashboard, cluster, autolearn."""
 
-    async def _start(self) -> None:
-        services = await build_services(self.config)
-        install_stats(services)
-        install_cluster(services)
-        install_autolearn(services)
-        self.gateway = Gateway(self.config, services, config_path=str(self.config_path))
-        self.port = await start_gateway(self.gateway)
+    def __init__(self, tmp_path: Path, overrides: dict[str, dict[str, Any]]) -> None:
+        super().__init__(tmp_path, overrides, door="serve")
 
     @property
-    def extras(self) -> dict[str, Any]:
+    def runtime(self) -> Runtime:
         assert self.gateway is not None
-        return self.gateway.services.extras
+        return self.gateway.runtime
 
 
 def message(sender: str, subject: str, body: str) -> bytes:
@@ -116,7 +106,8 @@ def test_gateway_autolearns_guarded_verdicts(
     ham = message("dev@pass.test", "thanks", HAM_WORDS)
     bayes_spam = synthetic_corpus(3, seed=5)[0][1].replace(b"\n", b"\r\n")
     with ServedGateway(tmp_path, overrides) as gw:
-        learner: AutoLearner = gw.extras["autolearner"]
+        learner = gw.runtime.learner
+        assert learner is not None and gw.runtime.recorder is not None
         probe = parse_message(rule_spam)
         before = Classifier.load(model_path).score(probe)
         # Sender evidence: SPF fail (2.5) and a bare IP as HELO (2); content: the rule (9).
@@ -129,16 +120,17 @@ def test_gateway_autolearns_guarded_verdicts(
 
         changed = gw.call(learner.flush())
         assert changed >= 1 and learner.pending == []
-        shared = gw.call(load_from_store(gw.extras["stats_recorder"].store))
+        shared = gw.call(load_from_store(gw.runtime.recorder.store))
         assert shared is not None and shared.version == 1
         assert Classifier(shared).score(probe) > before
         # The gateway's own classifier check now scores with the saved model.
         assert gw.gateway is not None
-        live = gw.extras["classifier_model"]
+        live = gw.runtime.services.model.classifier
         check = next(c for c in gw.gateway.pipeline.checks if isinstance(c, ClassifierCheck))
-        assert check.classifier.model is live and live.version == 1
+        assert live is not None and check.classifier is live and live.model.version == 1
 
-        gw.call(gw.extras["stats_recorder"].flush())
-        port = gw.extras["dashboard"].port
+        gw.call(gw.runtime.recorder.flush())
+        assert gw.runtime.dashboard is not None
+        port = gw.runtime.dashboard.port
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", auth=("admin", PASSWORD)).text
         assert metric(text, "spam") == 1 and metric(text, "ham") == 1

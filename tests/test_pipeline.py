@@ -235,7 +235,7 @@ async def test_verdict_observers_see_the_data_decision_and_cannot_break_it() -> 
     def observe(services: Services, tx: Transaction, decision: Decision) -> None:
         seen.append((tx.queue_id, decision.action, decision.score))
 
-    pipeline.services.extras["verdict_observers"] = [broken, observe]
+    pipeline.services.verdict_observers[:] = [broken, observe]
     tx.current_rcpt = "user@example.org"
     await pipeline.run(Stage.RCPT, tx)
     assert seen == []  # before DATA there is no verdict to learn from

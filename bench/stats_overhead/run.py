@@ -52,6 +52,10 @@ enabled = {"true" if stats else "false"}
 node = "bench"
 [web]
 enabled = false
+[classifier]
+autolearn = false
+[cluster]
+model_reload_interval = 0
 """
     )
     return path
@@ -62,19 +66,15 @@ async def serve(config_path: str, port_file: str) -> None:
     from mailmoat.checks.base import Services
     from mailmoat.config import load_config
     from mailmoat.pipeline import Pipeline
+    from mailmoat.runtime import Runtime
     from mailmoat.smtp.server import Gateway
-    from mailmoat.stats.wiring import install
-    from mailmoat.store import open_store
 
     def local_pipeline(services: Services) -> Pipeline:
         return Pipeline(services, [c for m in (helo, headers, size) for c in m.build(services)])
 
     config = load_config(config_path)
-    services = Services(config=config, store=open_store(config.store.url))
-    install(services)
-    gateway = Gateway(config, services, pipeline_factory=local_pipeline)
-    for starter in services.extras.get("starters", []):
-        await starter(gateway)
+    runtime = await Runtime.open(config, "serve", pipeline_factory=local_pipeline)
+    gateway = Gateway(runtime)
     _host, port = await gateway.start()
     cpu_ready = _cpu()
     Path(port_file).write_text(str(port))
@@ -82,9 +82,7 @@ async def serve(config_path: str, port_file: str) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
     await gateway.stop()
-    for stopper in services.extras.get("stoppers", []):
-        await stopper()
-    await services.store.close()
+    await runtime.close()
     # CPU seconds the gateway spent on the load (final stats flush included).
     Path(port_file + ".cpu").write_text(repr(_cpu() - cpu_ready))
 

@@ -1,9 +1,10 @@
 """Autolearn in the gateway: confident verdicts teach the shared model.
 
-Contract: ``install(services)`` (``mailmoat serve``, the milter and policy
-fronts) registers an ``AutoLearner`` when ``[classifier] autolearn`` is on
-and there is a store. The pipeline calls ``observe(services, tx, decision)``
-after every end-of-DATA decision (``services.extras["verdict_observers"]``); it
+Contract: ``install(services, recorder)`` (``mailmoat.runtime``, for every
+door that scores mail) makes an ``AutoLearner`` when ``[classifier]
+autolearn`` is on and there is a store, and adds its ``observe`` to
+``services.verdict_observers``: the pipeline calls it after every end-of-DATA
+decision; it
 asks the guard (``mailmoat.classify.autolearn.judge``) and queues the parsed
 message with its label: no I/O, no learning on the transaction's path.
 Messages answered with a temporary failure are skipped (their retry would be
@@ -14,9 +15,9 @@ Every ``classifier.autolearn_flush_interval`` seconds, and at shutdown,
 one the dashboard's learn action and ``mailmoat.cluster`` use; seeded from
 the configured model when the store has none): one load, the online
 learning steps (train on error, as the model learns), one compare-and-set
-save, retried on a concurrent save; then the new model is handed to this
-process's classifier checks at once, and to other gateways by the cluster
-model sync. Loading and saving run in a worker thread with its own store
+save, retried on a concurrent save; then the new model is published to this
+process's holder (``services.model``) at once, and reaches other gateways
+by the cluster model sync. Loading and saving run in a worker thread with its own store
 connection (a private in-memory store is used directly).
 
 Counters: ``autolearn:spam`` / ``autolearn:ham`` in the statistics (per
@@ -29,8 +30,8 @@ ones are not learned (logged once per flush).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mailmoat.checks.base import Services
@@ -52,18 +53,15 @@ from mailmoat.store import open_store
 
 if TYPE_CHECKING:
     from mailmoat.message import ParsedMessage
-    from mailmoat.smtp.server import Gateway
 
 log = logging.getLogger("mailmoat.autolearn")
 
-OBSERVERS = "verdict_observers"
-MODEL_EXTRA = "classifier_model"
-LISTENERS_EXTRA = "classifier_model_listeners"
-
 
 class AutoLearner:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, count: Callable[[str], None] | None = None) -> None:
         self.services = services
+        # Counts ``autolearn:<label>`` in the statistics (when they are on).
+        self.count = count
         self.pending: list[tuple[ParsedMessage, bool]] = []
         self.dropped = 0
         self.learned = 0
@@ -86,9 +84,8 @@ class AutoLearner:
             self.dropped += 1
             return
         self.pending.append((tx.message, verdict.label == "spam"))
-        recorder = self.services.extras.get("stats_recorder")
-        if recorder is not None:
-            recorder.count(f"autolearn:{verdict.label}")
+        if self.count is not None:
+            self.count(f"autolearn:{verdict.label}")
         log.debug("autolearn queue_id=%s label=%s: %s", tx.queue_id, verdict.label, verdict.reason)
 
     # -- persistence ----------------------------------------------------------
@@ -125,13 +122,8 @@ class AutoLearner:
             return changed
 
     def _publish(self, model: Model) -> None:
-        extras = self.services.extras
-        extras[MODEL_EXTRA] = model
-        for listener in extras.get(LISTENERS_EXTRA, []):
-            listener(model)
-        sync = extras.get("model_sync")
-        if sync is not None:
-            sync.version = model.version  # it need not load what we just saved
+        # The holder's version too: the model sync need not load what we saved.
+        self.services.model.publish(model)
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -180,21 +172,10 @@ def _in_thread(config: Config, batch: list[tuple[ParsedMessage, bool]]) -> tuple
     return asyncio.run(with_own_store())
 
 
-def install(services: Services) -> AutoLearner | None:
-    """Register the learner with the pipeline and the serve hooks."""
+def install(services: Services, count: Callable[[str], None] | None = None) -> AutoLearner | None:
+    """A learner watching ``services``' pipeline verdicts; None when off."""
     if not services.config.classifier.autolearn or services.store is None:
         return None
-    learner = AutoLearner(services)
-    services.extras.setdefault(OBSERVERS, []).append(learner.observe)
-    services.extras["autolearner"] = learner
-
-    async def start(_gateway: Gateway) -> None:
-        await learner.start()
-
-    async def stop() -> None:
-        with contextlib.suppress(Exception):
-            await learner.stop()
-
-    services.extras.setdefault("starters", []).append(start)
-    services.extras.setdefault("stoppers", []).append(stop)
+    learner = AutoLearner(services, count)
+    services.verdict_observers.append(learner.observe)
     return learner

@@ -16,8 +16,8 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 
+from mailmoat import installed_version
 from mailmoat.config import ConfigError
 from mailmoat.store.base import StoreError
 
@@ -34,14 +34,6 @@ COMMANDS: dict[str, str] = {
     "learn": "learn spam and ham messages into the classifier model",
     "eval": "measure the classifier on a labelled index (TREC format)",
 }
-
-
-def installed_version() -> str:
-    """The version of the installed distribution ("unknown" when run from a bare tree)."""
-    try:
-        return metadata.version("mailmoat")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def build_parser(chosen: str | None) -> argparse.ArgumentParser:

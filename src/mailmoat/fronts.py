@@ -1,13 +1,11 @@
-"""What the non-SMTP fronts (milter, policy) share: process plumbing.
+"""What the non-SMTP fronts (milter, policy) share: the listening part.
 
-Contract: ``FrontRuntime.open(config)`` opens the services (store, resolver),
-builds the same pipeline as ``mailmoat serve``, attaches the statistics
-recorder (node name from ``[stats] node``) and the cluster glue (shared
-classifier model reload, ``mailmoat.cluster``); ``close()`` undoes it all.
-Records come from ``mailmoat.core.record.record_for``, as for the SMTP front.
-``reload(config)`` builds a new pipeline around the open store and swaps it
-in whole (sessions read ``runtime.pipeline`` per command), or raises with
-the old one kept. ``serve_until_signalled`` runs an ``asyncio.Server`` until
+They run on ``mailmoat.runtime.Runtime`` as ``mailmoat serve`` does (the
+same services, pipeline, statistics, model sync and autolearn; reload and
+shutdown through it); sessions read ``runtime.pipeline`` per command, so a
+reload applies to the next one. Records come from
+``mailmoat.core.record.record_for``, as for the SMTP front.
+``serve_until_signalled`` runs an ``asyncio.Server`` until
 SIGTERM/SIGINT; SIGHUP calls its ``on_reload``.
 
 ``FrontServer`` is the listening part both fronts share: ``start()`` binds
@@ -25,73 +23,17 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from typing import ClassVar
 
-from mailmoat.checks.base import Services
-from mailmoat.checks.registry import build_checks
 from mailmoat.config import Config, ConfigError, load_runtime_config, parse_hostport
+from mailmoat.core.errors import describe
 from mailmoat.logs import configure as configure_logging
-from mailmoat.pipeline import Pipeline
 from mailmoat.process import bind_socket, drop_privileges, dropping
-from mailmoat.runtime import build_services, describe, rebuild
+from mailmoat.runtime import Runtime
 
 log = logging.getLogger("mailmoat.front")
-
-
-@dataclass
-class FrontRuntime:
-    config: Config
-    services: Services
-    pipeline: Pipeline
-    node: str
-    _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-
-    @classmethod
-    async def open(cls, config: Config) -> FrontRuntime:
-        from mailmoat.autolearn import install as install_autolearn
-        from mailmoat.cluster import start_model_sync
-        from mailmoat.stats.recorder import StatsRecorder
-
-        services = await build_services(config)
-        pipeline = Pipeline(services, build_checks(services))
-        runtime = cls(config, services, pipeline, config.node)
-        if config.stats.enabled and services.store is not None:
-            recorder = StatsRecorder(services.store, config.stats, runtime.node)
-            pipeline.recorders.append(recorder)
-            services.extras["stats_recorder"] = recorder
-            await recorder.start()
-            runtime._closers.append(recorder.stop)
-        sync = start_model_sync(services)
-        if sync is not None:
-            services.extras["model_sync"] = sync
-            runtime._closers.append(sync.stop)
-        learner = install_autolearn(services)
-        if learner is not None:
-            await learner.start()
-            runtime._closers.append(learner.stop)
-        return runtime
-
-    def reload(self, config: Config) -> None:
-        """Swap in a pipeline built from ``config``; on failure raise and
-        keep the running one (the same path as the gateway's reload)."""
-        services, pipeline = rebuild(
-            self.services, config, lambda fresh: Pipeline(fresh, build_checks(fresh))
-        )
-        if config.store.url != self.config.store.url:
-            log.warning("reload: store.url changes need a restart; keeping the open store")
-        pipeline.recorders.extend(self.pipeline.recorders)
-        self.config, self.services, self.pipeline = config, services, pipeline
-
-    async def close(self) -> None:
-        for closer in reversed(self._closers):
-            try:
-                await closer()
-            except Exception:
-                log.exception("front shutdown step failed")
-        if self.services.store is not None:
-            await self.services.store.close()
 
 
 async def serve_until_signalled(
@@ -124,7 +66,7 @@ class FrontServer:
     stop_grace: ClassVar[float] = 10.0
     stream_limit: ClassVar[int] = 64 * 1024  # asyncio's default
 
-    def __init__(self, runtime: FrontRuntime) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.server: asyncio.Server | None = None
         self.sessions: set[asyncio.Task[None]] = set()
@@ -198,16 +140,16 @@ async def run_front(
     configure_logging(config.log)
     sock: socket.socket | None = None
     if dropping(config.process):  # bound as root; all else opened as the user
-        listen = getattr(config, section).listen
+        address = getattr(config, section).listen
         try:
-            sock = bind_socket(*parse_hostport(listen, default_port=server_class.default_port))
+            sock = bind_socket(*parse_hostport(address, default_port=server_class.default_port))
         except OSError as exc:
             raise ConfigError(
-                f"{config.source}: {section}.listen: cannot listen on {listen!r}: "
+                f"{config.source}: {section}.listen: cannot listen on {address!r}: "
                 f"{exc.strerror or exc}"
             ) from exc
         drop_privileges(config)
-    runtime = await FrontRuntime.open(config)
+    runtime = await Runtime.open(config, section, config_path=config_path)
     server = server_class(runtime)
 
     def reload() -> None:

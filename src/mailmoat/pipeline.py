@@ -9,7 +9,7 @@ check: a crashed or timed-out check becomes a ``CHECK_<NAME>_FAILED`` symbol
 Recipient-stage forced verdicts apply to that recipient only.
 ``finish(record)`` hands a finished transaction to the recorders; the
 end-of-DATA decision also goes to the callables in
-``services.extras["verdict_observers"]`` (autolearn), which must not wait.
+``services.verdict_observers`` (autolearn), which must not wait.
 """
 
 from __future__ import annotations
@@ -85,10 +85,10 @@ class Pipeline:
 
     def _observe(self, tx: Transaction, decision: Decision) -> None:
         """Hand the end-of-DATA verdict to the observers registered in
-        ``services.extras["verdict_observers"]`` (autolearn), with this
+        ``services.verdict_observers`` (autolearn), with this
         pipeline's services (their config is the current one after a
         reload); observers do no I/O."""
-        for observe in self.services.extras.get("verdict_observers", ()):
+        for observe in self.services.verdict_observers:
             try:
                 observe(self.services, tx, decision)
             except Exception:

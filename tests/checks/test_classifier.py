@@ -97,10 +97,14 @@ def test_build_with_shipped_default_and_model_swap() -> None:
     services = Services(Config())
     (check,) = build(services)
     assert isinstance(check, ClassifierCheck)
-    (listener,) = services.extras["classifier_model_listeners"]
+    shipped = check.classifier
     newer = trained_check().classifier.model
-    listener(newer)
+    services.model.publish(newer)
     assert check.classifier.model is newer
+    # A rebuild (reload) around the same holder scores with the published model.
+    (rebuilt,) = build(dataclasses.replace(services, config=Config()))
+    assert isinstance(rebuilt, ClassifierCheck) and rebuilt.classifier.model is newer
+    assert shipped.model is not newer
 
 
 def test_build_with_model_file(tmp_path: Path) -> None:

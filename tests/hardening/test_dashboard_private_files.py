@@ -21,7 +21,7 @@ import pytest
 from mailmoat.commands.config import render
 from mailmoat.config import Config, StoreConfig, load_config
 from mailmoat.config.redact import redact_url
-from mailmoat.quarantine import Quarantine
+from mailmoat.delivery.quarantine import Quarantine
 from mailmoat.store import SqliteStore, open_store
 from mailmoat.web.pages import redacted_config
 

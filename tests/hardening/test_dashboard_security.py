@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from mailmoat.config import Config, QuarantineConfig, StoreConfig, WebConfig
-from mailmoat.quarantine import Quarantine
+from mailmoat.delivery.quarantine import Quarantine
 from mailmoat.store import SqliteStore
 from mailmoat.web import create_app, hash_password, make_dashboard
 from mailmoat.web.server import start_dashboard

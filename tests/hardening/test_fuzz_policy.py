@@ -30,8 +30,8 @@ from mailmoat.config import (
     StatsConfig,
     StoreConfig,
 )
-from mailmoat.fronts import FrontRuntime
 from mailmoat.policy.server import PolicyServer, RequestError, format_action, parse_request
+from mailmoat.runtime import Runtime
 
 
 @given(st.binary(max_size=1000))
@@ -81,7 +81,7 @@ class PolicyThread:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.server: PolicyServer | None = None
-        self.runtime: FrontRuntime | None = None
+        self.runtime: Runtime | None = None
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -98,7 +98,7 @@ class PolicyThread:
             dns=DnsConfig(nameserver="127.0.0.1:9", timeout=0.2),
             checks={name: off for name in ("helo", "spf", "rdns", "greylist")},
         )
-        self.runtime = await FrontRuntime.open(config)
+        self.runtime = await Runtime.open(config, "policy")
         self.server = PolicyServer(self.runtime)
         _host, self.port = await self.server.start()
 

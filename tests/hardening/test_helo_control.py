@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gateway_harness import GatewayThread
-from mailmoat.smtp.content import edit_headers, fold
+from mailmoat.wire.content import edit_headers, fold
 from servers import Postfix
 from wire_client import RawClient
 

@@ -22,10 +22,10 @@ from authfakes import make_tx, names
 from gateway_harness import GatewayThread
 from mailmoat.checks.attachments import BAD_EXTENSIONS, ArchiveLimits, AttachmentsCheck
 from mailmoat.core.symbols import Evidence
+from mailmoat.delivery.quarantine import Quarantine
 from mailmoat.message import parse_message
 from mailmoat.message.fallback import split_tree
 from mailmoat.message.parse import DEFAULT_LIMITS, _Walker
-from mailmoat.quarantine import Quarantine
 
 PE = b"MZ" + b"\0" * 58 + struct.pack("<I", 64) + b"PE\0\0" + b"\0" * 200
 PE_BASE64 = base64.encodebytes(PE).replace(b"\n", b"\r\n")

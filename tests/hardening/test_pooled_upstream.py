@@ -71,9 +71,9 @@ def pooled_count(gateway: GatewayThread, at_least: int = 1) -> int:
     """Idle pooled upstream connections, once the last session has let go."""
     assert gateway.gateway is not None
     deadline = time.monotonic() + 3
-    while len(gateway.gateway._idle_upstreams) < at_least and time.monotonic() < deadline:
+    while len(gateway.gateway.upstreams.idle) < at_least and time.monotonic() < deadline:
         time.sleep(0.02)
-    return len(gateway.gateway._idle_upstreams)
+    return len(gateway.gateway.upstreams.idle)
 
 
 def postfix_refusing_data_from_one_sender(

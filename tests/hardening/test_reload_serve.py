@@ -258,19 +258,34 @@ def test_ten_reloads_leak_no_file_descriptor(
         old.wait_messages(26)
 
 
-def test_ten_reloads_leave_one_listener_and_no_extra_task(tmp_path: Path) -> None:
+def test_ten_reloads_leave_one_pipeline_and_no_extra_task_or_fd(tmp_path: Path) -> None:
+    """The whole ``serve`` runtime (statistics, model sync, autolearn,
+    dashboard): ten SIGHUPs leave one pipeline and one classifier check,
+    all reading the one model holder, and no extra task or descriptor."""
     import asyncio
+    import gc
+    import os
 
-    from mailmoat.checks.classifier import LISTENERS_EXTRA
+    from mailmoat.checks.classifier import ClassifierCheck
+    from mailmoat.pipeline import Pipeline
 
-    with GatewayThread(tmp_path) as running:
+    overrides = {"web": {"listen": "127.0.0.1:0"}}
+    with GatewayThread(tmp_path, overrides, door="serve") as running:
         gateway = running.gateway
         assert gateway is not None
+        runtime = gateway.runtime
+        assert runtime.recorder and runtime.model_sync and runtime.learner and runtime.dashboard
 
-        async def census() -> tuple[int, int, int]:
-            listeners = gateway.services.extras.get(LISTENERS_EXTRA, [])
+        async def census() -> tuple[int, int, int, int, int, int]:
+            gc.collect()
+            alive = gc.get_objects()
+            pipelines = sum(isinstance(o, Pipeline) for o in alive)
+            checks = [o for o in alive if isinstance(o, ClassifierCheck)]
+            assert all(c.holder is runtime.services.model for c in checks)
             tasks = len(asyncio.all_tasks()) - 1
-            return len(listeners), tasks, len(gateway.pipeline.recorders)
+            fds = len(os.listdir("/proc/self/fd"))
+            observers = len(runtime.services.verdict_observers)
+            return pipelines, len(checks), observers, tasks, fds, len(gateway.pipeline.recorders)
 
         async def reload() -> None:
             gateway.reload()
@@ -280,4 +295,4 @@ def test_ten_reloads_leave_one_listener_and_no_extra_task(tmp_path: Path) -> Non
             running.call(reload())
         running.call(asyncio.sleep(0.2))
         assert running.call(census()) == first
-        assert first[0] == 1
+        assert first[:3] == (1, 1, 1)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from mailmoat.config import load_config
-from mailmoat.fronts import FrontRuntime
 from mailmoat.policy import PolicyServer
+from mailmoat.runtime import Runtime
 from postfix_snippets import main_cf
 
 pytestmark = pytest.mark.integration
@@ -59,7 +59,7 @@ timeout = 1
 
 async def test_greylisting_and_deny_list_through_postfix(postfix_factory, tmp_path) -> None:
     config = load_config(write_config(tmp_path, f"sqlite:///{tmp_path}/state.db", 0))
-    runtime = await FrontRuntime.open(config)
+    runtime = await Runtime.open(config, "policy")
     records = []
     runtime.pipeline.recorders.append(records.append)
     server = PolicyServer(runtime)

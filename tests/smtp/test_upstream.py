@@ -201,9 +201,9 @@ def test_upstream_connections_are_reused_and_stale_ones_replaced(tmp_path: Path)
             assert len(first_sink.wait_messages(2)) == 2
             assert gateway.gateway is not None
             deadline = time.monotonic() + 5
-            while not gateway.gateway._idle_upstreams and time.monotonic() < deadline:
+            while not gateway.gateway.upstreams.idle and time.monotonic() < deadline:
                 time.sleep(0.02)  # the session hands it back just after QUIT
-            pooled = [session for session, _since in gateway.gateway._idle_upstreams]
+            pooled = [session for session, _since in gateway.gateway.upstreams.idle]
             assert len(pooled) == 1, "the second client reused the first one's connection"
             # The upstream restarts: the pooled connection is dead. The next
             # client must still get 250 (a fresh connection), not a 451.

@@ -2,7 +2,8 @@
 
 ``running(tmp_path)`` starts ``Gateway`` on a free loopback port with the
 stats recorder and the dashboard hooked in exactly as ``mailmoat serve`` does
-(``stats.wiring.install`` starters/stoppers), with only the built-in local
+(``mailmoat.runtime.Runtime``, door ``serve``; no autolearn or model
+sync), with only the built-in local
 checks (helo, headers, size: no DNS). ``send_mix`` sends the MIX below with
 real SMTP clients (smtplib and a raw socket) in worker threads and returns what
 each attempt got. EXPECTED is what the statistics must then say.
@@ -25,10 +26,9 @@ from mailmoat.checks import headers, helo, size
 from mailmoat.checks.base import Services
 from mailmoat.config import Config, load_config
 from mailmoat.pipeline import Pipeline
+from mailmoat.runtime import Runtime
 from mailmoat.smtp.server import Gateway
 from mailmoat.stats.recorder import StatsRecorder
-from mailmoat.stats.wiring import install
-from mailmoat.store import open_store
 from mailmoat.web.auth import hash_password
 
 PASSWORD = "correct horse battery staple"
@@ -62,6 +62,9 @@ def write_config(tmp_path: Path, password_hash: str) -> Path:
         },
         "stats": {"node": NODE, "flush_interval": 0.5},
         "web": {"listen": "127.0.0.1:0", "password_hash": password_hash},
+        # No learning from the mix: the statistics count exactly what is sent.
+        "classifier": {"autolearn": False},
+        "cluster": {"model_reload_interval": 0},
     }
     path = tmp_path / "mailmoat.toml"
     path.write_text(toml_dumps(sections))
@@ -94,12 +97,13 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
     password_hash = _HASH_CACHE.setdefault(PASSWORD, hash_password(PASSWORD))
     path = write_config(tmp_path, password_hash)
     config = load_config(path)
-    services = Services(config=config, store=open_store(config.store.url))
-    recorder = install(services)
-    assert recorder is not None
-    gateway = Gateway(config, services, config_path=str(path), pipeline_factory=local_pipeline)
+    runtime = await Runtime.open(
+        config, "serve", config_path=str(path), pipeline_factory=local_pipeline
+    )
+    recorder, web = runtime.recorder, runtime.dashboard
+    assert recorder is not None and web is not None
+    gateway = Gateway(runtime)
     port = await start_gateway(gateway)
-    web = services.extras["dashboard"]
     try:
         yield Running(gateway, port, web.port, recorder, config, path)
     finally:

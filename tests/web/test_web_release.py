@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mailmoat.config import Config, DeliveryConfig, QuarantineConfig, RelayConfig
-from mailmoat.quarantine import Quarantine
+from mailmoat.delivery.quarantine import Quarantine
 from mailmoat.web.actions import ActionError, release
 from servers import SmtpSink
 

@@ -87,7 +87,7 @@ def fields_of(tx: Transaction) -> tuple[tuple[str, str], ...]:
 
 def header_fields(message: bytes) -> tuple[tuple[str, str], ...]:
     """Top-level header fields as (name, unfolded value), exactly as
-    ``smtp.content.edit_headers`` presents them to its ``drop`` callback."""
+    ``wire.content.edit_headers`` presents them to its ``drop`` callback."""
     parsed = (name_and_value(field) for field in raw_fields(message))
     return tuple(field for field in parsed if field is not None)
 

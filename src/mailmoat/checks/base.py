@@ -21,25 +21,36 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from mailmoat.classify.holder import ModelHolder
 from mailmoat.config import Config
+from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Session, Transaction
+from mailmoat.dns.base import Resolver
+from mailmoat.store.base import Store
+
+# Called with the pipeline's services after every end-of-DATA decision
+# (autolearn); must not wait.
+VerdictObserver = Callable[["Services", Transaction, Decision], None]
 
 
 @dataclass
 class Services:
     """What checks may touch outside themselves, as small interfaces.
 
-    ``store`` is a ``mailmoat.store.Store``; ``resolver`` a
-    ``mailmoat.dns.Resolver`` (None until configured); ``clock`` returns
-    seconds since the epoch and is replaced in tests.
+    ``store`` and ``resolver`` are None when not configured (checks that
+    need them then build nothing); ``clock`` returns seconds since the epoch
+    and is replaced in tests; ``model`` is the process's classifier model
+    holder and ``verdict_observers`` watch end-of-DATA decisions: both are
+    shared by every rebuild of the services (``mailmoat.runtime``).
     """
 
     config: Config
-    store: Any = None
-    resolver: Any = None
+    store: Store | None = None
+    resolver: Resolver | None = None
     clock: Callable[[], float] = time.time
-    extras: dict[str, Any] = field(default_factory=dict)
+    model: ModelHolder = field(default_factory=ModelHolder)
+    verdict_observers: list[VerdictObserver] = field(default_factory=list)
 
 
 class Check(ABC):

@@ -9,11 +9,11 @@ classifier model and adds at most one symbol:
 - ``BAYES_HAM`` when it is at or below ``classifier.ham_threshold``, scored
   along ``classifier.ham_curve`` (default -0.5 at 0.1 down to -3.0 at 0.001).
 
-The detail carries the probability. The model is the file named by
-``classifier.model_path`` or the shipped default, loaded once per process; when
-``mailmoat.cluster`` publishes a newer shared model (``services.extras``
-``classifier_model``/``classifier_model_listeners``) the check swaps to it
-with one reference assignment, so a scan sees either model, never a mix.
+The detail carries the probability. The model is the process's shared one
+once published (``services.model``, a ``ModelHolder`` the cluster sync and
+autolearn publish to: read per message, so a scan sees either model, never
+a mix), else the file named by ``classifier.model_path`` or the shipped
+default, loaded once per process.
 CPU only (about a millisecond per message), no I/O; failure mode: the
 runner's default.
 """
@@ -23,17 +23,15 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from mailmoat.checks.base import Check, Services
 from mailmoat.checks.spec import CheckSpec, SymbolSpec
-from mailmoat.classify import Classifier, Model, ModelFormatError
+from mailmoat.classify import Classifier, ModelFormatError
+from mailmoat.classify.holder import ModelHolder
 from mailmoat.config import ClassifierConfig, ConfigError
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
-
-MODEL_EXTRA = "classifier_model"
-LISTENERS_EXTRA = "classifier_model_listeners"
 
 SPEC = CheckSpec(
     name="classifier",
@@ -76,14 +74,18 @@ class ClassifierCheck(Check):
     name: ClassVar[str] = "classifier"
     stage: ClassVar[str] = Stage.DATA.value
 
-    def __init__(self, classifier: Classifier, config: ClassifierConfig) -> None:
-        self.classifier = classifier
+    def __init__(
+        self, classifier: Classifier, config: ClassifierConfig, holder: ModelHolder | None = None
+    ) -> None:
+        self.configured = classifier
         self.config = config
+        self.holder = holder or ModelHolder()
 
-    def use_model(self, model: Any) -> None:
-        """Swap in a newer model (called by the cluster model sync)."""
-        if isinstance(model, Model):
-            self.classifier = Classifier(model)
+    @property
+    def classifier(self) -> Classifier:
+        """The shared model once published, else the configured one."""
+        shared = self.holder.classifier
+        return self.configured if shared is None else shared
 
     async def run(self, tx: Transaction, evidence: Evidence) -> None:
         probability = self.classifier.score(tx.message)
@@ -104,17 +106,8 @@ def _load(path: str) -> Classifier:
 
 def build(services: Services) -> list[Check]:
     config = services.config.classifier
-    shared = services.extras.get(MODEL_EXTRA)
     try:
-        classifier = Classifier(shared) if isinstance(shared, Model) else _load(config.model_path)
+        classifier = _load(config.model_path)
     except (OSError, ModelFormatError) as exc:
         raise ConfigError(f"classifier.model_path {config.model_path!r}: {exc}") from exc
-    check = ClassifierCheck(classifier, config)
-    # One classifier listener per process: a rebuild (reload) replaces the
-    # previous build's instead of piling one up per reload.
-    listeners: list[Any] = services.extras.setdefault(LISTENERS_EXTRA, [])
-    listeners[:] = [
-        x for x in listeners if not isinstance(getattr(x, "__self__", None), ClassifierCheck)
-    ]
-    listeners.append(check.use_model)
-    return [check]
+    return [ClassifierCheck(classifier, config, services.model)]

@@ -52,7 +52,7 @@ from mailmoat.core.symbols import Stage, Symbol
 from mailmoat.core.transaction import Session, Transaction
 from mailmoat.pipeline import Pipeline
 from mailmoat.runtime import build_services
-from mailmoat.smtp.content import normalize_line_ends
+from mailmoat.wire.content import normalize_line_ends
 
 # Checks whose evidence a stored message cannot give, or that the model under
 # evaluation replaces.

@@ -18,15 +18,13 @@ import argparse
 import json
 import sys
 
-from mailmoat.checks.base import Services
 from mailmoat.config import load_runtime_config
 from mailmoat.core.symbols import Stage
 from mailmoat.core.transaction import Session, Transaction
 from mailmoat.dns import OfflineResolver
-from mailmoat.runtime import build_services, run_loop
-from mailmoat.smtp.content import normalize_line_ends
-from mailmoat.smtp.server import build_pipeline
+from mailmoat.runtime import Runtime, run_loop
 from mailmoat.store import SqliteStore
+from mailmoat.wire.content import normalize_line_ends
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,10 +49,10 @@ async def scan(args: argparse.Namespace) -> int:
     config = load_runtime_config(args.config)
     if args.config is None:
         store = SqliteStore.from_url("sqlite://:memory:")
-        services = Services(config=config, store=store, resolver=OfflineResolver())
+        runtime = await Runtime.open(config, "scan", store=store, resolver=OfflineResolver())
     else:
-        services = await build_services(config)
-    pipeline = build_pipeline(services)
+        runtime = await Runtime.open(config, "scan", config_path=args.config)
+    pipeline = runtime.pipeline
     status = 0
     try:
         for path in args.files:
@@ -79,8 +77,7 @@ async def scan(args: argparse.Namespace) -> int:
                 listed = " ".join(f"{n}({s:g})" for n, s in symbols.items())
                 print(f"{path}: {decision.action.value} {decision.score:g} {listed}", flush=True)
     finally:
-        if services.store is not None:
-            await services.store.close()
+        await runtime.close()
     return status
 
 

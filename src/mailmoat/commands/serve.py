@@ -16,16 +16,13 @@ import logging
 import signal
 import socket
 
-from mailmoat.autolearn import install as install_autolearn
-from mailmoat.cluster import install as install_cluster
 from mailmoat.config import ConfigError, load_config, load_runtime_config
 from mailmoat.logs import configure as configure_logging
 from mailmoat.process import drop_privileges, dropping
 from mailmoat.rules.sources import load_configured
-from mailmoat.runtime import build_services, run_loop
+from mailmoat.runtime import Runtime, run_loop
 from mailmoat.smtp.server import Gateway
 from mailmoat.smtp.workers import bind_listener, reload_requested, supervise, worker_count
-from mailmoat.stats.wiring import install as install_stats
 
 log = logging.getLogger("mailmoat.serve")
 
@@ -37,17 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def serve(config_path: str | None, sock: socket.socket | None = None, index: int = 0) -> int:
     config = load_config(config_path)
     configure_logging(config.log)
-    services = await build_services(config)
-    services.extras["primary"] = index == 0
-    install_stats(services)
-    install_cluster(services)
-    install_autolearn(services)
-    gateway = Gateway(config, services, config_path=config_path)
-    for starter in services.extras.get("starters", []):
-        await starter(gateway)
+    runtime = await Runtime.open(config, "serve", config_path=config_path, primary=index == 0)
+    gateway = Gateway(runtime)
     try:
         await gateway.start(sock)
     except OSError as exc:
+        await runtime.close()
         raise listen_error(config.source, config.smtp.listen, exc) from exc
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -62,10 +54,7 @@ async def serve(config_path: str | None, sock: socket.socket | None = None, inde
     if upkeep is not None:
         upkeep.cancel()
     await gateway.stop()
-    for stopper in services.extras.get("stoppers", []):
-        await stopper()
-    if services.store is not None:
-        await services.store.close()
+    await runtime.close()
     return 0
 
 
@@ -74,7 +63,8 @@ async def _upkeep(gateway: Gateway) -> None:
     while True:
         await asyncio.sleep(300)
         with contextlib.suppress(Exception):
-            await gateway.services.store.purge()
+            if gateway.services.store is not None:
+                await gateway.services.store.purge()
             gateway.quarantine.expire()
 
 

@@ -17,8 +17,7 @@ import signal
 import sys
 
 from mailmoat.config import load_config
-from mailmoat.runtime import run_loop
-from mailmoat.store import open_store
+from mailmoat.runtime import Runtime, run_loop
 
 log = logging.getLogger("mailmoat.web")
 
@@ -42,14 +41,13 @@ def read_password() -> str | None:
 
 async def serve_dashboard(config_path: str | None) -> int:
     from mailmoat.web.auth import check_bind
-    from mailmoat.web.server import start_dashboard
 
     config = load_config(config_path)
     check_bind(config.web)
-    store = open_store(config.store.url)
-    server = await start_dashboard(lambda: config, store)
+    runtime = await Runtime.open(config, "web", config_path=config_path)
+    server = runtime.dashboard
     if server is None:
-        await store.close()
+        await runtime.close()
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -57,8 +55,7 @@ async def serve_dashboard(config_path: str | None) -> int:
     loop.add_signal_handler(signal.SIGINT, stop.set)
     print(f"dashboard: http://{server.address}/", flush=True)
     await stop.wait()
-    await server.stop()
-    await store.close()
+    await runtime.close()
     return 0
 
 

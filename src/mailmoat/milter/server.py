@@ -45,15 +45,17 @@ from dataclasses import dataclass
 
 from mailmoat.config import Config
 from mailmoat.core.record import record_for
+from mailmoat.core.replies import refusal_line
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Stage
 from mailmoat.core.transaction import Session, Transaction
-from mailmoat.fronts import FrontRuntime, FrontServer
+from mailmoat.fronts import FrontServer
 from mailmoat.milter import codec
 from mailmoat.milter.limits import HEADERS_TOO_BIG, ConnectionCap, headers_over
 from mailmoat.pipeline import Pipeline
-from mailmoat.smtp import content
+from mailmoat.runtime import Runtime
 from mailmoat.smtp.outcome import SPAM_FIELDS, spam_fields
+from mailmoat.wire import content
 
 log = logging.getLogger("mailmoat.milter")
 
@@ -69,7 +71,7 @@ class _Header:
 class MilterSession:
     def __init__(
         self,
-        runtime: FrontRuntime,
+        runtime: Runtime,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
@@ -186,7 +188,7 @@ class MilterSession:
         self.session = Session(
             client_ip=address, client_port=info.port, client_rdns=rdns, front="milter"
         )
-        recorder = self.runtime.services.extras.get("stats_recorder")
+        recorder = self.runtime.recorder
         if recorder is not None:
             recorder.count_connection()  # the SMTP client's connection to the MTA
         return await self._decide(Stage.CONNECT, Transaction(self.session))
@@ -227,7 +229,7 @@ class MilterSession:
         decision = await self.pipeline.run(stage, tx)
         if not decision.is_final_refusal:
             return _CONTINUE
-        line = decision.reply()
+        line = refusal_line(decision, stage)
         await self._finish(tx, decision, stage, line, rcpts=rcpts)
         return codec.reply_code(line)
 
@@ -240,7 +242,7 @@ class MilterSession:
         tx.data = self._message_bytes()
         decision = await self.pipeline.run(Stage.DATA, tx)
         if decision.is_final_refusal:
-            line = decision.reply().replace("550 5", "554 5", 1)
+            line = refusal_line(decision, Stage.DATA)
             await self._finish(tx, decision, Stage.DATA, line)
             self._reset_tx()
             return codec.reply_code(line)
@@ -374,7 +376,7 @@ class MilterServer(FrontServer):
     default_port = 8891
     stop_grace = 10.0
 
-    def __init__(self, runtime: FrontRuntime) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)
         self.cap = ConnectionCap()
 

@@ -37,7 +37,8 @@ from mailmoat.core.record import record_for
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Stage
 from mailmoat.core.transaction import Session, Transaction
-from mailmoat.fronts import FrontRuntime, FrontServer
+from mailmoat.fronts import FrontServer
+from mailmoat.runtime import Runtime
 
 log = logging.getLogger("mailmoat.policy")
 
@@ -70,7 +71,7 @@ def format_action(action: str) -> bytes:
 class PolicySession:
     def __init__(
         self,
-        runtime: FrontRuntime,
+        runtime: Runtime,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:

@@ -1,1 +1,1 @@
-"""The SMTP front: server, upstream relay, Maildir delivery."""
+"""The SMTP front: listener, sessions, the protocol dialogue."""

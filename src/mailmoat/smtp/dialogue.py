@@ -12,20 +12,18 @@ end-of-transaction housekeeping. It owns no command.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from mailmoat.checks.doors import FRONT_SPEC
 from mailmoat.core.record import record_for
+from mailmoat.core.replies import refusal_line
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Forced, Precedence, Stage
 from mailmoat.core.transaction import Session, Transaction
+from mailmoat.delivery.upstream import UpstreamSession
 from mailmoat.smtp import xforward
-from mailmoat.smtp.upstream import UpstreamSession
-from mailmoat.smtp.wire import Connection
+from mailmoat.smtp.host import SessionHost
 from mailmoat.store.base import StoreError
-
-if TYPE_CHECKING:
-    from mailmoat.smtp.server import Gateway
+from mailmoat.wire.connection import Connection
 
 log = logging.getLogger("mailmoat.smtp")
 
@@ -35,7 +33,7 @@ class Hangup(Exception):
 
 
 class Dialogue:
-    def __init__(self, gateway: Gateway, conn: Connection) -> None:
+    def __init__(self, gateway: SessionHost, conn: Connection) -> None:
         self.gw = gateway
         self.conn = conn
         self.config = gateway.config
@@ -123,7 +121,7 @@ class Dialogue:
             await self.upstream.rset()
 
     async def _refuse(self, tx: Transaction, decision: Decision, stage: Stage) -> None:
-        line = decision.reply()
+        line = refusal_line(decision, stage)
         if decision.code == 421:
             self.closing = True
         self.reply(line)

@@ -16,13 +16,15 @@ from collections.abc import Callable
 
 from mailmoat.checks.doors import FRONT_SPEC
 from mailmoat.core.relay import AddressError, parse_path, relay_allowed
+from mailmoat.core.replies import refusal_line
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action, Stage
 from mailmoat.core.transaction import Transaction
-from mailmoat.smtp import content, xforward
+from mailmoat.delivery.upstream import ClientFacts, Reply, UpstreamError
+from mailmoat.smtp import xforward
 from mailmoat.smtp.dialogue import Dialogue, Hangup
 from mailmoat.smtp.outcome import prepare
-from mailmoat.smtp.upstream import ClientFacts, Reply, UpstreamError
+from mailmoat.wire import content
 
 log = logging.getLogger("mailmoat.smtp")
 
@@ -259,9 +261,8 @@ class MailCommands(Dialogue):
         tx.data = content.normalize_line_ends(content.unstuff(payload))
         decision = await self.pipeline.run(Stage.DATA, tx)
         if decision.is_final_refusal:
-            await self._refuse_data(
-                tx, decision.reply().replace("550 5", "554 5", 1), decision.reason, decision
-            )
+            line = refusal_line(decision, Stage.DATA)
+            await self._refuse_data(tx, line, decision.reason, decision)
             return
         line = await self._deliver(tx, decision)
         self.reply(line)

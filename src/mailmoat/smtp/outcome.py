@@ -17,7 +17,7 @@ from mailmoat.config import Config
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action
 from mailmoat.core.transaction import Transaction
-from mailmoat.smtp.content import edit_headers
+from mailmoat.wire.content import edit_headers
 
 SPAM_FIELDS = frozenset({"x-spam-flag", "x-spam-status", "x-spam-score", "x-spam-symbols"})
 

@@ -6,7 +6,8 @@ close). ``stop()`` (SIGTERM) closes the listener, tells idle sessions
 ``421``, lets transactions in flight finish for ``smtp.shutdown_grace``
 seconds and then cancels them (``451`` to a client in DATA).
 ``reload()`` (SIGHUP) reads the config file again and builds a whole new
-runtime (pipeline, TLS context, delivery targets) before swapping it in:
+runtime (``Runtime.prepare``: services and pipeline; TLS context, delivery
+targets) before swapping it in:
 any failure (broken file, unreadable certificate, bad list) is logged as one
 error line and the old runtime stays entirely. Sessions already open keep
 the pipeline they started with, new ones get the new one. Upstream
@@ -20,35 +21,45 @@ import asyncio
 import logging
 import socket
 import ssl
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from mailmoat.checks.base import Services
-from mailmoat.checks.registry import build_checks
 from mailmoat.config import Config, load_config, parse_hostport
-from mailmoat.core.headers import decoded
+from mailmoat.core.errors import describe
 from mailmoat.core.transaction import Transaction
+from mailmoat.delivery.maildir import MaildirWriter
+from mailmoat.delivery.pool import UpstreamPool
+from mailmoat.delivery.quarantine import Quarantine, envelope
+from mailmoat.delivery.upstream import UpstreamSession
 from mailmoat.pipeline import Pipeline
-from mailmoat.quarantine import Quarantine
-from mailmoat.runtime import describe, rebuild
 from mailmoat.smtp import xforward
 from mailmoat.smtp.budget import ByteBudget
-from mailmoat.smtp.maildir import MaildirWriter
 from mailmoat.smtp.session import SmtpSession
-from mailmoat.smtp.upstream import UpstreamSession, upstream_from_config
-from mailmoat.smtp.wire import Connection
+from mailmoat.stats.recorder import StatsRecorder
+from mailmoat.wire.connection import Connection
 
 log = logging.getLogger("mailmoat.server")
 
-# Upstream connections kept open between clients (Postfix's SMTP connection
-# cache does the same): saves a TCP handshake, banner and EHLO per client.
-UPSTREAM_POOL_SIZE = 64
-UPSTREAM_IDLE_SECONDS = 5.0
 
+class GatewayRuntime(Protocol):
+    """What the gateway needs of ``mailmoat.runtime.Runtime``."""
 
-def build_pipeline(services: Services) -> Pipeline:
-    return Pipeline(services, build_checks(services))
+    config: Config
+    services: Services
+    pipeline: Pipeline
+    config_path: str | None
+    recorder: StatsRecorder | None
+
+    @property
+    def node(self) -> str: ...
+
+    def prepare(self, config: Config) -> tuple[Services, Pipeline]: ...
+
+    def apply(self, config: Config, built: tuple[Services, Pipeline]) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -78,43 +89,45 @@ class DeliveryTargets:
 
 
 class Gateway:
-    def __init__(
-        self,
-        config: Config,
-        services: Services,
-        *,
-        config_path: str | None = None,
-        pipeline_factory: Callable[[Services], Pipeline] = build_pipeline,
-    ) -> None:
-        self.config = config
-        self.services = services
-        self.config_path = config_path
-        self.pipeline_factory = pipeline_factory
-        self.pipeline = pipeline_factory(services)
-        self.node = config.node
+    def __init__(self, runtime: GatewayRuntime) -> None:
+        self.runtime = runtime
         self.sessions: dict[asyncio.Task[None], SmtpSession] = {}
         self.stopping = False
         # Called for every accepted connection, before any check (statistics).
         self.connection_observers: list[Callable[[], None]] = []
-        # Idle upstream connections, with when each became idle.
-        self._idle_upstreams: list[tuple[UpstreamSession, float]] = []
-        # Bumped by each reload: a connection opened under an older config
-        # (``UpstreamSession.generation``) never starts a new transaction.
-        self.generation = 0
-        self._background: set[asyncio.Task[None]] = set()
+        if runtime.recorder is not None:
+            self.connection_observers.append(runtime.recorder.count_connection)
+        # Upstream connections kept between clients; renewed by each reload.
+        self.upstreams = UpstreamPool(runtime.config)
         # Message bytes held by this worker's transactions in flight.
-        self.inflight = ByteBudget(config.smtp.max_inflight_bytes)
+        self.inflight = ByteBudget(runtime.config.smtp.max_inflight_bytes)
         self._server: asyncio.Server | None = None
-        self._apply(config, DeliveryTargets.build(config))
+        self._apply(DeliveryTargets.build(runtime.config))
 
-    def _apply(self, config: Config, targets: DeliveryTargets) -> None:
-        self.config = config
+    @property
+    def config(self) -> Config:
+        return self.runtime.config
+
+    @property
+    def services(self) -> Services:
+        return self.runtime.services
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The pipeline new sessions get (open ones keep theirs)."""
+        return self.runtime.pipeline
+
+    @property
+    def node(self) -> str:
+        return self.runtime.node
+
+    def _apply(self, targets: DeliveryTargets) -> None:
         self.xforward_networks = targets.xforward_networks
         self.upstream_address = targets.upstream_address
         self.maildir = targets.maildir
         self.quarantine = targets.quarantine
         self.tls_context = targets.tls_context
-        self.inflight.limit = config.smtp.max_inflight_bytes
+        self.inflight.limit = self.config.smtp.max_inflight_bytes
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -155,6 +168,7 @@ class Gateway:
 
     async def stop(self) -> None:
         self.stopping = True
+        self.upstreams.stop_keeping()
         if self._server is not None:
             self._server.close()
         # Clients between transactions hear 421 now; those inside one may
@@ -171,84 +185,41 @@ class Gateway:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
-        while self._idle_upstreams:
-            idle, _since = self._idle_upstreams.pop()
-            await idle.quit()
+        await self.upstreams.close()
         if self._server is not None:
             await self._server.wait_closed()
 
     def reload(self) -> None:
         """Build a complete new runtime from the config file, then swap it
         in; on any failure keep the old one entirely (one error line)."""
-        if self.config_path is None:
+        path = self.runtime.config_path
+        if path is None:
             log.info("reload: no config file, keeping embedded defaults")
             return
         try:
-            config = load_config(self.config_path)
+            config = load_config(path)
             targets = DeliveryTargets.build(config)
-            services, pipeline = rebuild(self.services, config, self.pipeline_factory)
+            built = self.runtime.prepare(config)
         except Exception as exc:  # any failure keeps the old runtime
             log.error("reload failed, keeping the running config: %s", describe(exc))
             return
-        if config.store.url != self.config.store.url:
-            log.warning("reload: store.url changes need a restart; keeping the open store")
-        recorders = self.pipeline.recorders
-        self.services = services
-        self.pipeline = pipeline
-        self.pipeline.recorders.extend(recorders)
-        self._apply(config, targets)
-        self.generation += 1
-        self._drain_idle_upstreams()
-        log.info("reloaded config from %s", self.config_path)
-
-    def _drain_idle_upstreams(self) -> None:
-        """Say QUIT on every idle pooled connection (in the background: a
-        signal handler cannot wait)."""
-        idle, self._idle_upstreams = self._idle_upstreams, []
-        for session, _since in idle:
-            task = asyncio.get_running_loop().create_task(session.quit())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        self.runtime.apply(config, built)
+        self._apply(targets)
+        self.upstreams.renew(config)
+        log.info("reloaded config from %s", path)
 
     def is_current(self, session: UpstreamSession) -> bool:
         """Whether ``session`` was opened under the running config."""
-        return session.generation == self.generation
+        return self.upstreams.is_current(session)
 
     # -- delivery targets ---------------------------------------------------
 
     async def take_upstream(self) -> tuple[UpstreamSession, bool]:
-        """An idle pooled upstream connection (True), or a new one (False).
-
-        Raises UpstreamError (with the 451 to give) when no connection can
-        be opened."""
-        now = time.monotonic()
-        while self._idle_upstreams:
-            session, since = self._idle_upstreams.pop()
-            if (
-                session.reusable
-                and now - since < UPSTREAM_IDLE_SECONDS
-                and self.is_current(session)
-            ):
-                return session, True
-            session.close()
-        session = upstream_from_config(self.config)
-        session.generation = self.generation
-        await session.open()
-        return session, False
+        """``UpstreamPool.take``: raises UpstreamError (with the 451 to give)."""
+        return await self.upstreams.take()
 
     async def release_upstream(self, session: UpstreamSession) -> None:
-        """Keep a healthy idle connection for the next client (at most
-        ``UPSTREAM_POOL_SIZE``, for ``UPSTREAM_IDLE_SECONDS``); quit the rest.
-        A connection still inside a transaction is reset first, or closed
-        when that fails: the pool never holds one in an unknown state."""
-        pool_full = len(self._idle_upstreams) >= UPSTREAM_POOL_SIZE
-        if self.stopping or pool_full or not self.is_current(session):
-            await session.quit()
-            return
-        if await session.settle():
-            self._idle_upstreams.append((session, time.monotonic()))
-            return
-        await session.quit()
+        await self.upstreams.give_back(session)
 
     async def deliver_local(self, tx: Transaction, message: bytes) -> str:
         try:
@@ -259,17 +230,8 @@ class Gateway:
         return f"250 2.0.0 Ok: queued as {tx.queue_id}"
 
     async def quarantine_message(self, tx: Transaction, message: bytes) -> str:
-        meta: dict[str, object] = {
-            "queue_id": tx.queue_id,
-            "mail_from": tx.mail_from,
-            "rcpts": list(tx.rcpts),
-            "client_ip": tx.session.client_ip,
-            "subject": decoded(tx.headers.get("Subject"))[:500],
-            "score": tx.score,
-            "symbols": {s.name: s.score for s in tx.all_symbols},
-        }
         try:
-            await self.quarantine.put(message, meta)
+            await self.quarantine.put(message, envelope(tx))
         except OSError as exc:
             log.error("queue_id=%s quarantine failed: %s", tx.queue_id, exc)
             return "451 4.3.0 Local storage failed, try again later"

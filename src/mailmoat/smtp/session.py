@@ -17,13 +17,14 @@ import contextlib
 import logging
 import re
 
+from mailmoat.core.replies import refusal_line
 from mailmoat.core.symbols import Stage
 from mailmoat.core.transaction import Transaction
 from mailmoat.smtp import xforward
 from mailmoat.smtp.dialogue import Hangup
 from mailmoat.smtp.mail import MailCommands
-from mailmoat.smtp.wire import LineTooLong
 from mailmoat.store.base import StoreError
+from mailmoat.wire.connection import LineTooLong
 
 log = logging.getLogger("mailmoat.smtp")
 
@@ -60,7 +61,7 @@ class SmtpSession(MailCommands):
         scratch = self._new_tx()
         decision = await self.pipeline.run(Stage.CONNECT, scratch)
         if decision.is_final_refusal:
-            line = decision.reply().replace("451", "421", 1).replace("550", "554", 1)
+            line = refusal_line(decision, Stage.CONNECT, instead_of_greeting=True)
             self.reply(line)
             await self._record(
                 scratch,

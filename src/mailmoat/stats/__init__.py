@@ -1,7 +1,7 @@
 """Statistics: counters per minute/hour/day, transaction history, step changes.
 
-Public API: ``StatsRecorder`` (a pipeline recorder), ``install`` (hooks it
-into ``mailmoat serve``), ``read_totals`` / ``read_series`` / ``summary``
+Public API: ``StatsRecorder`` (a pipeline recorder; ``mailmoat.runtime``
+attaches it), ``read_totals`` / ``read_series`` / ``summary``
 (what the CLI and the dashboard show), ``history.search`` and
 ``detect_steps``. Storage goes through ``mailmoat.store.Store`` only.
 """
@@ -13,7 +13,6 @@ from mailmoat.stats.history import Filters, search
 from mailmoat.stats.recorder import StatsRecorder
 from mailmoat.stats.series import VIEWS, parse_since, read_series, summary
 from mailmoat.stats.steps import StepEvent, detect_steps
-from mailmoat.stats.wiring import attach, install
 
 __all__ = [
     "VIEWS",
@@ -21,9 +20,7 @@ __all__ = [
     "StatsRecorder",
     "StepEvent",
     "Totals",
-    "attach",
     "detect_steps",
-    "install",
     "parse_since",
     "read_series",
     "read_totals",

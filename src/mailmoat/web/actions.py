@@ -1,12 +1,10 @@
 """What the dashboard's buttons do: release, delete, learn.
 
 Contract:
-- ``release`` delivers a quarantined message on the gateway's own path (the
-  upstream, before-queue style, when ``relay.upstream`` is set: MAIL, every
-  RCPT, DATA through ``UpstreamSession``; else the Maildir, fsynced) and
-  removes it from the quarantine only after the delivery was accepted. A
-  refusal or an unreachable upstream raises ``ActionError`` and the message
-  stays quarantined.
+- ``release`` is ``mailmoat.delivery.release``: the gateway's own delivery
+  path (the upstream client the SMTP front uses, or the Maildir); the
+  message leaves the quarantine only once delivered. A refusal or an
+  unreachable upstream raises ``ActionError`` and the message stays.
 - ``learn`` feeds a message to the classifier (``mailmoat.classify``) as
   spam or ham when that package offers a learn API; otherwise it raises
   ``ActionError`` saying so. Nothing here touches the statistics counters
@@ -22,9 +20,9 @@ import logging
 from typing import Any
 
 from mailmoat.config import Config
-from mailmoat.quarantine import Quarantine
-from mailmoat.smtp.maildir import MaildirWriter
-from mailmoat.smtp.upstream import ClientFacts, UpstreamError, upstream_from_config
+from mailmoat.delivery.quarantine import Quarantine
+from mailmoat.delivery.release import ReleaseError
+from mailmoat.delivery.release import release as delivery_release
 from mailmoat.store import open_store
 
 log = logging.getLogger("mailmoat.web")
@@ -39,47 +37,11 @@ def open_quarantine(config: Config) -> Quarantine:
 
 
 async def release(config: Config, quarantine: Quarantine, message_id: str) -> str:
-    found = quarantine.get(message_id)
-    if found is None:
-        raise ActionError(f"no quarantined message {message_id}")
-    meta, message = found
-    if config.relay.upstream:
-        where = await _release_upstream(config, meta.client_ip, meta.mail_from, meta.rcpts, message)
-    else:
-        try:
-            await MaildirWriter(config.delivery.maildir).deliver(message)
-        except OSError as exc:
-            raise ActionError(f"Maildir delivery failed: {exc}") from exc
-        where = f"delivered to the Maildir {config.delivery.maildir}"
-    quarantine.delete(message_id)
-    log.info("quarantine: released %s (queue_id=%s): %s", message_id, meta.queue_id, where)
-    return where
-
-
-async def _release_upstream(
-    config: Config, client_ip: str, sender: str, rcpts: list[str], message: bytes
-) -> str:
-    upstream = upstream_from_config(config)
-    client = ClientFacts(client_ip or "127.0.0.1", "", config.smtp.hostname)
+    """``mailmoat.delivery.release.release``, its refusal as ``ActionError``."""
     try:
-        await upstream.open()
-        reply = await upstream.mail(sender, [f"SIZE={len(message)}"], client)
-        if not reply.ok:
-            raise ActionError(f"upstream refused the sender: {reply.code} {reply.text}")
-        accepted = []
-        for rcpt in rcpts:
-            if (await upstream.rcpt(rcpt)).ok:
-                accepted.append(rcpt)
-        if not accepted:
-            raise ActionError("upstream refused every recipient")
-        reply = await upstream.data(message)
-        if not reply.ok:
-            raise ActionError(f"upstream refused the message: {reply.code} {reply.text}")
-    except UpstreamError as exc:
-        raise ActionError(f"upstream: {exc.detail}") from exc
-    finally:
-        await upstream.quit()
-    return f"relayed to {config.relay.upstream} for {len(accepted)} of {len(rcpts)} recipients"
+        return await delivery_release(config, quarantine, message_id)
+    except ReleaseError as exc:
+        raise ActionError(str(exc)) from exc
 
 
 def delete(quarantine: Quarantine, message_id: str) -> None:

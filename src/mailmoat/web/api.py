@@ -27,9 +27,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from mailmoat.cli import installed_version
+from mailmoat import installed_version
+from mailmoat.delivery.quarantine import as_dict
 from mailmoat.metrics import build_info, render
-from mailmoat.quarantine import as_dict
 from mailmoat.stats import history as hist
 from mailmoat.stats.counters import ACTIONS, DAY, read_all_time, total_key
 from mailmoat.stats.series import VIEWS, parse_since, read_events, read_series, summary

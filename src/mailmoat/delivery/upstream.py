@@ -20,7 +20,7 @@ Why a client of our own rather than aiosmtplib: this leg is the gateway's
 hot path, and aiosmtplib cannot pipeline (RFC 2920): it keeps one reply per
 written command and drops what arrives beyond it. With PIPELINING offered,
 XFORWARD, MAIL and the first RCPT go out in one write and one round trip
-instead of three. The framing is ``smtp.wire.Connection``, the same reader
+instead of three. The framing is ``wire.connection.Connection``, the same reader
 the server side uses (bounded lines, end-of-input handling).
 """
 
@@ -33,8 +33,8 @@ import re
 from dataclasses import dataclass
 
 from mailmoat.config import Config, parse_hostport
-from mailmoat.smtp.content import stuff
-from mailmoat.smtp.wire import Connection, LineTooLong
+from mailmoat.wire.connection import Connection, LineTooLong
+from mailmoat.wire.content import stuff
 
 log = logging.getLogger("mailmoat.upstream")
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mailmoat.smtp.content import (
+from mailmoat.wire.content import (
     edit_headers,
     fold,
     inspect,

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from mailmoat.smtp.upstream import ClientFacts, UpstreamError, UpstreamSession
+from mailmoat.delivery.upstream import ClientFacts, UpstreamError, UpstreamSession
 
 FACTS = ClientFacts("192.0.2.7", "client.example", "helo.example")
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

@@ -3,8 +3,8 @@
 Contract: ``Quarantine.put`` stores the message and its envelope durably
 (fsynced files, like the Maildir delivery) before the client hears ``250``;
 ``list``/``get`` read them back, ``delete`` drops one and ``expire`` drops
-those older than the retention. Releasing (delivering) a message is the
-caller's job: it reads ``get`` and hands the bytes to the delivery path.
+those older than the retention; ``envelope(tx)`` is what is kept beside a
+message. Releasing is ``mailmoat.delivery.release``.
 Files rather than store records: a quarantined message was promised to the
 sender, so it must survive a crash as a delivered one would.
 
@@ -28,7 +28,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mailmoat.smtp.maildir import MaildirWriter
+from mailmoat.core.headers import decoded
+from mailmoat.core.transaction import Transaction
+from mailmoat.delivery.maildir import MaildirWriter
 
 log = logging.getLogger("mailmoat.quarantine")
 _META = ".json"
@@ -156,6 +158,19 @@ class Quarantine:
                     log.info("quarantine: removed %s, a message file without envelope", path.name)
             except OSError:
                 pass
+
+
+def envelope(tx: Transaction) -> dict[str, object]:
+    """What ``put`` keeps beside a message of ``tx`` (the dashboard's list)."""
+    return {
+        "queue_id": tx.queue_id,
+        "mail_from": tx.mail_from,
+        "rcpts": list(tx.rcpts),
+        "client_ip": tx.session.client_ip,
+        "subject": decoded(tx.headers.get("Subject"))[:500],
+        "score": tx.score,
+        "symbols": {s.name: s.score for s in tx.all_symbols},
+    }
 
 
 def as_dict(item: QuarantinedMessage) -> dict[str, object]:
