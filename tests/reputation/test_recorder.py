@@ -80,9 +80,7 @@ async def test_own_and_allow_listed_networks_are_never_counted() -> None:
     clock = FakeClock(NOW)
     store = SqliteStore(":memory:", clock=clock)
     config = reputation_config()
-    config = config.__class__(
-        **{**config.__dict__, "lists": config.lists.__class__(allow=("198.51.100.7",))}
-    )
+    config = dataclasses.replace(config, lists=ListsConfig(allow=("198.51.100.7",)))
     recorder = ReputationRecorder(store, config)
     for _ in range(20):
         recorder(record("127.0.0.1", "reject", "score", NOW))
