@@ -380,6 +380,12 @@ class StatsConfig:
     # when the baseline has at least this many messages per period.
     step_threshold: float = 0.5
     step_min_baseline: float = 20.0
+    # Source events: a network or AS among the top spam sources (at least
+    # source_min_spam quarantined or refused messages over the last week)
+    # "went dark" once silent this many seconds, and "appeared" when first
+    # seen within the last day.
+    source_silence: float = 21_600.0
+    source_min_spam: float = 50.0
 
 
 @dataclass(frozen=True)

@@ -246,6 +246,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "stats.history_max_per_hour": (_COUNT,),
     "stats.step_threshold": (_POSITIVE,),
     "stats.step_min_baseline": (_NOT_NEGATIVE,),
+    "stats.source_silence": (at_least(1),),
+    "stats.source_min_spam": (_POSITIVE,),
     "web.enabled": (),
     "web.listen": (hostport(),),
     "web.password_hash": (text(spaces=False),),

@@ -11,7 +11,10 @@ flush, not per message); ``start()`` flushes every
 ``reputation.flush_interval`` seconds, ``stop()`` a last time. A store
 failure keeps the increments for the next flush (logged, never raised into
 the gateway). ``install(services)`` registers the recorder with the serving
-gateway (``services.extras`` starters and stoppers, as statistics do).
+gateway (``services.extras`` starters and stoppers, as statistics do) and
+the campaign recorder (``reputation.campaigns``) as a verdict observer,
+flushed with it. The time of each network's and AS's last bad message goes
+to its hash as ``lb`` (for "went dark" events).
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from mailmoat.checks.base import Services
 from mailmoat.config import Config
 from mailmoat.core.record import TransactionRecord
 from mailmoat.core.tasks import cancel_and_wait
+from mailmoat.reputation.campaigns import CampaignRecorder
 from mailmoat.reputation.counts import DAY, HOUR, index_key, outcome_of, source_key
 from mailmoat.reputation.sources import PrefixTable, Sources, protected_networks
 from mailmoat.store.base import Store
@@ -56,9 +61,13 @@ class ReputationRecorder:
         )
         self._pending: Counter[tuple[str, str]] = Counter()
         self._index: Counter[tuple[int, str]] = Counter()
+        # Source key -> time of its last quarantined or refused message.
+        self._last_bad: dict[str, float] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
+        # Flushed with the counts (the campaigns).
+        self.companions: list[Callable[[], Awaitable[None]]] = []
 
     # -- hot path (no I/O) --------------------------------------------------
 
@@ -75,20 +84,37 @@ class ReputationRecorder:
         field = f"{letter}:{int(record.time // HOUR)}"
         day = int(record.time // DAY * DAY)
         pending, index = self._pending, self._index
+        bad = letter in "qr"
         for source in sources:
             key = source.key
             pending[key, field] += 1
             index[day, key] += 1
+            if bad and source.kind != "ip":
+                self._last_bad[key] = max(self._last_bad.get(key, 0.0), record.time)
 
     # -- flushing -----------------------------------------------------------
 
     async def flush(self) -> None:
+        for companion in self.companions:
+            try:
+                await companion()
+            except Exception:
+                log.exception("reputation: flush of %r failed", companion)
         async with self._lock:
             pending, self._pending = self._pending, Counter()
             index, self._index = self._index, Counter()
+            last_bad, self._last_bad = self._last_bad, {}
             ttl = self.settings.retention
             ops = [(source_key(key), field, n) for (key, field), n in pending.items()]
             ops += [(index_key(day), key, n) for (day, key), n in index.items()]
+            for key, when in last_bad.items():
+                try:
+                    await self.store.hset(source_key(key), "lb", repr(when).encode(), ttl)
+                except Exception as exc:
+                    log.warning("reputation: flush failed, retrying later: %s", exc)
+                    self._last_bad.update(last_bad)
+                    self._keep(ops)
+                    return
             for position, (key, field, amount) in enumerate(ops):
                 try:
                     await self.store.hincr(key, field, float(amount), ttl)
@@ -136,6 +162,11 @@ def install(services: Services) -> ReputationRecorder | None:
         return None
     recorder = ReputationRecorder(services.store, config)
     services.extras["reputation_recorder"] = recorder
+    campaigns = CampaignRecorder(
+        services.store, recorder.sources, config.reputation.retention, recorder.protected
+    )
+    recorder.companions.append(campaigns.flush)
+    services.extras.setdefault("verdict_observers", []).append(campaigns.observe)
 
     async def start(gateway: Gateway) -> None:
         attach(gateway, recorder)
