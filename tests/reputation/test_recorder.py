@@ -74,6 +74,13 @@ async def test_the_counts_fade_and_are_forgotten(tmp_path: Path) -> None:
     assert "REPUTATION_BAD_IP" in await symbols_for(store, config, "198.51.100.7", clock)
     clock.advance(86_400)  # half-life: 8 -> 4, under min_messages
     assert await symbols_for(store, config, "198.51.100.7", clock) == {}
+    for _ in range(3):
+        recorder(record("198.51.100.7", "accept", "delivered", clock()))
+    await recorder.flush()
+    clock.advance(config.reputation.retention - 3600)  # the first hour is past retention
+    await symbols_for(store, config, "198.51.100.7", clock)
+    fields = await store.hgetall("rep:s:ip:198.51.100.7")
+    assert [name[0] for name in fields] == ["a"]  # the old hour was pruned on reading
 
 
 async def test_own_and_allow_listed_networks_are_never_counted() -> None:
@@ -96,14 +103,14 @@ async def test_a_store_failure_keeps_the_counts_for_the_next_flush() -> None:
     recorder = ReputationRecorder(store, reputation_config())
     for _ in range(6):
         recorder(record("198.51.100.7", "reject", "score", NOW))
-    real = store.hincr
+    real = store.hincr_many
 
-    async def broken(*_args: object) -> float:
+    async def broken(*_args: object) -> None:
         raise OSError("store down")
 
-    store.hincr = broken  # type: ignore[method-assign,assignment]
+    store.hincr_many = broken  # type: ignore[method-assign]
     await recorder.flush()
-    store.hincr = real  # type: ignore[method-assign]
+    store.hincr_many = real  # type: ignore[method-assign]
     await recorder.flush()
     fields = await store.hgetall("rep:s:ip:198.51.100.7")
     assert sum(float(v) for v in fields.values()) == 6

@@ -11,7 +11,8 @@ the zone export and the dashboard find the sources without scanning keys.
 
 Reading weighs each hour's counts by ``0.5 ** (age / half_life)`` and
 ignores hours older than ``retention``; ``read_counts`` never raises for
-an absent source (all zeros). Store errors propagate (``StoreError``):
+an absent source (all zeros) and deletes the hours past ``retention`` it
+finds (a source that keeps sending keeps its hash alive). Store errors propagate (``StoreError``):
 callers decide what a failure means.
 """
 
@@ -109,10 +110,11 @@ def decay(
 
 
 def stale_fields(fields: Iterable[str], now: float, retention: float) -> list[str]:
+    """Hour fields older than ``retention`` (other fields, ``lb``, are kept)."""
     return [
         name
         for name in fields
-        if not (hour := name.partition(":")[2]).isdigit() or now - int(hour) * HOUR > retention
+        if (hour := name.partition(":")[2]).isdigit() and now - int(hour) * HOUR > retention
     ]
 
 
@@ -124,6 +126,9 @@ async def read_counts(
     for key in keys:
         fields = await store.hgetall(source_key(key))
         found.append(decay(fields, now, half_life, retention))
+        # A source that keeps sending keeps its hash alive: its old hours go here.
+        for name in stale_fields(fields, now, retention):
+            await store.hdel(source_key(key), name)
     return found
 
 

@@ -42,6 +42,8 @@ log = logging.getLogger("mailmoat.reputation")
 
 # Pending increments beyond this (a store down for long) are dropped, counted.
 MAX_PENDING = 200_000
+# Increments per store transaction (one SQLite transaction, one Redis MULTI).
+FLUSH_BATCH = 2000
 
 
 def sources_from_config(config: Config) -> Sources:
@@ -105,30 +107,27 @@ class ReputationRecorder:
             index, self._index = self._index, Counter()
             last_bad, self._last_bad = self._last_bad, {}
             ttl = self.settings.retention
-            ops = [(source_key(key), field, n) for (key, field), n in pending.items()]
-            ops += [(index_key(day), key, n) for (day, key), n in index.items()]
-            for key, when in last_bad.items():
-                try:
+            ops = [(source_key(key), field, float(n)) for (key, field), n in pending.items()]
+            ops += [(index_key(day), key, float(n)) for (day, key), n in index.items()]
+            done = 0  # increments written
+            try:
+                while done < len(ops):
+                    await self.store.hincr_many(ops[done : done + FLUSH_BATCH], ttl)
+                    done += FLUSH_BATCH
+                for key, when in last_bad.items():
                     await self.store.hset(source_key(key), "lb", repr(when).encode(), ttl)
-                except Exception as exc:
-                    log.warning("reputation: flush failed, retrying later: %s", exc)
-                    self._last_bad.update(last_bad)
-                    self._keep(ops)
-                    return
-            for position, (key, field, amount) in enumerate(ops):
-                try:
-                    await self.store.hincr(key, field, float(amount), ttl)
-                except Exception as exc:
-                    log.warning("reputation: flush failed, retrying later: %s", exc)
-                    self._keep(ops[position:])
-                    return
+            except Exception as exc:
+                log.warning("reputation: flush failed, retrying later: %s", exc)
+                self._keep(ops[done:])
+                for key, when in last_bad.items():
+                    self._last_bad[key] = max(self._last_bad.get(key, 0.0), when)
 
-    def _keep(self, ops: list[tuple[str, str, int]]) -> None:
+    def _keep(self, ops: list[tuple[str, str, float]]) -> None:
         for key, field, amount in ops:
             if key.startswith("rep:s:"):
-                self._pending[key.removeprefix("rep:s:"), field] += amount
+                self._pending[key.removeprefix("rep:s:"), field] += int(amount)
             else:
-                self._index[int(key.rpartition(":")[2]), field] += amount
+                self._index[int(key.rpartition(":")[2]), field] += int(amount)
 
     # -- lifecycle ----------------------------------------------------------
 
