@@ -28,13 +28,12 @@ from typing import Any
 from mailmoat import __version__
 from mailmoat.config import Config
 from mailmoat.quarantine import Quarantine
+from mailmoat.reputation.counts import NOT_EVIDENCE
 from mailmoat.reputation.sources import protected_networks
 from mailmoat.stats.history import find
 from mailmoat.store.base import Store
 
 USER_AGENT = f"mailmoat/{__version__}"
-# Refusals that say something about the message or its source.
-_NOT_CONTENT = frozenset({"relay_denied", "size", "upstream", "recipients", "shutdown"})
 
 
 class NotReportable(ValueError):
@@ -62,7 +61,7 @@ def reportable_entry(entry: dict[str, Any]) -> bool:
     """A quarantined message, or one refused on its content or source."""
     action = entry.get("action")
     return action == "quarantine" or (
-        action == "reject" and entry.get("reason", "") not in _NOT_CONTENT
+        action == "reject" and entry.get("reason", "") not in NOT_EVIDENCE
     )
 
 
