@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from fakes import FakeClock
 from mailmoat import cli
-from mailmoat.config import Config, ListsConfig, ZoneConfig
+from mailmoat.config import Config, DnsConfig, ListsConfig, ZoneConfig
+from mailmoat.dns import resolver_from_config
 from mailmoat.reputation.recorder import ReputationRecorder
 from mailmoat.reputation.zone import listings, render_bind, render_rbldnsd, write_atomically
 from mailmoat.store.sqlite import SqliteStore
 from reputation_support import record, reputation_config
-from servers import ipv6_dnsbl_name
+from servers import Nsd, ipv6_dnsbl_name
 
 NOW = 1_800_000_000.0
 
@@ -156,3 +158,22 @@ def test_the_command_writes_the_file(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "7.100.51.198 IN A 127.0.0.2" in out.read_text()
     bad = ["zone", "export", "--config", str(config_path), "--output", str(tmp_path / "no" / "dir")]
     assert cli.main(bad) == 1
+
+
+@pytest.mark.integration
+async def test_the_bind_export_served_by_nsd(nsd_factory: Callable[..., Nsd]) -> None:
+    clock = FakeClock(NOW)
+    config = zone_config()
+    found = await listings(config, await stored(config, clock), NOW)
+    nsd = nsd_factory({"bl.mailmoat.test": render_bind(config, found, NOW)})
+    resolver = resolver_from_config(DnsConfig(nameserver=f"127.0.0.1:{nsd.port}", timeout=2))
+    listed = await resolver.resolve("7.100.51.198.bl.mailmoat.test", "A")
+    assert listed.records == ("127.0.0.2",)
+    txt = await resolver.resolve("7.100.51.198.bl.mailmoat.test", "TXT")
+    assert txt.records and "30 of 30" in txt.records[0] and "ip=198.51.100.7" in txt.records[0]
+    neighbour = await resolver.resolve("200.100.51.198.bl.mailmoat.test", "A")  # the /24 wildcard
+    assert neighbour.records == ("127.0.0.2",)
+    v6 = await resolver.resolve(ipv6_dnsbl_name("2001:db8:1::25", "bl.mailmoat.test"), "A")
+    assert v6.records == ("127.0.0.2",)
+    clean = await resolver.resolve("5.113.0.203.bl.mailmoat.test", "A")
+    assert clean.status == "nxdomain" and not clean.records
