@@ -40,10 +40,19 @@ async def test_matching_fingerprints_make_one_campaign(tmp_path: Path) -> None:
     detail = await read_campaign(store, "a1")
     assert detail is not None and detail["queue_ids"] == ["Q3", "Q2", "Q1"]
     assert await read_campaign(store, "nope") is None
+    # A fingerprint seen once is no campaign: only its first message is kept.
     alone = await read_campaigns(store, NOW + 60, min_volume=1, sort="spam_share")
-    assert [c["id"] for c in alone] == ["a1", "b1"]
+    assert [c["id"] for c in alone] == ["a1"]
+    assert await store.get("camp:f:b1") is not None and await store.hgetall("camp:c:b1") == {}
+    # Its second message, in a later flush, starts the campaign with the first one counted.
+    recorder._queue += [seen(("x1", "b2", "x3"), "203.0.113.0/24", "add_header", 10, NOW + 90)]
+    await recorder.flush()
+    later = await read_campaign(store, "b1")
+    assert later is not None and later["volume"] == 2 and later["first"] == NOW
+    assert later["verdicts"] == {"accept": 1, "add_header": 1} and later["subject"] == "Offer 9"
+    assert await store.get("camp:f:b1") is None
     await store.close()
     with sqlite3.connect(tmp_path / "s.db") as db:
-        for table in ("kv", "hash_key", "list_key"):
+        for table in ("kv", "hash_key", "list_key"):  # every key expires
             rows = db.execute(f"SELECT expires FROM {table}").fetchall()
             assert rows and all(e <= NOW + 60 + 86_400 for (e,) in rows)

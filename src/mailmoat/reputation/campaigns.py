@@ -6,12 +6,15 @@ bulk fingerprint bands (``tx.notes["bulk.fingerprint"]``, set by the bulk
 check), client network, verdict, subject, first URLs and queue id; no I/O.
 ``flush()`` groups the queue by fingerprint and, per fingerprint, finds its
 campaign (``camp:b:<band>`` names the campaign of a band: a message sharing
-any band with a campaign joins it; a new one starts a campaign named after
-its first band) and adds to the campaign's hash ``camp:c:<id>``: volume
-``n``, verdicts ``v:<action>``, sources ``s:<network>``, ``first`` and
-``last`` seen, a sample subject and URLs; its recent queue ids go to the
-capped list ``camp:q:<id>``; the day's index ``camp:i:<day>`` lists the
-campaigns. Every key expires ``reputation.retention`` after its last write.
+any band with a campaign joins it; a new fingerprint is named after its
+first band). A fingerprint seen once is no campaign: only its first message
+("founder", ``camp:f:<id>``) is kept, so unique mail costs two store
+operations per flush in all. From the second message on, the campaign's
+hash ``camp:c:<id>`` holds its volume ``n`` (the founder included),
+verdicts ``v:<action>``, sources ``s:<network>``, ``first`` and ``last``
+seen, a sample subject and URLs; its recent queue ids go to the capped list
+``camp:q:<id>``; the day's index ``camp:i:<day>`` lists the campaigns.
+Every key expires ``reputation.retention`` after its last write.
 ``read_campaigns``/``read_campaign`` give them back (dicts for pages and
 JSON). A store failure keeps the queue for the next flush, bounded.
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mailmoat.checks.base import Services
@@ -35,6 +38,7 @@ log = logging.getLogger("mailmoat.reputation")
 
 MAX_QUEUE = 50_000
 RECENT_IDS = 50
+RECENT_PER_FLUSH = 10
 SAMPLE_URLS = 5
 
 
@@ -47,12 +51,6 @@ class Seen:
     urls: list[str]
     queue_id: str
     time: float
-
-
-@dataclass
-class _Group:
-    bands: tuple[str, ...]
-    items: list[Seen] = field(default_factory=list)
 
 
 class CampaignRecorder:
@@ -90,46 +88,83 @@ class CampaignRecorder:
     async def flush(self) -> None:
         async with self._lock:
             queue, self._queue = self._queue, []
-            groups: dict[tuple[str, ...], _Group] = {}
-            for seen in queue:
-                groups.setdefault(seen.bands, _Group(seen.bands)).items.append(seen)
-            pending = list(groups.values())
-            for position, group in enumerate(pending):
-                try:
-                    await self._write(group)
-                except Exception as exc:
-                    log.warning("campaigns: flush failed, retrying later: %s", exc)
-                    for rest in pending[position:]:
-                        self._queue.extend(rest.items[: MAX_QUEUE - len(self._queue)])
-                    return
+            if not queue:
+                return
+            try:
+                await self._write(queue)
+            except Exception as exc:
+                log.warning("campaigns: flush failed, retrying later: %s", exc)
+                self._queue = (queue + self._queue)[:MAX_QUEUE]
 
-    async def _write(self, group: _Group) -> None:
+    async def _write(self, queue: list[Seen]) -> None:
+        """Store costs per flush: one read of every band, one write of the
+        new bands (and of each new fingerprint's founder), one batch of
+        counters; per campaign that grew: its last time and recent ids."""
         store, ttl = self.store, self.retention
-        band_keys = [f"camp:b:{band}" for band in group.bands]
-        known = await store.get_many(band_keys)
-        owner = next((v.decode() for v in known if v), None)
-        created = owner is None
-        campaign = owner or group.bands[0]
-        await store.add_many(
-            {k: campaign.encode() for k, v in zip(band_keys, known, strict=True) if not v}, ttl
-        )
-        key = f"camp:c:{campaign}"
-        items = group.items
-        first, last = min(s.time for s in items), max(s.time for s in items)
-        if created or await store.hget(key, "first") is None:
-            await store.hset(key, "first", repr(first).encode(), ttl)
-            await store.hset(key, "subject", items[0].subject.encode("utf-8", "replace"), ttl)
-            await store.hset(key, "urls", json.dumps(items[0].urls).encode(), ttl)
-        await store.hset(key, "last", repr(last).encode(), ttl)
-        counts: dict[str, int] = {"n": len(items)}
-        for seen in items:
-            counts[f"v:{seen.action}"] = counts.get(f"v:{seen.action}", 0) + 1
-            counts[f"s:{seen.network}"] = counts.get(f"s:{seen.network}", 0) + 1
-        for name, amount in counts.items():
-            await store.hincr(key, name, float(amount), ttl)
-        for seen in items[-RECENT_IDS:]:
-            await store.push(f"camp:q:{campaign}", seen.queue_id.encode(), RECENT_IDS, ttl)
-        await store.hincr(f"camp:i:{int(last // DAY * DAY)}", campaign, float(len(items)), ttl)
+        groups: dict[tuple[str, ...], list[Seen]] = {}
+        for seen in queue:
+            groups.setdefault(seen.bands, []).append(seen)
+        bands = list(dict.fromkeys(b for key in groups for b in key))
+        known = {
+            band: value.decode()
+            for band, value in zip(
+                bands, await store.get_many([f"camp:b:{b}" for b in bands]), strict=True
+            )
+            if value
+        }
+        new: dict[str, bytes] = {}
+        founders: dict[str, Seen] = {}  # campaigns whose first message came in this flush
+        joins: dict[str, list[Seen]] = {}
+        for key, items in groups.items():
+            owner = next((known[b] for b in key if b in known), None)
+            if owner is None:
+                owner = key[0]
+                founders[owner] = items[0]
+                items = items[1:]
+            for band in key:
+                if band not in known:
+                    known[band] = owner
+                    new[f"camp:b:{band}"] = owner.encode()
+            if items:
+                joins.setdefault(owner, []).extend(items)
+        # A fingerprint seen once is no campaign yet: only its founder is kept.
+        for campaign, founder in founders.items():
+            if campaign not in joins:
+                new[f"camp:f:{campaign}"] = json.dumps(founder.__dict__).encode()
+        if new:
+            await store.add_many(new, ttl)
+        if not joins:
+            return
+        waiting = [c for c in joins if c not in founders]
+        stored = await store.get_many([f"camp:f:{c}" for c in waiting]) if waiting else []
+        for campaign, raw in zip(waiting, stored, strict=True):
+            if raw:
+                try:
+                    founders[campaign] = Seen(**json.loads(raw))
+                except (ValueError, TypeError):
+                    continue
+                await store.delete(f"camp:f:{campaign}")
+        increments: list[tuple[str, str, float]] = []
+        for campaign, joined in joins.items():
+            name = f"camp:c:{campaign}"
+            first = founders.get(campaign)
+            items = joined
+            if first is not None:  # the campaign starts now: its first message counts
+                items = [first, *joined]
+                await store.hset(name, "first", repr(first.time).encode(), ttl)
+                await store.hset(name, "subject", first.subject.encode("utf-8", "replace"), ttl)
+                await store.hset(name, "urls", json.dumps(first.urls).encode(), ttl)
+            counts: dict[str, int] = {"n": len(items)}
+            for seen in items:
+                counts[f"v:{seen.action}"] = counts.get(f"v:{seen.action}", 0) + 1
+                counts[f"s:{seen.network}"] = counts.get(f"s:{seen.network}", 0) + 1
+            increments += [(name, field, float(amount)) for field, amount in counts.items()]
+            last = max(s.time for s in items)
+            increments.append((f"camp:i:{int(last // DAY * DAY)}", campaign, float(len(items))))
+            await store.hset(name, "last", repr(last).encode(), ttl)
+            for seen in items[-RECENT_PER_FLUSH:]:
+                await store.push(f"camp:q:{campaign}", seen.queue_id.encode(), RECENT_IDS, ttl)
+        await store.hincr_many(increments, ttl)
 
 
 def _number(value: bytes | float | None) -> float:

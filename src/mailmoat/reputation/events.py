@@ -2,8 +2,9 @@
 
 Contract: ``source_events(store, settings, now)`` looks at the networks and
 ASes seen over the last week (the reputation index, ``counts``; the
-``READ_AT_MOST`` busiest by messages), keeps the top ``TOP_SOURCES`` by quarantined and refused messages among those with at
-least ``stats.source_min_spam`` of them, and reports for each one a
+``READ_AT_MOST`` busiest by messages), keeps the top ``TOP_SOURCES`` by
+quarantined and refused messages among those with at least
+``stats.source_min_spam`` of them, and reports for each one a
 ``SourceEvent``: "went dark" when its last bad message (the precise ``lb``
 field the recorder keeps) is ``stats.source_silence`` seconds old or more
 (the McColo signature: a big source stops at once), and "appeared" when its
