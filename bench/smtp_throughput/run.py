@@ -167,11 +167,23 @@ CONTENT_CHECKS = (
 )  # fmt: skip
 
 
+# --reputation: the loopback load counted as any client's would be (it is one
+# of our own networks by default, never counted), with an AS from a table.
+COUNTED = '[reputation]\nown_networks = []\nprefix_table = "{table}"\n'
+NOT_COUNTED = "[reputation]\nenabled = false\n"
+
+
 def start_mailmoat(
-    workdir: Path, upstream: str, nameserver: str, workers: int = 0, content: bool = True
+    workdir: Path,
+    upstream: str,
+    nameserver: str,
+    workers: int = 0,
+    content: bool = True,
+    extra: str = "",
 ) -> tuple[subprocess.Popen[bytes], int]:
     """``mailmoat serve`` relaying to ``upstream``; ``workers`` 0: one per core;
-    ``content`` False switches the data-stage content checks off."""
+    ``content`` False switches the data-stage content checks off; ``extra``
+    is appended to its config."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     disabled = (
@@ -183,14 +195,14 @@ def start_mailmoat(
         f'[relay]\ndomains = ["example.org"]\nupstream = "{upstream}"\n'
         f'[pregreet]\ndelay = 0\n[store]\nurl = "sqlite:///{workdir}/store.db"\n'
         f"[web]\nenabled = false\n"
-        f'[dns]\nnameserver = "{nameserver}"\n' + disabled
+        f'[dns]\nnameserver = "{nameserver}"\n' + disabled + extra
     )
     log = (workdir / "serve.log").open("wb")  # the child process keeps it open
     proc = subprocess.Popen(
         [sys.executable, "-m", "mailmoat", "serve", "--config", str(config)],
         cwd=workdir, stdout=subprocess.DEVNULL, stderr=log,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 180  # the rules load: slow on a busy box
     while not tcp_listening(port):
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError((workdir / "serve.log").read_text())
@@ -205,18 +217,34 @@ def main() -> int:
     parser.add_argument(
         "--rounds", type=int, default=8, help="interleaved rounds; medians are printed"
     )
+    parser.add_argument(
+        "--reputation",
+        action="store_true",
+        help="also run mailmoat without reputation bookkeeping (and count the "
+        "loopback load in the main run) to compare their CPU per message",
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="mm-bench-"))
     zones = {**ZONES, **list_zones()}
+    table = workdir / "prefixes.csv"
+    table.write_text("127.0.0.0/8,64512,loopback\n")
+    counted = COUNTED.format(table=table) if args.reputation else ""
     with SmtpSink() as sink, Postfix(relayhost=sink.address) as postfix, Nsd(zones) as dns:
-        mailmoat, port = start_mailmoat(workdir / "full", sink.address, dns.address)
+        mailmoat, port = start_mailmoat(workdir / "full", sink.address, dns.address, extra=counted)
         bare, bare_port = start_mailmoat(workdir / "bare", sink.address, dns.address, content=False)
+        uncounted = None
+        if args.reputation:
+            uncounted, norep_port = start_mailmoat(
+                workdir / "norep", sink.address, dns.address, extra=NOT_COUNTED
+            )
         try:
             smtp_source(sink.port, 200)  # warm up all of them
             smtp_source(postfix.port, 200)
             wait_until_empty(postfix.queue_dir)
             smtp_source(port, 200)
             smtp_source(bare_port, 200)
+            if uncounted is not None:
+                smtp_source(norep_port, 200)
             master = postfix.master_pid
             assert master is not None, "Postfix runs without a master.pid"
             targets = {
@@ -225,6 +253,8 @@ def main() -> int:
                 "mailmoat": (port, mailmoat.pid),
                 "bare": (bare_port, bare.pid),
             }
+            if uncounted is not None:
+                targets["norep"] = (norep_port, uncounted.pid)
             # The targets take turns, round after round, Postfix and mailmoat
             # in alternating order, so drifts and bursts of other load on this
             # shared box hit them alike; medians printed.
@@ -234,6 +264,10 @@ def main() -> int:
                 order = ["sink", "postfix", "mailmoat", "bare"]
                 if number % 2:
                     order[1:3] = ["mailmoat", "postfix"]
+                if uncounted is not None:
+                    # Next to the counted run, alternating which goes first.
+                    at = order.index("mailmoat") + (0 if number % 4 >= 2 else 1)
+                    order.insert(at, "norep")
                 measured = {}
                 for name in order:
                     target_port, pid = targets[name]
@@ -253,9 +287,10 @@ def main() -> int:
             base = latencies(sink.port, args.latency)
             ours = latencies(port, args.latency)
         finally:
-            for proc in (mailmoat, bare):
-                proc.terminate()
-                proc.wait(30)
+            for proc in (mailmoat, bare, uncounted):
+                if proc is not None:
+                    proc.terminate()
+                    proc.wait(30)
 
     def median(name: str, column: int) -> float:
         return statistics.median(r[name][column] for r in rounds)
@@ -279,6 +314,13 @@ def main() -> int:
     labels = {"postfix": "Postfix", "mailmoat": "mailmoat", "bare": "  content off"}
     for name, label in labels.items():
         print(f"  {label:<14} {median(name, 1) * 1e6:8.0f}")
+    if args.reputation:
+        print(f"  {'no reputation':<14} {median('norep', 1) * 1e6:8.0f}")
+        costs = [r["mailmoat"][1] / r["norep"][1] for r in rounds]
+        print(
+            "reputation bookkeeping, CPU per message with / without: "
+            f"{statistics.median(costs):.3f} (rounds: " + ", ".join(f"{c:.3f}" for c in costs) + ")"
+        )
     for label, pct in (("p50", 50.0), ("p99", 99.0)):
         added = (percentile(ours, pct) - percentile(base, pct)) * 1000
         print(f"added latency {label}        {added:8.2f} ms  "

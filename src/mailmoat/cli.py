@@ -33,6 +33,8 @@ COMMANDS: dict[str, str] = {
     "policy": "run the Postfix policy delegation front",
     "learn": "learn spam and ham messages into the classifier model",
     "eval": "measure the classifier on a labelled index (TREC format)",
+    "report": "RFC 5965 abuse reports of quarantined or refused messages",
+    "zone": "export the worst sources as a DNSBL zone (rbldnsd, bind)",
 }
 
 

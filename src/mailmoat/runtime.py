@@ -6,8 +6,9 @@ Contract: ``Runtime.open(config, door)`` builds, in this order: the services
 pipeline (the door's checks), and for the doors that score mail as a
 service (``serve``, ``milter``, ``policy``) the statistics recorder (with
 ``[stats] enabled``: attached to the pipeline, flushing in the background),
-the cluster model sync and autolearn; then the dashboard (``web``;
-``serve`` with ``[web] enabled`` on its primary worker). ``scan`` gets
+the cluster model sync, autolearn and the source reputation recorder
+(``[reputation] enabled``: attached to the pipeline); then the dashboard
+(``web``; ``serve`` with ``[web] enabled`` on its primary worker). ``scan`` gets
 services and pipeline only; ``web`` an empty pipeline (no checks to load).
 A store that cannot be opened is logged and replaced by a
 ``RecoveringStore``: clients get the ``store.fail_mode`` answer until it
@@ -20,8 +21,8 @@ resolver only when ``[dns]`` changed) and a pipeline built from them, the
 recorders carried over; ``prepare`` raises with the running runtime
 untouched, and nothing it built is registered anywhere, so reloads leak
 nothing. ``close()`` undoes ``open`` in reverse: dashboard, autolearn (its
-last flush), model sync, statistics (their last flush), store; a failing
-step is logged and the next still runs.
+last flush), reputation (its last flush), model sync, statistics (their
+last flush), store; a failing step is logged and the next still runs.
 
 ``run_loop`` runs a coroutine on uvloop when it is installed.
 """
@@ -44,6 +45,8 @@ from mailmoat.core.errors import describe as describe
 from mailmoat.dns import resolver_from_config
 from mailmoat.dns.base import Resolver
 from mailmoat.pipeline import Pipeline
+from mailmoat.reputation.recorder import ReputationRecorder
+from mailmoat.reputation.recorder import install as install_reputation
 from mailmoat.stats.recorder import StatsRecorder
 from mailmoat.store import Store, StoreError, open_store
 from mailmoat.store.recovering import RecoveringStore
@@ -109,6 +112,7 @@ class Runtime:
     recorder: StatsRecorder | None = None
     model_sync: ModelSync | None = None
     learner: AutoLearner | None = None
+    reputation: ReputationRecorder | None = None
     dashboard: WebServer | None = None
     _closed: bool = field(default=False, repr=False)
 
@@ -163,6 +167,10 @@ class Runtime:
             self.learner = install_autolearn(services, counter)
             if self.learner is not None:
                 await self.learner.start()
+            self.reputation = install_reputation(services)
+            if self.reputation is not None:
+                self.pipeline.recorders.append(self.reputation)
+                await self.reputation.start()
         wanted = self.door.dashboard == "always" or (
             self.door.dashboard == "when enabled" and config.web.enabled and primary
         )
@@ -203,6 +211,8 @@ class Runtime:
             steps.append(self.dashboard.stop)
         if self.learner is not None:
             steps.append(self.learner.stop)
+        if self.reputation is not None:
+            steps.append(self.reputation.stop)
         if self.model_sync is not None:
             steps.append(self.model_sync.stop)
         if self.recorder is not None:

@@ -275,6 +275,7 @@ def test_ten_reloads_leave_one_pipeline_and_no_extra_task_or_fd(tmp_path: Path) 
         assert gateway is not None
         runtime = gateway.runtime
         assert runtime.recorder and runtime.model_sync and runtime.learner and runtime.dashboard
+        assert runtime.reputation is not None
 
         async def census() -> tuple[int, int, int, int, int, int]:
             gc.collect()
@@ -295,4 +296,4 @@ def test_ten_reloads_leave_one_pipeline_and_no_extra_task_or_fd(tmp_path: Path) 
             running.call(reload())
         running.call(asyncio.sleep(0.2))
         assert running.call(census()) == first
-        assert first[:3] == (1, 1, 1)
+        assert first[:3] == (1, 1, 2)  # observers: autolearn and campaigns

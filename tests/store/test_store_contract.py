@@ -192,6 +192,17 @@ async def test_hash_counters_and_values(backend: Backend) -> None:
     assert await store.hgetall("h") == {"accept": 3.5}
 
 
+async def test_hash_increments_in_one_round_trip(backend: Backend) -> None:
+    store = backend.store
+    await store.hincr("h1", "a", 1, TTL)
+    await store.hincr_many([("h1", "a", 2), ("h1", "b", 0.5), ("h2", "a", 4), ("h1", "a", 1)], TTL)
+    await store.hincr_many([], TTL)
+    assert await store.hgetall("h1") == {"a": 4.0, "b": 0.5}
+    assert await store.hgetall("h2") == {"a": 4.0}
+    await backend.advance(TTL + 0.3)
+    assert await store.hgetall("h1") == {} and await store.hgetall("h2") == {}
+
+
 async def test_hash_ttl_refreshed_by_writes(backend: Backend) -> None:
     store = backend.store
     await store.hincr("h", "a", 1, TTL)

@@ -38,6 +38,7 @@ CHECK_MODULES: tuple[str, ...] = (
     "mailmoat.checks.dnsbl",
     "mailmoat.checks.rdns",
     "mailmoat.checks.greylist",
+    "mailmoat.checks.reputation",
 )
 
 

@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", default="24h", help="window: 30m, 24h, 7d... (default 24h)")
     parser.add_argument("--node", default="", help="one node only (default: all nodes)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--events",
+        action="store_true",
+        help="only the events: step changes, top spam sources that went dark or appeared",
+    )
 
 
 async def collect(config_path: str | None, since: float, node: str) -> dict[str, Any]:
@@ -73,10 +78,16 @@ def format_summary(data: dict[str, Any], since_text: str) -> str:
                 row(str(item["value"])[:40], item["count"], 4)
     if data["events"]:
         lines += ["", "  step changes:"]
-        for event in data["events"][:10]:
-            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(event["time"]))
-            lines.append(f"    {when}  {event['text']}")
+        lines += format_events(data["events"][:10])
     return "\n".join(lines)
+
+
+def format_events(events: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for event in events:
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(event["time"]))
+        lines.append(f"    {when}  {event['text']}")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,6 +97,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"mailmoat stats: {exc}", file=sys.stderr)
         return 2
     data = asyncio.run(collect(args.config, since, args.node))
+    if args.events:
+        if args.json:
+            print(json.dumps(data["events"], sort_keys=True))
+        else:
+            print("\n".join(format_events(data["events"]) or ["    no events"]))
+        return 0
     if args.json:
         print(json.dumps(data, sort_keys=True))
     else:

@@ -104,6 +104,9 @@ def _file_problems(config: Config) -> list[str]:
         problem = _readable(config.classifier.model_path)
         if problem:
             problems.append(f"classifier.model_path: {problem}")
+    from mailmoat.reputation.tables import table_problems
+
+    problems.extend(table_problems(config))
     if not problems:
         problems.extend(_rule_problems(config))
     return problems

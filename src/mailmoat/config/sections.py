@@ -389,6 +389,12 @@ class StatsConfig:
     # when the baseline has at least this many messages per period.
     step_threshold: float = 0.5
     step_min_baseline: float = 20.0
+    # Source events: a network or AS among the top spam sources (at least
+    # source_min_spam quarantined or refused messages over the last week)
+    # "went dark" once silent this many seconds, and "appeared" when first
+    # seen within the last day.
+    source_silence: float = 21_600.0
+    source_min_spam: float = 50.0
 
 
 @dataclass(frozen=True)
@@ -511,6 +517,78 @@ class ProcessConfig:
 
 
 @dataclass(frozen=True)
+class ReputationConfig:
+    """Source reputation (docs/reputation.md): decayed counts of what each
+    client address, network and AS sent, and the REPUTATION_* check."""
+
+    enabled: bool = True
+    # CSV file of "prefix,asn,name" lines (announced prefix to AS); empty:
+    # no AS level. A line that does not parse stops the start naming it.
+    prefix_table: str = ""
+    # Network of an address: this prefix length (IPv4 /24, IPv6 /64).
+    ipv4_prefix: int = 24
+    ipv6_prefix: int = 64
+    # Counts lose half their weight every this many seconds.
+    half_life: float = 86_400.0
+    # A source is forgotten this many seconds after its last message.
+    retention: float = 604_800.0
+    # Seconds between writes of the counts to the store.
+    flush_interval: float = 5.0
+    # A source is judged from this many (decayed) messages on.
+    min_messages: float = 5.0
+    # REPUTATION_BAD_*: quarantined and refused share at or above this.
+    bad_share: float = 0.8
+    # REPUTATION_GOOD_IP: accepted share at or above this.
+    good_share: float = 0.95
+    # Our own and relay networks (CIDR): never counted, scored, reported or
+    # exported. Allow-listed addresses (lists.allow) are never either.
+    own_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    # Seconds the check reuses a source's counts read from the store.
+    cache_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class ReportsConfig:
+    """Abuse reports (``mailmoat report arf``, RFC 5965); docs/reputation.md."""
+
+    # Reports are sent only when this is true (--dry-run always works).
+    enabled: bool = False
+    # File of "CIDR-or-AS address" lines: who takes reports for which source.
+    contacts: str = ""
+    # host:port of the mail server the reports are sent through.
+    smarthost: str = ""
+    # Our address: the reports' From and envelope sender.
+    sender: str = "postmaster@localhost"
+    # At most this many reports per minute, and per SMTP session to a contact.
+    max_per_minute: int = 30
+    batch_size: int = 20
+
+
+@dataclass(frozen=True)
+class ZoneConfig:
+    """Our own DNSBL zone (``mailmoat zone export``); docs/reputation.md."""
+
+    # Zone name (the bind format's origin).
+    name: str = "bl.mailmoat.invalid"
+    # Listed: at least min_bad decayed bad messages and a bad share at or
+    # above bad_share.
+    min_bad: float = 20.0
+    bad_share: float = 0.9
+    # Also list whole networks (/24, /64) that reach the thresholds.
+    networks: bool = True
+    # Seconds resolvers may cache an answer.
+    ttl: int = 3600
+    # A source leaves the zone this many seconds after its last bad message.
+    expiry: float = 172_800.0
+    # Addresses or networks (CIDR) never exported.
+    allow: tuple[str, ...] = ()
+    # TXT answer: {reason} and {url} are filled in.
+    txt: str = "Listed by mailmoat: {reason}; {url}"
+    # Lookup URL template in the TXT answer; {ip} is the listed address.
+    lookup_url: str = "https://mailmoat.invalid/lookup?ip={ip}"
+
+
+@dataclass(frozen=True)
 class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
@@ -543,6 +621,9 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     process: ProcessConfig = field(default_factory=ProcessConfig)
+    reputation: ReputationConfig = field(default_factory=ReputationConfig)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
+    zone: ZoneConfig = field(default_factory=ZoneConfig)
     source: str = "<embedded defaults>"
 
     def check(self, name: str) -> CheckSettings:

@@ -96,6 +96,12 @@ def cidr(value: str) -> str | None:
     return None
 
 
+def mailbox(value: str) -> str | None:
+    local, at, host = value.rpartition("@")
+    ok = at and local and _DOMAIN.match(host) and not _CONTROL.search(value) and " " not in value
+    return None if ok else f"not a mail address: {value!r}"
+
+
 def domain(value: str) -> str | None:
     return None if _DOMAIN.match(value) else f"not a domain name: {value!r}"
 
@@ -243,6 +249,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "stats.history_max_per_hour": (_COUNT,),
     "stats.step_threshold": (_POSITIVE,),
     "stats.step_min_baseline": (_NOT_NEGATIVE,),
+    "stats.source_silence": (at_least(1),),
+    "stats.source_min_spam": (_POSITIVE,),
     "web.enabled": (),
     "web.listen": (hostport(),),
     "web.password_hash": (text(spaces=False),),
@@ -335,6 +343,33 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "classifier.autolearn_max_pending": (_COUNT,),
     "process.user": (text(spaces=False),),
     "process.group": (text(spaces=False),),
+    "reputation.enabled": (),
+    "reputation.prefix_table": (text(),),
+    "reputation.ipv4_prefix": (between(8, 32),),
+    "reputation.ipv6_prefix": (between(16, 128),),
+    "reputation.half_life": (at_least(60),),
+    "reputation.retention": (at_least(3600),),
+    "reputation.flush_interval": (at_least(0.1),),
+    "reputation.min_messages": (_POSITIVE,),
+    "reputation.bad_share": (between(0.01, 1),),
+    "reputation.good_share": (between(0.01, 1),),
+    "reputation.own_networks": (each(cidr),),
+    "reputation.cache_seconds": (_NOT_NEGATIVE,),
+    "reports.enabled": (),
+    "reports.contacts": (text(),),
+    "reports.smarthost": (hostport(empty=True),),
+    "reports.sender": (mailbox,),
+    "reports.max_per_minute": (_COUNT,),
+    "reports.batch_size": (_COUNT,),
+    "zone.name": (domain,),
+    "zone.min_bad": (_POSITIVE,),
+    "zone.bad_share": (between(0.01, 1),),
+    "zone.networks": (),
+    "zone.ttl": (between(1, 604_800),),
+    "zone.expiry": (at_least(60),),
+    "zone.allow": (each(cidr),),
+    "zone.txt": (text(empty=False),),
+    "zone.lookup_url": (text(spaces=False),),
 }
 
 

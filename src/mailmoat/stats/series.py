@@ -162,6 +162,9 @@ async def read_events(
                 baseline_label=unit,
                 step=series.view.step,
             )
+    from mailmoat.reputation.events import source_events
+
+    events += await source_events(store, settings, now)
     return sorted(events, key=lambda e: e.time, reverse=True)
 
 

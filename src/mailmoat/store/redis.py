@@ -240,6 +240,18 @@ class RedisStore:
         result = await self._call("hincr", key, lambda: self._multi(build))
         return float(result[0])
 
+    async def hincr_many(self, increments: Sequence[tuple[str, str, float]], ttl: float) -> None:
+        if not increments:
+            return
+
+        def build(pipe: Any) -> None:
+            for key, field, amount in increments:
+                pipe.hincrbyfloat(self._h(key), field, amount)
+            for key in dict.fromkeys(key for key, _, _ in increments):
+                pipe.pexpire(self._h(key), _ms(ttl))
+
+        await self._call("hincr_many", increments[0][0], lambda: self._multi(build))
+
     async def hset(self, key: str, field: str, value: bytes, ttl: float) -> None:
         name = self._h(key)
 

@@ -288,6 +288,19 @@ class SqliteStore:
 
         return float(self._tx(bump))  # type: ignore[arg-type]
 
+    async def hincr_many(self, increments: Sequence[tuple[str, str, float]], ttl: float) -> None:
+        def bump(db: sqlite3.Connection) -> None:
+            for key in dict.fromkeys(key for key, _, _ in increments):
+                self._touch_hash(db, key, ttl)
+            db.executemany(
+                "INSERT INTO hash (key, field, value) VALUES (?,?,?) "
+                "ON CONFLICT (key, field) DO UPDATE SET value = value + excluded.value",
+                increments,
+            )
+
+        if increments:
+            self._tx(bump)
+
     async def hset(self, key: str, field: str, value: bytes, ttl: float) -> None:
         def put(db: sqlite3.Connection) -> None:
             self._touch_hash(db, key, ttl)

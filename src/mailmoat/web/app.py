@@ -313,7 +313,7 @@ async def logout(request: Request) -> Response:
 
 
 def create_app(board: Dashboard) -> Starlette:
-    from mailmoat.web import api, pages
+    from mailmoat.web import api, pages, reputation_pages
 
     routes = [
         Route("/login", login_page, methods=["GET", "POST"]),
@@ -326,6 +326,7 @@ def create_app(board: Dashboard) -> Starlette:
         Route("/config", pages.config_page),
         Route("/metrics", api.metrics),
         *api.routes(),
+        *reputation_pages.routes(),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(Guard)])
