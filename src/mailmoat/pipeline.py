@@ -66,7 +66,13 @@ class Pipeline:
             for evidence in results:
                 found.symbols.extend(evidence.symbols)
                 found.forced.extend(evidence.forced)
-        symbols = [self.rescored(s.name, s.score, s.detail) for s in found.symbols]
+        # As ``rescored`` gives them; a symbol without an override is kept
+        # (it is immutable) rather than made again.
+        scores = config.scores
+        symbols = [
+            s if s.name not in scores else self.rescored(s.name, s.score, s.detail)
+            for s in found.symbols
+        ]
         if stage in _SESSION_STAGES:
             tx.session.symbols.extend(symbols)
             tx.session.forced.extend(found.forced)

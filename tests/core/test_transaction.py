@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from mailmoat.core import headers as headers_module
 from mailmoat.core.transaction import Session, Transaction, new_queue_id
 from mailmoat.message import parse_message
 from mailmoat.message.parse import _parse
@@ -21,15 +22,25 @@ MESSAGE = (
 
 
 def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Patch the stdlib parse (header-only and full) to record each call."""
+    """Patch the header parses (``parse_header_block``'s own and the
+    stdlib's header-only one: True) and the stdlib's full parse (False) to
+    record each call."""
     calls: list[bool] = []
     real = email.parser.Parser.parse
+    real_plain = headers_module._plain_header_block
 
     def spy(self: email.parser.Parser, fp: Any, headersonly: bool = False) -> Any:
         calls.append(headersonly)
         return real(self, fp, headersonly)
 
+    def spy_plain(block: bytes) -> Any:
+        found = real_plain(block)
+        if found is not None:
+            calls.append(True)
+        return found
+
     monkeypatch.setattr(email.parser.Parser, "parse", spy)
+    monkeypatch.setattr(headers_module, "_plain_header_block", spy_plain)
     return calls
 
 

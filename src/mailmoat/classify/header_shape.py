@@ -17,10 +17,10 @@ mail from another site.
 
 from __future__ import annotations
 
-import email.utils
 import re
 
 from mailmoat.message import ParsedMessage
+from mailmoat.message.model import parse_address
 
 # Fields whose values are tokenised (field-prefixed words and domains).
 CONTENT_FIELDS = frozenset(
@@ -155,8 +155,5 @@ def _message_id_keys(value: str, from_addr: str) -> list[str]:
 
 
 def _parse(value: str) -> tuple[str, str]:
-    try:
-        name, address = email.utils.parseaddr(value)
-    except (TypeError, ValueError, IndexError):
-        return "", ""
+    name, address = parse_address(value)
     return name.strip().strip("\"'"), address.strip().lower()

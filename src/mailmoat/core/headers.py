@@ -27,8 +27,65 @@ def header_end(message: bytes) -> int:
 
 
 def parse_header_block(message: bytes) -> Message:
-    """The header fields only, tolerant of any garbage (stdlib compat32)."""
-    return BytesHeaderParser(policy=compat32).parsebytes(message[: header_end(message)])
+    """The header fields only, tolerant of any garbage (stdlib compat32).
+
+    A block of plain fields (line ends all CRLF or all LF, every line a
+    field with a name or a continuation, a ``From `` envelope line first at
+    most) is split here; anything else goes through the stdlib's parser
+    (2-3 times slower). Both give the same
+    ``Message``: fields as compat32's ``header_source_parse`` makes them
+    (folds kept inside the value), an empty payload, no defects.
+    """
+    block = message[: header_end(message)]
+    plain = _plain_header_block(block)
+    return plain if plain is not None else BytesHeaderParser(policy=compat32).parsebytes(block)
+
+
+# What the stdlib's feed parser takes for a field name: printable ASCII
+# but the colon (``email.feedparser.headerRE``), at least one character.
+_FIELD_NAME = re.compile(r"[\041-\071\073-\176]+")
+
+
+def _plain_header_block(block: bytes) -> Message | None:
+    """The fields of ``block`` when it is plain (see ``parse_header_block``;
+    an mbox ``From `` line first is the envelope line), else None."""
+    if b"\r" not in block:
+        eol = "\n"  # a file's line ends
+    elif block.count(b"\r") == block.count(b"\n") == block.count(b"\r\n"):
+        eol = "\r\n"
+    else:
+        return None
+    if not block.endswith(eol.encode()):
+        return None
+    fields: list[tuple[str, str]] = []
+    name = unixfrom = ""
+    value: list[str] = []
+    # As the stdlib reads it: ASCII, other bytes as surrogates.
+    lines = block.decode("ascii", "surrogateescape").split(eol)
+    if lines[0].startswith("From "):  # an mbox envelope line, kept apart
+        unixfrom = lines.pop(0)
+    for line in lines[:-1]:
+        if line[:1] in (" ", "\t"):
+            if not name:
+                return None  # a continuation first: the stdlib records a defect
+            value.append(line + eol)
+            continue
+        if name:
+            fields.append((name, "".join(value).rstrip("\r\n")))
+        colon = line.find(":")
+        if colon <= 0 or line.startswith("From ") or not _FIELD_NAME.fullmatch(line, 0, colon):
+            return None
+        name = line[:colon]
+        value = [(line[colon + 1 :] + eol).lstrip(" \t")]
+    if name:
+        fields.append((name, "".join(value).rstrip("\r\n")))
+    parsed = Message(policy=compat32)
+    if unixfrom:
+        parsed.set_unixfrom(unixfrom)
+    for field in fields:
+        parsed.set_raw(*field)
+    parsed.set_payload("")
+    return parsed
 
 
 def decoded(value: object) -> str:

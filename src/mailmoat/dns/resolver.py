@@ -26,6 +26,8 @@ transaction lines.
 from __future__ import annotations
 
 import asyncio
+import functools
+import ipaddress
 import logging
 import os
 import time
@@ -225,15 +227,23 @@ def _present(rdata: object, rdtype: str) -> str:
 def reverse_name(ip: str, zone: str = "in-addr.arpa") -> str:
     """``192.0.2.1`` -> ``1.2.0.192.<zone>``; IPv6 gives nibbles (RFC 5782).
 
-    With the default zone, IPv6 addresses go below ``ip6.arpa``.
+    With the default zone, IPv6 addresses go below ``ip6.arpa``. Raises
+    ValueError when ``ip`` is not an address.
     """
-    import ipaddress
+    labels, v6 = _reversed(ip)
+    if v6 and zone == "in-addr.arpa":
+        zone = "ip6.arpa"
+    return f"{labels}.{zone}"
 
+
+@functools.lru_cache(maxsize=65_536)
+def _reversed(ip: str) -> tuple[str, bool]:
+    """The reversed labels of ``ip`` (octets or nibbles) and whether it is
+    IPv6; remembered, as every list is asked about the same client."""
     address = ipaddress.ip_address(ip)
     if address.version == 4:
-        return ".".join(reversed(str(address).split("."))) + "." + zone
-    nibbles = ".".join(reversed(address.exploded.replace(":", "")))
-    return f"{nibbles}.{'ip6.arpa' if zone == 'in-addr.arpa' else zone}"
+        return ".".join(reversed(str(address).split("."))), False
+    return ".".join(reversed(address.exploded.replace(":", ""))), True
 
 
 __all__ = ["CachingResolver", "reverse_name"]

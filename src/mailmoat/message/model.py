@@ -12,7 +12,7 @@ from __future__ import annotations
 import email.utils
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +116,28 @@ class ParsedMessage:
 
 
 def _address(value: str) -> str:
+    return parse_address(value)[1].strip().lower()
+
+
+# Values up to this long are remembered (a campaign repeats its From; longer
+# ones are rare and would make the memo's size unbounded in bytes).
+_ADDRESS_MEMO_MAX = 256
+
+
+def parse_address(value: str) -> tuple[str, str]:
+    """``email.utils.parseaddr(value)`` (display name, address), or
+    ``("", "")`` when it raises; short values are remembered, as From is
+    read by the message model and by the classifier's header shape."""
+    if len(value) <= _ADDRESS_MEMO_MAX:
+        return _parse_address_memo(value)
+    return _parse_address(value)
+
+
+def _parse_address(value: str) -> tuple[str, str]:
     try:
-        return email.utils.parseaddr(value)[1].strip().lower()
+        return email.utils.parseaddr(value)
     except (TypeError, ValueError, IndexError):
-        return ""
+        return "", ""
+
+
+_parse_address_memo = lru_cache(maxsize=4096)(_parse_address)
