@@ -159,13 +159,16 @@ class Prefilter:
     one database for all compiles far slower than its parts). With
     ``lines``, the regexes of a line text compiled exactly instead
     (``approx.line_exact``): ``scan`` over the lines joined by newlines then
-    gives exactly the patterns that match one of the lines, no superset."""
+    gives exactly the patterns that match one of the lines, no superset.
+    With ``whole``, the regexes compiled exactly as they are (``whole_item``):
+    ``scan`` over one value gives exactly the patterns that match it."""
 
     def __init__(
         self,
         patterns: Iterable[tuple[int, re.Pattern[str]]],
         chunk: int = 256,
         lines: bool = False,
+        whole: bool = False,
     ) -> None:
         self.lines = lines
         self.accepted: set[int] = set()
@@ -175,7 +178,10 @@ class Prefilter:
         self.databases: list[tuple[Any, list[int]]] = []
         batch: list[tuple[int, bytes, int]] = []
         for ident, regex in patterns:
-            item = _line_item(ident, regex) if lines else _prefilter_item(ident, regex)
+            if whole:
+                item = whole_item(ident, regex)
+            else:
+                item = _line_item(ident, regex) if lines else _prefilter_item(ident, regex)
             if item is None:
                 continue  # left to the pure-Python path
             batch.append(item)
@@ -216,6 +222,29 @@ def _line_item(ident: int, regex: re.Pattern[str]) -> tuple[int, bytes, int] | N
     if regex.flags & re.IGNORECASE:
         flags |= _hs.HS_FLAG_CASELESS
     item = (ident, source.encode("latin-1"), int(flags))
+    try:
+        _compile([(0, item[1], item[2])])
+    except _hs.error:
+        return None
+    return item
+
+
+_END_OF_STRING = re.compile(r"(?<!\\)((?:\\\\)*)\\Z")
+
+
+def whole_item(ident: int, regex: re.Pattern[str]) -> tuple[int, bytes, int] | None:
+    """``regex`` as one exact pattern over a whole value, None when Hyperscan
+    refuses it (look-arounds, back-references...) or might decide it
+    differently: it must be ``re.ASCII`` (classes with ASCII semantics, as
+    Hyperscan scans bytes), not verbose, and, when multi-line, without a
+    ``^`` followed by something that can match a newline. Python's ``\\Z``
+    (the very end) is PCRE's ``\\z``; ``$`` and ``^`` mean the same in both."""
+    if not regex.flags & re.ASCII or regex.flags & re.VERBOSE:
+        return None
+    if regex.flags & re.MULTILINE and newline_after_caret(regex):
+        return None
+    source = _END_OF_STRING.sub(r"\1\\z", hyperscan_source(regex, False).decode("latin-1"))
+    item = (ident, source.encode("latin-1"), _flags(regex, False))
     try:
         _compile([(0, item[1], item[2])])
     except _hs.error:
