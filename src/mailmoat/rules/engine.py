@@ -20,7 +20,9 @@ scans their bytes, with ASCII semantics, as ``re.ASCII`` does.
 
 Compiling is slow (seconds for the whole SpamAssassin set): each compiled
 database is kept in ``cache_dir()`` under the hash of what it holds, so a
-restart or a reload compiles only what changed.
+restart or a reload compiles only what changed. A ``Prefilter`` or an
+``Exact`` pickles as what it was compiled from; unpickling reads the
+compiled databases back from that cache (or compiles them again).
 
 Failure mode: a database that cannot be built raises ``EngineError`` from
 ``Exact`` (the caller skips that rule); ``Prefilter`` drops what it cannot
@@ -176,6 +178,9 @@ class Prefilter:
         # database are local, so the compiled-database cache does not depend
         # on where the patterns sit in the whole rule set.
         self.databases: list[tuple[Any, list[int]]] = []
+        # What each database was compiled from: pickled in its place (the
+        # compiled one is read back from the cache on unpickling).
+        self.sources: list[list[tuple[int, bytes, int]]] = []
         batch: list[tuple[int, bytes, int]] = []
         for ident, regex in patterns:
             if whole:
@@ -195,7 +200,20 @@ class Prefilter:
             local = [(n, source, flags) for n, (_, source, flags) in enumerate(batch)]
             ids = [ident for ident, _, _ in batch]
             self.databases.append((_compile(local), ids))
+            self.sources.append(local)
             self.accepted.update(ids)
+
+    def __getstate__(self) -> dict[str, Any]:
+        ids = [ids for _, ids in self.databases]
+        return {"lines": self.lines, "accepted": self.accepted, "sources": self.sources, "ids": ids}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.lines = state["lines"]
+        self.accepted = state["accepted"]
+        self.sources = state["sources"]
+        self.databases = [
+            (_compile(local), ids) for local, ids in zip(self.sources, state["ids"], strict=True)
+        ]
 
     def scan(self, data: bytes) -> set[int]:
         if self.lines:
@@ -292,10 +310,18 @@ class Exact:
     def __init__(self, regex: re.Pattern[str]) -> None:
         if not available():
             raise EngineError("no multi-pattern engine")
+        self.item = (0, hyperscan_source(regex, False), _flags(regex, False))
         try:
-            self.database = _compile([(0, hyperscan_source(regex, False), _flags(regex, False))])
+            self.database = _compile([self.item])
         except _hs.error as exc:
             raise EngineError(str(exc)) from None
+
+    def __getstate__(self) -> tuple[int, bytes, int]:
+        return self.item
+
+    def __setstate__(self, item: tuple[int, bytes, int]) -> None:
+        self.item = item
+        self.database = _compile([item])
 
     def search(self, text: str) -> bool:
         found: list[int] = []

@@ -30,7 +30,7 @@ from typing import Any, overload
 
 from mailmoat.core.transaction import Transaction
 from mailmoat.rules import engine, evals, lines
-from mailmoat.rules.meta import MetaCompiler
+from mailmoat.rules.meta import MetaCompiler, build_metas
 from mailmoat.rules.model import Rule
 from mailmoat.rules.prefilter import Haystack, Needles, Scan, occurrences, search_at
 from mailmoat.rules.texts import BODY_LIMIT, RAW_LIMIT, Texts, exists_names
@@ -112,7 +112,7 @@ class RuleSet(Sequence[Rule]):
         # Texts that are one empty value or none (a field exists, a native
         # eval says so): their hits worked out once, applied by field name.
         self._exists: dict[str, list[tuple[tuple[int, int], ...]]] = {}
-        self._evals: list[tuple[Callable[[Any, Any], bool], tuple[tuple[int, int], ...]]] = []
+        self._eval_specs: list[tuple[str, tuple[tuple[int, int], ...]]] = []
         for text, by_fold in scans.items():
             on_empty = _on_empty(by_fold.values())
             kind, _, spec = text.partition(":")
@@ -120,14 +120,29 @@ class RuleSet(Sequence[Rule]):
                 for name in exists_names(spec):
                     self._exists.setdefault(name, []).append(on_empty)
             elif kind == "sa-eval":
-                self._evals.append((evals.NATIVE[spec], on_empty))
+                self._eval_specs.append((spec, on_empty))
             else:
                 self._scans.append((text, tuple(by_fold.values()), on_empty))
-        self._metas = metas.build()
         self._fields = frozenset(
             {"subject"}
             | {r.header for r in self._rules if r.kind == "header" and not r.text} - {"all"}
         )
+        self._meta_source = metas.source()
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """What is not pickled: the metas' function, the native evals."""
+        self._metas = build_metas(self._meta_source)
+        self._evals = [(evals.NATIVE[spec], on_empty) for spec, on_empty in self._eval_specs]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_metas"], state["_evals"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._prepare()
 
     @overload
     def __getitem__(self, index: int) -> Rule: ...
