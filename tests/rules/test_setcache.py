@@ -160,9 +160,13 @@ def test_an_unwritable_cache_still_loads(rules_dir: Path, monkeypatch: pytest.Mo
 
 
 def test_lazy_pattern_behaves_as_the_compiled_regex() -> None:
-    lazy = setcache.LazyPattern(r"(a+)(b)?", re.I)
-    assert lazy.pattern == "(a+)(b)?" and lazy.flags == re.I
+    flags = re.compile("", re.I).flags  # a compiled str regex's flags have re.U too
+    lazy = setcache.LazyPattern(r"(a+)(b)?", flags)
+    assert lazy.pattern == "(a+)(b)?" and lazy.flags == flags
     assert lazy.match("xAAb", 1) is not None and lazy.fullmatch("aab") is not None
     assert [m.group(1) for m in lazy.finditer("a ba AA")] == ["a", "a", "AA"]
     assert lazy.groups == 2  # anything else through the compiled regex
     assert pickle.loads(pickle.dumps(lazy)).search("xxA") is not None
+    # Equal to the regex it stands for (rules read back compare equal to built ones).
+    assert lazy == re.compile(r"(a+)(b)?", re.I) and re.compile(r"(a+)(b)?", re.I) == lazy
+    assert lazy != re.compile(r"(a+)(b)?") and lazy != "(a+)(b)?"

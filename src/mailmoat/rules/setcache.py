@@ -71,6 +71,14 @@ class LazyPattern:
     def __getattr__(self, name: str) -> Any:  # anything else re.Pattern has
         return getattr(self._regex(), name)
 
+    def __eq__(self, other: object) -> bool:  # as re.Pattern: same source and flags
+        if isinstance(other, LazyPattern | re.Pattern):
+            return bool(self.pattern == other.pattern and self.flags == other.flags)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.pattern, self.flags))
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (LazyPattern, (self.pattern, self.flags))
 
