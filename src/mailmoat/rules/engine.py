@@ -20,7 +20,9 @@ scans their bytes, with ASCII semantics, as ``re.ASCII`` does.
 
 Compiling is slow (seconds for the whole SpamAssassin set): each compiled
 database is kept in ``cache_dir()`` under the hash of what it holds, so a
-restart or a reload compiles only what changed.
+restart or a reload compiles only what changed. A ``Prefilter`` or an
+``Exact`` pickles as what it was compiled from; unpickling reads the
+compiled databases back from that cache (or compiles them again).
 
 Failure mode: a database that cannot be built raises ``EngineError`` from
 ``Exact`` (the caller skips that rule); ``Prefilter`` drops what it cannot
@@ -159,13 +161,16 @@ class Prefilter:
     one database for all compiles far slower than its parts). With
     ``lines``, the regexes of a line text compiled exactly instead
     (``approx.line_exact``): ``scan`` over the lines joined by newlines then
-    gives exactly the patterns that match one of the lines, no superset."""
+    gives exactly the patterns that match one of the lines, no superset.
+    With ``whole``, the regexes compiled exactly as they are (``whole_item``):
+    ``scan`` over one value gives exactly the patterns that match it."""
 
     def __init__(
         self,
         patterns: Iterable[tuple[int, re.Pattern[str]]],
         chunk: int = 256,
         lines: bool = False,
+        whole: bool = False,
     ) -> None:
         self.lines = lines
         self.accepted: set[int] = set()
@@ -173,9 +178,15 @@ class Prefilter:
         # database are local, so the compiled-database cache does not depend
         # on where the patterns sit in the whole rule set.
         self.databases: list[tuple[Any, list[int]]] = []
+        # What each database was compiled from: pickled in its place (the
+        # compiled one is read back from the cache on unpickling).
+        self.sources: list[list[tuple[int, bytes, int]]] = []
         batch: list[tuple[int, bytes, int]] = []
         for ident, regex in patterns:
-            item = _line_item(ident, regex) if lines else _prefilter_item(ident, regex)
+            if whole:
+                item = whole_item(ident, regex)
+            else:
+                item = _line_item(ident, regex) if lines else _prefilter_item(ident, regex)
             if item is None:
                 continue  # left to the pure-Python path
             batch.append(item)
@@ -189,7 +200,20 @@ class Prefilter:
             local = [(n, source, flags) for n, (_, source, flags) in enumerate(batch)]
             ids = [ident for ident, _, _ in batch]
             self.databases.append((_compile(local), ids))
+            self.sources.append(local)
             self.accepted.update(ids)
+
+    def __getstate__(self) -> dict[str, Any]:
+        ids = [ids for _, ids in self.databases]
+        return {"lines": self.lines, "accepted": self.accepted, "sources": self.sources, "ids": ids}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.lines = state["lines"]
+        self.accepted = state["accepted"]
+        self.sources = state["sources"]
+        self.databases = [
+            (_compile(local), ids) for local, ids in zip(self.sources, state["ids"], strict=True)
+        ]
 
     def scan(self, data: bytes) -> set[int]:
         if self.lines:
@@ -216,6 +240,29 @@ def _line_item(ident: int, regex: re.Pattern[str]) -> tuple[int, bytes, int] | N
     if regex.flags & re.IGNORECASE:
         flags |= _hs.HS_FLAG_CASELESS
     item = (ident, source.encode("latin-1"), int(flags))
+    try:
+        _compile([(0, item[1], item[2])])
+    except _hs.error:
+        return None
+    return item
+
+
+_END_OF_STRING = re.compile(r"(?<!\\)((?:\\\\)*)\\Z")
+
+
+def whole_item(ident: int, regex: re.Pattern[str]) -> tuple[int, bytes, int] | None:
+    """``regex`` as one exact pattern over a whole value, None when Hyperscan
+    refuses it (look-arounds, back-references...) or might decide it
+    differently: it must be ``re.ASCII`` (classes with ASCII semantics, as
+    Hyperscan scans bytes), not verbose, and, when multi-line, without a
+    ``^`` followed by something that can match a newline. Python's ``\\Z``
+    (the very end) is PCRE's ``\\z``; ``$`` and ``^`` mean the same in both."""
+    if not regex.flags & re.ASCII or regex.flags & re.VERBOSE:
+        return None
+    if regex.flags & re.MULTILINE and newline_after_caret(regex):
+        return None
+    source = _END_OF_STRING.sub(r"\1\\z", hyperscan_source(regex, False).decode("latin-1"))
+    item = (ident, source.encode("latin-1"), _flags(regex, False))
     try:
         _compile([(0, item[1], item[2])])
     except _hs.error:
@@ -263,10 +310,18 @@ class Exact:
     def __init__(self, regex: re.Pattern[str]) -> None:
         if not available():
             raise EngineError("no multi-pattern engine")
+        self.item = (0, hyperscan_source(regex, False), _flags(regex, False))
         try:
-            self.database = _compile([(0, hyperscan_source(regex, False), _flags(regex, False))])
+            self.database = _compile([self.item])
         except _hs.error as exc:
             raise EngineError(str(exc)) from None
+
+    def __getstate__(self) -> tuple[int, bytes, int]:
+        return self.item
+
+    def __setstate__(self, item: tuple[int, bytes, int]) -> None:
+        self.item = item
+        self.database = _compile([item])
 
     def search(self, text: str) -> bool:
         found: list[int] = []

@@ -149,11 +149,15 @@ def order_metas(rules: dict[str, Rule], errors: list[str]) -> list[Rule]:
     return ordered
 
 
+def bundled_text() -> str:
+    """The bundled TOML rules."""
+    return resources.files("mailmoat").joinpath("data/rules.toml").read_text("utf-8")
+
+
 def rule_sources(bundled: bool, files: Iterable[str]) -> list[tuple[str, str]]:
     sources: list[tuple[str, str]] = []
     if bundled:
-        text = resources.files("mailmoat").joinpath("data/rules.toml").read_text("utf-8")
-        sources.append(("mailmoat/data/rules.toml", text))
+        sources.append(("mailmoat/data/rules.toml", bundled_text()))
     for path in files:
         try:
             sources.append((path, Path(path).read_text(encoding="utf-8")))

@@ -26,14 +26,14 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import compress
-from typing import overload
+from typing import Any, overload
 
 from mailmoat.core.transaction import Transaction
-from mailmoat.rules import engine, lines
-from mailmoat.rules.meta import MetaCompiler
+from mailmoat.rules import engine, evals, lines
+from mailmoat.rules.meta import MetaCompiler, build_metas
 from mailmoat.rules.model import Rule
 from mailmoat.rules.prefilter import Haystack, Needles, Scan, occurrences, search_at
-from mailmoat.rules.texts import BODY_LIMIT, RAW_LIMIT, Texts
+from mailmoat.rules.texts import BODY_LIMIT, RAW_LIMIT, Texts, exists_names
 
 __all__ = ["BODY_LIMIT", "RAW_LIMIT", "RuleSet", "Step", "match"]
 
@@ -108,15 +108,41 @@ class RuleSet(Sequence[Rule]):
                     scan(step)
             index[rule.name] = position
         self._engines = [_EngineText.of(text, steps, scan) for text, steps in for_engine.items()]
-        self._scans = [
-            (text, tuple(by_fold.values()), _on_empty(by_fold.values()))
-            for text, by_fold in scans.items()
-        ]
-        self._metas = metas.build()
+        self._scans = []
+        # Texts that are one empty value or none (a field exists, a native
+        # eval says so): their hits worked out once, applied by field name.
+        self._exists: dict[str, list[tuple[tuple[int, int], ...]]] = {}
+        self._eval_specs: list[tuple[str, tuple[tuple[int, int], ...]]] = []
+        for text, by_fold in scans.items():
+            on_empty = _on_empty(by_fold.values())
+            kind, _, spec = text.partition(":")
+            if kind == "sa-exists":
+                for name in exists_names(spec):
+                    self._exists.setdefault(name, []).append(on_empty)
+            elif kind == "sa-eval":
+                self._eval_specs.append((spec, on_empty))
+            else:
+                self._scans.append((text, tuple(by_fold.values()), on_empty))
         self._fields = frozenset(
             {"subject"}
             | {r.header for r in self._rules if r.kind == "header" and not r.text} - {"all"}
         )
+        self._meta_source = metas.source()
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """What is not pickled: the metas' function, the native evals."""
+        self._metas = build_metas(self._meta_source)
+        self._evals = [(evals.NATIVE[spec], on_empty) for spec, on_empty in self._eval_specs]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_metas"], state["_evals"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._prepare()
 
     @overload
     def __getitem__(self, index: int) -> Rule: ...
@@ -148,6 +174,16 @@ class RuleSet(Sequence[Rule]):
         hits = [0] * len(self._rules)
         for engine_text in self._engines:
             engine_text.run(texts, hits)
+        if self._exists:
+            exists = self._exists
+            for name in texts.field_names():
+                for on_empty in exists.get(name, ()):
+                    for position, count in on_empty:
+                        hits[position] = count
+        for native, on_empty in self._evals:
+            if native(tx.message, tx):
+                for position, count in on_empty:
+                    hits[position] = count
         for text, scans, on_empty in self._scans:
             values = texts.values(text)
             if not values:
@@ -248,7 +284,10 @@ class _EngineText:
     """The rules of one text (or of all SpamAssassin header texts) the engine
     prefilters (``engine.Prefilter``: one scan per database over the text,
     or over the header texts joined); only the rules it reports run their
-    regex, each on its own text."""
+    regex, each on its own text. The engine decides some rules exactly: the
+    single-hit rules of a line text (``decided``, over the lines joined) and
+    those of the large header texts, each one value (``whole``: per text,
+    one scan of its value)."""
 
     def __init__(
         self,
@@ -256,15 +295,18 @@ class _EngineText:
         steps: dict[int, Step],
         prefilter: engine.Prefilter,
         decided: engine.Prefilter | None,
+        whole: tuple[tuple[str, engine.Prefilter], ...] = (),
     ) -> None:
         self.group = group
         self.steps = steps
         self.prefilter = prefilter
         self.decided = decided
+        self.whole = whole
         self.line_text = group in lines.LINE_TEXTS
         # One search over the lines joined (``lines``) for a rule of a line text.
         self.line_regexes: dict[int, re.Pattern[str] | None] = {}
         self.size = len(steps) + (len(decided.accepted) if decided else 0)
+        self.size += sum(len(database.accepted) for _, database in whole)
         self.keys = tuple(dict.fromkeys(step.text for step in steps.values()))
 
     @classmethod
@@ -275,6 +317,19 @@ class _EngineText:
             single = [(step.position, step.regex) for step in steps if step.limit == 1]
             decided = engine.Prefilter(single, lines=True)
             steps = [step for step in steps if step.position not in decided.accepted]
+        whole: list[tuple[str, engine.Prefilter]] = []
+        if group.startswith(HEADERS) and group != HEADERS:
+            # A large header text is one value: the engine decides a single-hit
+            # rule on it exactly, one scan per text.
+            by_text: dict[str, list[tuple[int, re.Pattern[str]]]] = {}
+            for step in steps:
+                if step.limit == 1:
+                    by_text.setdefault(step.text, []).append((step.position, step.regex))
+            for text, regexes in by_text.items():
+                database = engine.Prefilter(regexes, whole=True)
+                if database.accepted:
+                    whole.append((text, database))
+                    steps = [step for step in steps if step.position not in database.accepted]
         prefilter = engine.Prefilter((step.position, step.regex) for step in steps)
         taken: dict[int, Step] = {}
         for step in steps:
@@ -282,9 +337,15 @@ class _EngineText:
                 taken[step.position] = step
             else:
                 fallback(step)  # refused by the engine: the pure-Python path
-        return cls(group, taken, prefilter, decided)
+        return cls(group, taken, prefilter, decided, tuple(whole))
 
     def run(self, texts: Texts, hits: list[int]) -> None:
+        for text, database in self.whole:
+            (value,) = texts.values(text)  # a SpamAssassin header text: one value
+            for position in database.scan(value.encode("latin-1", "replace")):
+                hits[position] = 1
+        if not self.steps and self.decided is None:
+            return
         if self.group.startswith(HEADERS):
             # Distinct values only: the decoded and raw forms of a field are
             # often the same, and a rule's match needs its text once.

@@ -239,9 +239,17 @@ class MetaCompiler:
         """``index``: name -> position of the rules this meta sees (others are 0)."""
         self.lines.append(f"    h[{position}] = 1 if {_source(expr, index)} else 0")
 
+    def source(self) -> str:
+        """The function's Python source (what ``build`` compiles)."""
+        return "\n".join([*self.lines, "    return None"])
+
     def build(self) -> Callable[[MutableSequence[int]], None]:
-        namespace: dict[str, Any] = {"_div": lambda a, b: a / b if b else 0}
-        source = "\n".join([*self.lines, "    return None"])
-        exec(compile(source, "<meta rules>", "exec"), namespace)
-        function: Callable[[MutableSequence[int]], None] = namespace["_metas"]
-        return function
+        return build_metas(self.source())
+
+
+def build_metas(source: str) -> Callable[[MutableSequence[int]], None]:
+    """The function ``MetaCompiler.source`` wrote."""
+    namespace: dict[str, Any] = {"_div": lambda a, b: a / b if b else 0}
+    exec(compile(source, "<meta rules>", "exec"), namespace)
+    function: Callable[[MutableSequence[int]], None] = namespace["_metas"]
+    return function

@@ -10,7 +10,9 @@ then the admin's TOML files (``files``). It returns the prepared
 problems with ``file:line``), the TOML error lines, and the rules left out
 because ``re`` could backtrack on them without end and no engine can bound
 them. The result is kept per process for identical config and files, so
-building the checks again (tests, a reload that changed nothing) is cheap.
+building the checks again (tests, a reload that changed nothing) is cheap,
+and on disk (``setcache``: keyed by the config and the content of every
+rule file read), so a start with unchanged rules does not translate them.
 
 Failure mode: nothing raises; every problem is in the report (the caller
 logs it, ``mailmoat rules --stats`` and ``config --check`` print it).
@@ -23,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailmoat.config import RulesConfig
+from mailmoat.rules import engine, setcache
 from mailmoat.rules.cf import Problem, cf_files
-from mailmoat.rules.loading import order_metas, read_toml, rule_sources
+from mailmoat.rules.loading import bundled_text, order_metas, read_toml, rule_sources
 from mailmoat.rules.matcher import RuleSet
 from mailmoat.rules.model import Rule
 from mailmoat.rules.sa import SaLoad, load_sa
@@ -95,8 +98,36 @@ def load_configured(
     system = system_rule_paths() if config.sa_default else []
     key = (*_fingerprint(config, [*system, *config.sa_paths]), use_engine)
     cached = _CACHE.get(key)
-    if cached is not None:
-        return cached
+    if cached is None:
+        entry_key = _entry_key(config, [*system, *config.sa_paths], use_engine)
+        stored = setcache.load(entry_key)
+        if isinstance(stored, tuple) and len(stored) == 2 and isinstance(stored[0], RuleSet):
+            cached = stored
+        else:
+            cached = _load(config, system, use_engine)
+            files_read = [*cached[1].sa.files, *config.files]
+            setcache.store(entry_key, files_read, cached)
+        if len(_CACHE) > 8:
+            _CACHE.clear()
+        _CACHE[key] = cached
+    return cached
+
+
+def _entry_key(config: RulesConfig, sa_paths: list[str], use_engine: bool | None) -> str:
+    """The on-disk cache's key of a load (``setcache.key``)."""
+    named: list[str] = []
+    for path in sa_paths:
+        target = Path(path)
+        named.extend(str(f) for f in (cf_files(target) if target.exists() else [target]))
+    named.extend(config.files)
+    bundled = bundled_text() if config.bundled else ""
+    with_engine = engine.available() if use_engine is None else use_engine and engine.available()
+    return setcache.key(config, named, bundled, with_engine)
+
+
+def _load(
+    config: RulesConfig, system: list[str], use_engine: bool | None
+) -> tuple[RuleSet, LoadReport]:
     report = LoadReport(system_paths=system)
     rules: dict[str, Rule] = {}
     read_toml(rule_sources(config.bundled, []), rules, report.toml_errors)
@@ -112,7 +143,4 @@ def load_configured(
     read_toml(rule_sources(False, config.files), rules, report.toml_errors)
     rule_set = RuleSet(order_metas(rules, report.toml_errors), use_engine=use_engine)
     report.unbounded = list(rule_set.unbounded)
-    if len(_CACHE) > 8:
-        _CACHE.clear()
-    _CACHE[key] = (rule_set, report)
     return rule_set, report

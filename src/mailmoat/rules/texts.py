@@ -12,7 +12,7 @@ Latin-1, see ``satexts``): ``sa-body``, ``sa-body-nosubject``,
 pseudo-headers made from the transaction's session and the Received
 headers; a missing header gives "" or, for ``sa-header:SPEC\\0TEXT``, TEXT as
 ``[if-unset: TEXT]`` asks) ``sa-exists:NAME`` (one empty value when the
-field exists, none otherwise) and ``sa-eval:CALL`` (the same, when the
+field exists, none otherwise: ``exists_names``) and ``sa-eval:CALL`` (the same, when the
 native eval says so). ``haystack(key, folded)`` is the text the
 literal prefilter tests. Nothing here raises on odd content.
 """
@@ -99,11 +99,7 @@ class Texts:
             return [""] if evals.NATIVE[spec](self.message, self.tx) else []
         if kind == "sa-exists":
             fields = self._fields(False)
-            # Pseudo-headers by their exact SpamAssassin spelling only:
-            # exists:MessageID asks for a (malformed) field of that name.
-            pseudo = satexts.PSEUDO_SPELLINGS.get(spec)
-            wanted = satexts.PSEUDO_FIELDS[pseudo] if pseudo else (spec.lower(),)
-            return [""] if any(name in fields for name in wanted) else []
+            return [""] if any(name in fields for name in exists_names(spec)) else []
         spec, _, unset = spec.partition("\0")
         if spec.split(":")[0] in satexts.RELAY_HEADERS:
             if self._relays is None:
@@ -129,6 +125,10 @@ class Texts:
             made = self._by_name[raw] = satexts.Fields(pairs)
         return made
 
+    def field_names(self) -> satexts.Fields:
+        """The message's header fields by lower-case name (decoded values)."""
+        return self._fields(False)
+
     def haystack(self, key: str, folded: bool) -> Haystack:
         """The haystack of text ``key`` (made already), folded or not."""
         made = self.haystacks.get((key, folded))
@@ -144,3 +144,11 @@ class Texts:
         """The values of ``key`` (made already) joined by newlines."""
         values = self.made[key]
         return values[0] if len(values) == 1 else "\n".join(values)
+
+
+def exists_names(spec: str) -> tuple[str, ...]:
+    """The lower-case field names ``sa-exists:SPEC`` asks for, one of which
+    must exist. Pseudo-headers by their exact SpamAssassin spelling only:
+    exists:MessageID asks for a (malformed) field of that name."""
+    pseudo = satexts.PSEUDO_SPELLINGS.get(spec)
+    return satexts.PSEUDO_FIELDS[pseudo] if pseudo else (spec.lower(),)
