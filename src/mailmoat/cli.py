@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "policy": "run the Postfix policy delegation front",
     "learn": "learn spam and ham messages into the classifier model",
     "eval": "measure the classifier on a labelled index (TREC format)",
+    "model": "list the classifier model's kept versions, or roll back to one",
 }
 
 

@@ -2,10 +2,12 @@
 
 Contract: ``start_model_sync(services)`` starts a background task that, every
 ``[cluster] model_reload_interval`` seconds, reads the shared model's version
-counter from the store and, when it differs from the version this process
-holds, loads the model and publishes it: ``services.extras["classifier_model"]``
-is replaced (one reference swap, so a scoring check sees either the old or
-the new model, never a mix) and each callable in
+counter from the store (or, when ``classifier.model_path`` names a model
+file, that file's version: ``mailmoat.feedback.service.model_loaders``) and,
+when it differs from the version this process holds, loads the model and
+publishes it: ``services.extras["classifier_model"]`` is replaced (one
+reference swap, so a scoring check sees either the old or the new model,
+never a mix) and each callable in
 ``services.extras["classifier_model_listeners"]`` is called with it.
 ``install(services)`` registers the same task as a ``serve`` starter/stopper.
 
@@ -114,9 +116,15 @@ class ModelSync:
 
 def start_model_sync(services: Services) -> ModelSync | None:
     interval = services.config.cluster.model_reload_interval
-    if interval <= 0 or services.store is None:
+    file_mode = bool(services.config.classifier.model_path)
+    if interval <= 0 or (services.store is None and not file_mode):
         return None
     load, version = _classify_api()
+    if file_mode:
+        # The model file is the single source of truth (mailmoat.feedback).
+        from mailmoat.feedback.service import model_loaders
+
+        load, version = model_loaders(services.config)
     if load is None:
         log.info("classifier has no shared model API yet; model sync off")
         return None

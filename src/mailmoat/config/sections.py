@@ -439,6 +439,10 @@ class WebConfig:
     # must wait: 429 for 30 s, doubling with each further failure (at most an
     # hour); forgotten an hour after the last failure.
     max_login_failures: int = 5
+    # Bearer token for POST /api/learn/{spam,ham,forget} (an IMAP server's
+    # feedback, docs/feedback.md), at least 16 characters; empty: that
+    # endpoint answers 401 to everyone.
+    learn_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -488,6 +492,9 @@ class ClassifierConfig:
     # waiting beyond autolearn_max_pending are not learned.
     autolearn_flush_interval: float = 60.0
     autolearn_max_pending: int = 1000
+    # Model versions kept for `mailmoat model rollback` (each feedback save
+    # is one; autolearn keeps at most one an hour); 0 keeps none.
+    model_versions: int = 10
 
 
 @dataclass(frozen=True)

@@ -247,6 +247,10 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "web.session_hours": (_POSITIVE,),
     "web.allowed_hosts": (each(text(empty=False, spaces=False)),),
     "web.max_login_failures": (_COUNT,),
+    "web.learn_token": (
+        text(spaces=False),
+        lambda v: None if not v or len(v) >= 16 else "must be empty or at least 16 characters",
+    ),
     "dns.nameserver": (hostport(empty=True),),
     "dns.timeout": (_POSITIVE,),
     "dns.min_ttl": (_NOT_NEGATIVE,),
@@ -330,6 +334,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "classifier.autolearn_ham_threshold": (),
     "classifier.autolearn_flush_interval": (at_least(1),),
     "classifier.autolearn_max_pending": (_COUNT,),
+    "classifier.model_versions": (between(0, 1000),),
 }
 
 

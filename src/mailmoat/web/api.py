@@ -16,7 +16,8 @@ Contract (all GET unless said; JSON; times are epoch seconds):
 format: ``mailmoat_messages_total{action}``, ``mailmoat_rejects_total{reason}``,
 ``mailmoat_tempfails_total{reason}``, ``mailmoat_connections_total``,
 ``mailmoat_quarantine_released_total``, ``mailmoat_history_dropped_total``,
-``mailmoat_autolearn_total{label}`` and the gauge ``mailmoat_quarantine_messages``.
+``mailmoat_autolearn_total{label}``, ``mailmoat_learn_total{label}`` (feedback:
+spam, ham, forget) and the gauge ``mailmoat_quarantine_messages``.
 """
 
 from __future__ import annotations
@@ -195,6 +196,15 @@ async def metrics(request: Request) -> Response:
         "counter",
         "Messages the classifier learned from the gateway's own verdicts, by label.",
         [(f'label="{label}"', float(counts.get(f"autolearn:{label}", 0))) for label in LEARNED],
+    )
+    family(
+        "mailmoat_learn_total",
+        "counter",
+        "Feedback learn events (dashboard, /api/learn, mailmoat learn --config), by label.",
+        [
+            (f'label="{label}"', float(counts.get(f"learn:{label}", 0)))
+            for label in (*LEARNED, "forget")
+        ],
     )
     waiting = len(actions.open_quarantine(board.config()).list())
     family(

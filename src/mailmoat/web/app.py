@@ -12,7 +12,8 @@ password everything is open (the server then binds to loopback only, see
 ``auth.check_bind``). Password checks run in worker threads, a few at once,
 and a client address with too many failures gets 429 (``throttle``). Every
 POST must carry the session's CSRF token (form field ``csrf`` or header
-``X-CSRF-Token``) and, when the browser sends ``Origin``, come from an
+``X-CSRF-Token``; except ``POST /api/learn/*``, which needs a bearer token
+instead, see ``learn_api``) and, when the browser sends ``Origin``, come from an
 allowed host; otherwise 403. The cookie is HttpOnly, SameSite=Strict.
 Passwords and secrets never reach a page or a log line.
 """
@@ -58,6 +59,8 @@ def _datetime(ts: float, seconds: bool = False) -> str:
 
 templates.env.filters["datetime"] = _datetime
 _PUBLIC = ("/login", "/static/", "/favicon.ico")
+# Authenticated by their own bearer token (learn_api), not by a session.
+_TOKEN_AUTH = ("/api/learn/",)
 
 
 @dataclass
@@ -234,7 +237,10 @@ class Guard(BaseHTTPMiddleware):
         api = path.startswith("/api/") or path == "/metrics"
         if request.method not in ("GET", "HEAD") and not _origin_ok(request, hosts):
             return PlainTextResponse("cross-origin request refused", status_code=403)
-        if not path.startswith(_PUBLIC) and not sessions.authenticated(session):
+        public = path.startswith(_PUBLIC) or (
+            request.method == "POST" and path.startswith(_TOKEN_AUTH)
+        )
+        if not public and not sessions.authenticated(session):
             basic = request.method in ("GET", "HEAD") and api
             verdict = await _basic_auth(request, board) if basic else False
             if not isinstance(verdict, bool):
@@ -313,7 +319,7 @@ async def logout(request: Request) -> Response:
 
 
 def create_app(board: Dashboard) -> Starlette:
-    from mailmoat.web import api, pages
+    from mailmoat.web import api, learn_api, pages
 
     routes = [
         Route("/login", login_page, methods=["GET", "POST"]),
@@ -326,6 +332,7 @@ def create_app(board: Dashboard) -> Starlette:
         Route("/config", pages.config_page),
         Route("/metrics", api.metrics),
         *api.routes(),
+        *learn_api.routes(),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(Guard)])
