@@ -93,7 +93,7 @@ class ModelSync:
         self.services.extras[MODEL_KEY] = model
         for listener in self.services.extras.get(LISTENERS_KEY, []):
             listener(model)
-        log.info("classifier model version %d loaded from the store", version)
+        log.info("classifier model version %d loaded", version)
         return True
 
     def start(self) -> None:
