@@ -17,7 +17,8 @@ format: ``mailmoat_messages_total{action}``, ``mailmoat_rejects_total{reason}``,
 ``mailmoat_tempfails_total{reason}``, ``mailmoat_connections_total``,
 ``mailmoat_quarantine_released_total``, ``mailmoat_history_dropped_total``,
 ``mailmoat_autolearn_total{label}``, ``mailmoat_learn_total{label}`` (feedback:
-spam, ham, forget) and the gauge ``mailmoat_quarantine_messages``.
+spam, ham, forget), ``mailmoat_quarantine_actions_total{action}`` and the
+gauge ``mailmoat_quarantine_messages``.
 """
 
 from __future__ import annotations
@@ -204,6 +205,15 @@ async def metrics(request: Request) -> Response:
         [
             (f'label="{label}"', float(counts.get(f"learn:{label}", 0)))
             for label in (*LEARNED, "forget")
+        ],
+    )
+    family(
+        "mailmoat_quarantine_actions_total",
+        "counter",
+        "Dashboard actions on quarantined messages, by action.",
+        [
+            (f'action="{action}"', float(counts.get(f"quarantine:{action}", 0)))
+            for action in ("release", "delete", "learn-spam", "learn-ham")
         ],
     )
     waiting = len(actions.open_quarantine(board.config()).list())

@@ -319,7 +319,7 @@ async def logout(request: Request) -> Response:
 
 
 def create_app(board: Dashboard) -> Starlette:
-    from mailmoat.web import api, learn_api, pages
+    from mailmoat.web import api, learn_api, pages, quarantine_page
 
     routes = [
         Route("/login", login_page, methods=["GET", "POST"]),
@@ -327,7 +327,9 @@ def create_app(board: Dashboard) -> Starlette:
         Route("/", pages.overview),
         Route("/history", pages.history),
         Route("/message/{queue_id}", pages.message),
-        Route("/quarantine", pages.quarantine),
+        Route("/quarantine", quarantine_page.quarantine),
+        Route("/quarantine/bulk", quarantine_page.bulk, methods=["POST"]),
+        Route("/quarantine/{message_id}/preview", quarantine_page.quarantine_preview),
         Route("/quarantine/{message_id}/{action}", pages.quarantine_action, methods=["POST"]),
         Route("/config", pages.config_page),
         Route("/metrics", api.metrics),

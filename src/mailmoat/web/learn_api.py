@@ -30,6 +30,7 @@ from mailmoat.web.app import client_address, dashboard_of
 
 log = logging.getLogger("mailmoat.web")
 
+
 class TooLarge(Exception):
     pass
 

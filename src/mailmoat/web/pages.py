@@ -158,37 +158,11 @@ async def message(request: Request) -> Response:
     return render(request, "message.html", context, status)
 
 
-async def quarantine(request: Request) -> Response:
-    board = dashboard_of(request)
-    items = actions.open_quarantine(board.config()).list()
-    context = {
-        "items": items,
-        "notice": request.query_params.get("notice", ""),
-        "error": request.query_params.get("error", ""),
-    }
-    return render(request, "quarantine.html", context)
-
-
 async def run_action(request: Request, message_id: str, action: str) -> str:
     """Do one quarantine action; returns the notice, raises ``ActionError``."""
-    board = dashboard_of(request)
-    config = board.config()
-    box = actions.open_quarantine(config)
-    if action == "release":
-        where = await actions.release(config, box, message_id)
-        if board.recorder is not None:
-            board.recorder.count("released")
-        return f"Released {message_id}: {where}."
-    if action == "delete":
-        actions.delete(box, message_id)
-        return f"Deleted {message_id}."
-    if action in ("learn-spam", "learn-ham"):
-        found = box.get(message_id)
-        if found is None:
-            raise actions.ActionError(f"no quarantined message {message_id}")
-        done = await actions.learn(config, board.store, found[1], spam=action == "learn-spam")
-        return f"{message_id}: {done}."
-    raise actions.ActionError(f"unknown action {action!r}")
+    from mailmoat.web.quarantine_page import run_single
+
+    return await run_single(request, message_id, action)
 
 
 async def quarantine_action(request: Request) -> Response:
