@@ -396,6 +396,11 @@ class MilterConfig:
     # and values, and the message is refused with 552 5.3.4 at end of data.
     max_headers: int = 1000
     max_header_bytes: int = 1_048_576
+    # Where quarantined mail waits: "hold" (Postfix's hold queue: postqueue -p,
+    # postsuper -H; not on the dashboard) or "mailmoat" (mailmoat's quarantine,
+    # on the dashboard; the MTA discards its copy; releases go to
+    # relay.upstream, an MTA listener without this milter, docs/postfix.md).
+    quarantine: str = "hold"
 
 
 @dataclass(frozen=True)

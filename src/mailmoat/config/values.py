@@ -335,6 +335,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "classifier.autolearn_flush_interval": (at_least(1),),
     "classifier.autolearn_max_pending": (_COUNT,),
     "classifier.model_versions": (between(0, 1000),),
+    "milter.quarantine": (choice("hold", "mailmoat"),),
 }
 
 
