@@ -49,6 +49,7 @@ class FrontRuntime:
     async def open(cls, config: Config) -> FrontRuntime:
         from mailmoat.autolearn import install as install_autolearn
         from mailmoat.cluster import start_model_sync
+        from mailmoat.feedback.bodies import install as install_bodies
         from mailmoat.stats.recorder import StatsRecorder
 
         services = await build_services(config)
@@ -68,6 +69,10 @@ class FrontRuntime:
         if learner is not None:
             await learner.start()
             runtime._closers.append(learner.stop)
+        keeper = install_bodies(services)
+        if keeper is not None:
+            await keeper.start()
+            runtime._closers.append(keeper.stop)
         return runtime
 
     def reload(self, config: Config) -> None:

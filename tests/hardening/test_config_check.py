@@ -176,6 +176,7 @@ BAD_VALUES: dict[str, str] = {
     "classifier.autolearn_max_pending": "[classifier]\nautolearn_max_pending = 0",
     "classifier.model_versions": "[classifier]\nmodel_versions = -1",
     "milter.quarantine": '[milter]\nquarantine = "postfix"',
+    "quarantine.keep_accepted_days": "[quarantine]\nkeep_accepted_days = -1",
     "checks.NAME": "[checks.no_such_check]\ntimeout = 1",
     "checks.NAME.enabled": '[checks.helo]\nenabled = "off"',
     "checks.NAME.timeout": "[checks.helo]\ntimeout = 0",

@@ -17,6 +17,7 @@ import socket
 from mailmoat.autolearn import install as install_autolearn
 from mailmoat.cluster import install as install_cluster
 from mailmoat.config import ConfigError, load_config, load_runtime_config
+from mailmoat.feedback.bodies import install as install_bodies
 from mailmoat.rules.sources import load_configured
 from mailmoat.runtime import build_services, run_loop
 from mailmoat.smtp.server import Gateway
@@ -38,6 +39,7 @@ async def serve(config_path: str | None, sock: socket.socket | None = None, inde
     install_stats(services)
     install_cluster(services)
     install_autolearn(services)
+    install_bodies(services)
     gateway = Gateway(config, services, config_path=config_path)
     for starter in services.extras.get("starters", []):
         await starter(gateway)

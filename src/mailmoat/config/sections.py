@@ -174,6 +174,10 @@ class QuarantineConfig:
     directory: str = "var/quarantine"
     # Days a quarantined message is kept before it is deleted.
     retention_days: int = 30
+    # Days a private copy of every accepted or tagged message is kept (in
+    # <directory>/accepted) so the dashboard can learn it from the history
+    # (docs/feedback.md); 0 keeps none.
+    keep_accepted_days: int = 0
 
 
 @dataclass(frozen=True)

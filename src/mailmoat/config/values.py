@@ -336,6 +336,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "classifier.autolearn_max_pending": (_COUNT,),
     "classifier.model_versions": (between(0, 1000),),
     "milter.quarantine": (choice("hold", "mailmoat"),),
+    "quarantine.keep_accepted_days": (between(0, 3650),),
 }
 
 

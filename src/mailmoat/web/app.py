@@ -319,7 +319,7 @@ async def logout(request: Request) -> Response:
 
 
 def create_app(board: Dashboard) -> Starlette:
-    from mailmoat.web import api, learn_api, pages, quarantine_page
+    from mailmoat.web import api, history_learn, learn_api, pages, quarantine_page
 
     routes = [
         Route("/login", login_page, methods=["GET", "POST"]),
@@ -327,6 +327,7 @@ def create_app(board: Dashboard) -> Starlette:
         Route("/", pages.overview),
         Route("/history", pages.history),
         Route("/message/{queue_id}", pages.message),
+        Route("/message/{queue_id}/{action}", history_learn.learn_from_history, methods=["POST"]),
         Route("/quarantine", quarantine_page.quarantine),
         Route("/quarantine/bulk", quarantine_page.bulk, methods=["POST"]),
         Route("/quarantine/{message_id}/preview", quarantine_page.quarantine_preview),

@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from mailmoat.config import Config
 from mailmoat.config.redact import redact_url
+from mailmoat.feedback.bodies import kept_body
 from mailmoat.stats import history as hist
 from mailmoat.stats.counters import ACTION_LABELS, known_nodes, read_totals
 from mailmoat.stats.series import TOP_KINDS, VIEWS, parse_since, read_events, read_series, read_top
@@ -153,6 +154,9 @@ async def message(request: Request) -> Response:
         "colors": ACTION_COLORS,
         "reasons_help": REASONS,
         "thresholds": config.actions,
+        "body_kept": bool(quarantined) or kept_body(config, queue_id) is not None,
+        "notice": request.query_params.get("notice", ""),
+        "error": request.query_params.get("error", ""),
     }
     status = 200 if entries or quarantined else 404
     return render(request, "message.html", context, status)

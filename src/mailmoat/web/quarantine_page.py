@@ -133,7 +133,7 @@ async def run_bulk(request: Request, action: str, ids: list[str]) -> dict[str, s
                 [(raw, label) for _item, raw in found],
                 note="dashboard",
                 recorder=board.recorder,
-                extras=_gateway_extras(request),
+                extras=gateway_extras(request),
             )
         except Exception as exc:
             log.exception("quarantine: %s of %d messages failed", action, len(found))
@@ -164,7 +164,7 @@ async def run_bulk(request: Request, action: str, ids: list[str]) -> dict[str, s
     return outcome
 
 
-def _gateway_extras(request: Request) -> dict[str, object] | None:
+def gateway_extras(request: Request) -> dict[str, object] | None:
     services = getattr(dashboard_of(request).extras.get("gateway"), "services", None)
     extras = getattr(services, "extras", None)
     return extras if isinstance(extras, dict) else None
@@ -198,7 +198,7 @@ async def run_single(request: Request, message_id: str, action: str) -> str:
                 [(raw, label)],
                 note="dashboard",
                 recorder=board.recorder,
-                extras=_gateway_extras(request),
+                extras=gateway_extras(request),
             )
         except Exception as exc:
             log.exception("quarantine: %s failed", action)
