@@ -11,7 +11,7 @@ import pytest
 from servers import Nsd, Postfix, Rbldnsd, Redis, Server, SmtpSink  # real-server fixtures
 
 # Symbols added by mailmoat's code must be declared by a check's spec.
-pytest_plugins = ("symbol_guard",)
+pytest_plugins = ("symbol_guard", "log_guard")
 
 # No DNS query may leave the machine: checks that a test builds without an
 # explicit [dns] nameserver use this loopback port, where nothing answers

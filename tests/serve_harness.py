@@ -7,7 +7,8 @@
 when the port accepts and ``listening on`` is logged once per worker;
 ``hangup`` sends SIGHUP and waits for the reload's log lines; ``stop``
 terminates it (SIGKILL after 20 s) and may be called at any time, also before
-``start``; leaving a ``with`` block on the process calls it. A start or a
+``start``; leaving a ``with`` block on the process calls it, and fails when a
+transaction line of the output does not parse (``log_guard``). A start or a
 wait that fails raises ``AssertionError`` carrying the process's output.
 """
 
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Self
 
+from log_guard import unparsed_transaction_lines
 from servers import tcp_listening
 
 
@@ -94,6 +96,9 @@ class MailmoatProcess:
                 self._proc.wait(10)
         if self._log is not None:
             self._log.close()
+            self._log = None
+            unparsed = unparsed_transaction_lines(self.output())
+            assert not unparsed, f"transaction lines docs/logging.md cannot parse: {unparsed[:3]}"
 
     def __enter__(self) -> Self:
         return self

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
@@ -31,7 +32,9 @@ from typing import ClassVar
 from mailmoat.checks.base import Services
 from mailmoat.checks.registry import build_checks
 from mailmoat.config import Config, ConfigError, load_runtime_config, parse_hostport
+from mailmoat.logs import configure as configure_logging
 from mailmoat.pipeline import Pipeline
+from mailmoat.process import bind_socket, drop_privileges, dropping
 from mailmoat.runtime import build_services, describe, rebuild
 
 log = logging.getLogger("mailmoat.front")
@@ -139,11 +142,18 @@ class FrontServer:
         """Run one connection's session."""
         raise NotImplementedError
 
-    async def start(self) -> tuple[str, int]:
-        host, port = parse_hostport(self.listen(), default_port=self.default_port)
-        self.server = await asyncio.start_server(
-            self._accept, host, port, reuse_address=True, limit=self.stream_limit
-        )
+    async def start(self, sock: socket.socket | None = None) -> tuple[str, int]:
+        """Listen on the ``listen`` setting, or on ``sock`` (bound before
+        dropping privileges)."""
+        if sock is not None:
+            self.server = await asyncio.start_server(
+                self._accept, sock=sock, limit=self.stream_limit
+            )
+        else:
+            host, port = parse_hostport(self.listen(), default_port=self.default_port)
+            self.server = await asyncio.start_server(
+                self._accept, host, port, reuse_address=True, limit=self.stream_limit
+            )
         bound = self.server.sockets[0].getsockname()
         return str(bound[0]), int(bound[1])
 
@@ -190,7 +200,18 @@ async def run_front(
         return config
 
     config = read_config()
-    logging.getLogger().setLevel(config.log.level.upper())
+    configure_logging(config.log)
+    sock: socket.socket | None = None
+    if dropping(config.process):  # bound as root; all else opened as the user
+        listen = getattr(config, section).listen
+        try:
+            sock = bind_socket(*parse_hostport(listen, default_port=server_class.default_port))
+        except OSError as exc:
+            raise ConfigError(
+                f"{config.source}: {section}.listen: cannot listen on {listen!r}: "
+                f"{exc.strerror or exc}"
+            ) from exc
+        drop_privileges(config)
     runtime = await FrontRuntime.open(config)
     server = server_class(runtime)
 
@@ -207,7 +228,7 @@ async def run_front(
 
     try:
         try:
-            await server.start()
+            await server.start(sock)
         except OSError as exc:
             raise ConfigError(
                 f"{config.source}: {section}.listen: cannot listen on "

@@ -17,15 +17,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from itertools import groupby
 
-from mailmoat import eager
+from mailmoat import eager, metrics
 from mailmoat.checks.base import Check, Services
 from mailmoat.checks.doors import RUNNER_SPEC
 from mailmoat.checks.registry import runner_settings
 from mailmoat.config import CheckSettings
-from mailmoat.core.record import TransactionRecord
+from mailmoat.core.record import EOD_STARTED, TransactionRecord
 from mailmoat.core.scoring import Decision, decide
 from mailmoat.core.symbols import Action, Evidence, Forced, Precedence, Stage, Symbol
 from mailmoat.core.transaction import Transaction
@@ -53,6 +54,8 @@ class Pipeline:
 
     async def run(self, stage: Stage, tx: Transaction) -> Decision:
         config = self.services.config
+        if stage is Stage.DATA:
+            tx.notes[EOD_STARTED] = time.monotonic()
         found = Evidence()
         for wave in self._waves[stage]:
             allowlisted = tx.allowlisted or any(f.action is Action.ACCEPT for f in found.forced)
@@ -94,6 +97,8 @@ class Pipeline:
     async def finish(self, record: TransactionRecord) -> None:
         if translog.isEnabledFor(logging.INFO):
             translog.info(record.log_line())
+        if record.eod_seconds >= 0:
+            metrics.observe_eod(record.eod_seconds)
         for recorder in self.recorders:
             try:
                 result = recorder(record)
@@ -129,16 +134,19 @@ class Pipeline:
         interrupted anyway)."""
         evidence = Evidence()
         timeout: float | None = None  # set once the check waits
+        began = time.perf_counter()
         try:
             started = eager.start(check.run(tx, evidence))
             if isinstance(started, eager.Suspended):
                 timeout = self.settings(check).timeout
                 async with asyncio.timeout(timeout):
                     await started
+            metrics.observe_check(check.name, time.perf_counter() - began)
             return evidence
         except TimeoutError as exc:
             if timeout is None:  # raised by the check itself before it ever waited
                 return self._failure(check, tx, exc)
+            metrics.count_check_failure(check.name, "timeout")
             return self._failed(check, tx, f"timeout after {timeout:g}s")
         except asyncio.CancelledError:
             raise
@@ -147,8 +155,10 @@ class Pipeline:
 
     def _failure(self, check: Check, tx: Transaction, exc: Exception) -> Evidence:
         if isinstance(exc, StoreError):
+            metrics.count_check_failure(check.name, "store")
             return self._failed(check, tx, f"store unavailable: {exc}", store_failure=True)
         log.exception("check %s failed for %s", check.name, tx.queue_id, exc_info=exc)
+        metrics.count_check_failure(check.name, "error")
         return self._failed(check, tx, f"{type(exc).__name__}: {exc}")
 
     def _failed(

@@ -34,6 +34,7 @@ from mailmoat.classify.persist import (
     save_to_store,
     stored_version,
 )
+from mailmoat.metrics import count_learn
 
 __all__ = [
     "MODEL_KEY",
@@ -63,6 +64,7 @@ async def learn_message(
     message again with the same label changes nothing."""
     from mailmoat.feedback import apply_feedback, home_for
 
+    count_learn("spam" if is_spam else "ham")
     home = home_for(config, store)
     try:
         result = await apply_feedback(

@@ -18,7 +18,8 @@ label it gives, if any.
 Prints (1-AUC)%, lam%, the false positive rate at 99% spam recall, spam
 recall at 0.1% false positives (all in percent) and messages per second;
 writes ``results.txt`` (path, true label, predicted label, margin,
-probability; tab-separated) and ``roc.png`` into ``--out``. With
+probability; tab-separated) and ``roc.png`` into ``--out`` (the plot needs
+the optional extra ``mailmoat[eval]``, matplotlib; without it, a note). With
 ``--json`` the summary is also one JSON object on the last line of stdout.
 Progress goes to stderr. Exit status 2 for an unreadable index.
 """
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     _write_results(result, out / "results.txt")
-    _plot_roc(result, out / "roc.png")
+    plotted = _plot_roc(result, out / "roc.png")
     print(
         f"mode: {result.mode}, trained on {result.n_train}, scored {len(result.scores)} "
         f"({figures['n_ham']} ham, {figures['n_spam']} spam)"
@@ -161,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
         f"learned: {figures['n_feedback']} from labels ({args.feedback} feedback), "
         f"{figures['n_autolearned']} by autolearn"
     )
-    print(f"results: {out / 'results.txt'}, ROC curve: {out / 'roc.png'}")
+    curve = out / "roc.png" if plotted else "not drawn (matplotlib missing)"
+    print(f"results: {out / 'results.txt'}, ROC curve: {curve}")
     if args.json:
         print(json.dumps({k: _finite(v) for k, v in figures.items()}, sort_keys=True))
     return 0
@@ -180,8 +182,18 @@ def _write_results(result: EvalResult, path: Path) -> None:
             handle.write(f"{name}\t{truth}\t{judged}\t{margin:.6f}\t{probability:.6f}\n")
 
 
-def _plot_roc(result: EvalResult, path: Path) -> None:
-    import matplotlib
+def _plot_roc(result: EvalResult, path: Path) -> bool:
+    """Draw the ROC curve into ``path``; False (and a note on stderr) when
+    matplotlib, an optional extra, is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        print(
+            "mailmoat eval: no ROC plot: matplotlib is not installed "
+            "(pip install 'mailmoat[eval]'); the figures and results.txt are complete",
+            file=sys.stderr,
+        )
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -198,3 +210,4 @@ def _plot_roc(result: EvalResult, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+    return True

@@ -36,6 +36,7 @@ from mailmoat.classify import ModelFormatError
 from mailmoat.config import Config, load_config
 from mailmoat.feedback import FeedbackError, ModelHome, apply_feedback, home_for
 from mailmoat.message.sources import iter_messages
+from mailmoat.metrics import count_learn
 from mailmoat.stats.recorder import StatsRecorder
 from mailmoat.store import open_store
 from mailmoat.store.base import Store
@@ -99,9 +100,9 @@ async def _learn(args: argparse.Namespace, config: Config, stdin: bytes) -> int:
         if args.config and store is not None:
             recorder = StatsRecorder(store, config.stats, config.node)
             for label in ("spam", "ham", "forget"):
-                if counts[f"label:{label}"]:
-                    recorder.count(f"learn:{label}", counts[f"label:{label}"])
-            await recorder.flush()
+                for _ in range(counts[f"label:{label}"]):
+                    count_learn(label)
+            await recorder.flush()  # drains mailmoat.metrics into the store
     finally:
         await home.close()
         if store is not None:

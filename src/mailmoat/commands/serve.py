@@ -2,7 +2,9 @@
 
 With ``smtp.workers`` other than 1 the socket is bound here and shared by
 forked workers (``mailmoat.smtp.workers``); worker 0 is the primary: it also
-serves the dashboard and does the periodic store upkeep.
+serves the dashboard and does the periodic store upkeep. Started as root
+with ``[process] user``, the listener is bound first and the privileges are
+dropped before anything else opens (``mailmoat.process``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from mailmoat.autolearn import install as install_autolearn
 from mailmoat.cluster import install as install_cluster
 from mailmoat.config import ConfigError, load_config, load_runtime_config
 from mailmoat.feedback.bodies import install as install_bodies
+from mailmoat.logs import configure as configure_logging
+from mailmoat.process import drop_privileges, dropping
 from mailmoat.rules.sources import load_configured
 from mailmoat.runtime import build_services, run_loop
 from mailmoat.smtp.server import Gateway
@@ -33,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def serve(config_path: str | None, sock: socket.socket | None = None, index: int = 0) -> int:
     config = load_config(config_path)
-    logging.getLogger().setLevel(config.log.level.upper())
+    configure_logging(config.log)
     services = await build_services(config)
     services.extras["primary"] = index == 0
     install_stats(services)
@@ -85,14 +89,19 @@ def run(args: argparse.Namespace) -> int:
     # The same validation as ``mailmoat config --check``, before anything starts.
     config = load_runtime_config(args.config)
     count = worker_count(config.smtp.workers)
-    if count == 1:
+    if count == 1 and not dropping(config.process):
+        drop_privileges(config)  # not root: only says an account is ignored
         return run_loop(serve(args.config))
-    logging.getLogger().setLevel(config.log.level.upper())
-    # Loaded once here, before the workers fork: each finds the rule set ready
-    # (the rules load takes seconds, and workers loading it at once double that).
-    load_configured(config.rules)
+    configure_logging(config.log)
     try:
         sock = bind_listener(config.smtp.listen)
     except OSError as exc:
         raise listen_error(config.source, config.smtp.listen, exc) from exc
+    # Started as root: the listener is bound, nothing else is open yet.
+    drop_privileges(config)
+    if count == 1:
+        return run_loop(serve(args.config, sock))
+    # Loaded once here, before the workers fork: each finds the rule set ready
+    # (the rules load takes seconds, and workers loading it at once double that).
+    load_configured(config.rules)
     return supervise(count, sock, lambda index, shared: run_loop(serve(args.config, shared, index)))

@@ -2,7 +2,8 @@
 
 Contract: ``runtime_problems(config)`` does what ``mailmoat serve`` (and
 ``milter``, ``policy``, ``scan``) does to build its runtime, short of
-listening and opening the store: it loads the TLS certificate, reads the
+listening and opening the store: it looks up the ``[process]`` user
+and group, loads the TLS certificate, reads the
 list, rule and model files, refuses ``[scores]`` names that no check
 declares and no loaded rule has, checks the store URL and the dashboard's
 bind rule, and builds every check through the registry. It returns one line per
@@ -22,6 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from mailmoat.config.loader import ConfigError, read_config
 from mailmoat.config.sections import Config
+from mailmoat.process import account_problems
 
 
 def load_runtime_config(path: str | Path | None) -> Config:
@@ -45,6 +47,7 @@ def runtime_problems(config: Config, *, build: bool = True) -> list[str]:
     problems.extend(_directory_problems(config))
     problems.extend(_web_problems(config))
     problems.extend(_symbol_problems(config))
+    problems.extend(account_problems(config.process))
     if build and not problems:
         problems.extend(_build_problems(config))
     return problems

@@ -182,8 +182,17 @@ class QuarantineConfig:
 
 @dataclass(frozen=True)
 class LogConfig:
+    """Where log lines go (docs/logging.md: the one-line-per-transaction format)."""
+
     # DEBUG, INFO (one line per transaction), WARNING or ERROR.
     level: str = "INFO"
+    # "stderr", "syslog" (RFC 3164 to the syslog socket) or "journald"
+    # (the journal's native protocol, structured fields included).
+    target: str = "stderr"
+    # Syslog facility for "syslog" and "journald": mail, daemon, local0..local7.
+    facility: str = "mail"
+    # Socket path; empty: /dev/log for syslog, /run/systemd/journal/socket for journald.
+    socket: str = ""
 
 
 @dataclass(frozen=True)
@@ -507,6 +516,17 @@ class ClassifierConfig:
 
 
 @dataclass(frozen=True)
+class ProcessConfig:
+    """The account a gateway started as root serves under (docs/deployment.md)."""
+
+    # User to switch to once the listeners are bound; empty: stay as started.
+    # Only used when started as root; the state files must be writable by it.
+    user: str = ""
+    # Group to switch to; empty: the user's login group.
+    group: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
@@ -538,6 +558,7 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    process: ProcessConfig = field(default_factory=ProcessConfig)
     source: str = "<embedded defaults>"
 
     def check(self, name: str) -> CheckSettings:

@@ -230,6 +230,9 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "quarantine.directory": (text(empty=False),),
     "quarantine.retention_days": (_COUNT,),
     "log.level": (log_level,),
+    "log.target": (choice("stderr", "syslog", "journald"),),
+    "log.facility": (choice("mail", "daemon", "user", *(f"local{n}" for n in range(8))),),
+    "log.socket": (text(spaces=False),),
     "stats.enabled": (),
     "stats.node": (text(spaces=False),),
     "stats.flush_interval": (at_least(0.1),),
@@ -337,6 +340,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "classifier.model_versions": (between(0, 1000),),
     "milter.quarantine": (choice("hold", "mailmoat"),),
     "quarantine.keep_accepted_days": (between(0, 3650),),
+    "process.user": (text(spaces=False),),
+    "process.group": (text(spaces=False),),
 }
 
 

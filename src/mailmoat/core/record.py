@@ -16,6 +16,9 @@ from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Stage, Symbol
 from mailmoat.core.transaction import Transaction
 
+# ``tx.notes`` key: time.monotonic() when the end-of-DATA checks started.
+EOD_STARTED = "eod_started"
+
 
 @dataclass(frozen=True)
 class TransactionRecord:
@@ -42,6 +45,10 @@ class TransactionRecord:
     front: str = "smtp"
     node: str = ""
     time: float = field(default_factory=time.time)
+    # The MTA's own queue id (milter and policy fronts), "" when unknown.
+    mta_queue_id: str = ""
+    # Seconds from the end of DATA to the reply (checks and delivery); -1 without DATA.
+    eod_seconds: float = -1.0
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -51,14 +58,10 @@ class TransactionRecord:
         return data
 
     def log_line(self) -> str:
-        symbols = ",".join(f"{s.name}={s.score:g}" for s in self.symbols)
-        return (
-            f"{self.queue_id}: client={self.client_ip}[{self.client_rdns or 'unknown'}] "
-            f"helo=<{self.helo}> from=<{self.mail_from}> to=<{','.join(self.rcpts)}> "
-            f"size={self.size} action={self.action} reason={self.reason} "
-            f"score={self.score:g} symbols={symbols or '-'} stage={self.stage} "
-            f'time={self.duration:.3f}s reply="{self.reply}"'
-        )
+        """The transaction's log line (format: ``mailmoat.logs``, docs/logging.md)."""
+        from mailmoat.logs import transaction_line
+
+        return transaction_line(self)
 
 
 def record_for(
@@ -74,6 +77,7 @@ def record_for(
 ) -> TransactionRecord:
     headers = tx.headers if tx.data else None
     session = tx.session
+    eod_started = tx.notes.get(EOD_STARTED)
     return TransactionRecord(
         queue_id=tx.queue_id,
         client_ip=session.client_ip,
@@ -93,4 +97,6 @@ def record_for(
         duration=time.time() - tx.started,
         front=session.front,
         node=node,
+        mta_queue_id=str(tx.notes.get("mta_queue_id", "")),
+        eod_seconds=time.monotonic() - eod_started if isinstance(eod_started, float) else -1.0,
     )

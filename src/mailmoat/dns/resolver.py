@@ -18,6 +18,9 @@ oldest.
 Inputs: a nameserver ``host:port`` (default: the system resolver from
 /etc/resolv.conf), a timeout, and a monotonic clock (injectable for tests).
 Names are always taken as absolute: no search list is applied.
+Failed lookups are logged at DEBUG only and counted by rcode
+(``mailmoat_dns_errors_total`` on /metrics): a dead list must not drown the
+transaction lines.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import dns.rrset
 
 from mailmoat.dns.base import DnsAnswer
 from mailmoat.dns.transport import DnsClient
+from mailmoat.metrics import count_dns_error
 
 log = logging.getLogger("mailmoat.dns")
 
@@ -123,7 +127,8 @@ class CachingResolver:
         try:
             query = dns.message.make_query(dns.name.from_text(name), rdtype)
         except (dns.exception.DNSException, ValueError) as exc:
-            log.info("dns query=%s/%s status=servfail: %s", name, rdtype, exc)
+            log.debug("dns query=%s/%s status=servfail: %s", name, rdtype, exc)
+            count_dns_error("error")
             return DnsAnswer("servfail")
         problem = "no nameserver"
         for client in self._clients:
@@ -137,9 +142,11 @@ class CachingResolver:
                 continue
             return self._interpret(query, response, rdtype)
         if problem == "timeout":
-            log.info("dns query=%s/%s status=timeout after %gs", name, rdtype, self.timeout)
+            log.debug("dns query=%s/%s status=timeout after %gs", name, rdtype, self.timeout)
+            count_dns_error("timeout")
             return DnsAnswer("timeout")
-        log.info("dns query=%s/%s status=servfail: %s", name, rdtype, problem)
+        log.debug("dns query=%s/%s status=servfail: %s", name, rdtype, problem)
+        count_dns_error("error")
         return DnsAnswer("servfail")
 
     def _interpret(
@@ -149,7 +156,8 @@ class CachingResolver:
         if rcode == dns.rcode.NXDOMAIN:
             return DnsAnswer("nxdomain", (), self._negative_ttl(response))
         if rcode != dns.rcode.NOERROR:
-            log.info(
+            count_dns_error(dns.rcode.to_text(rcode))
+            log.debug(
                 "dns query=%s/%s status=servfail: rcode %s",
                 query.question[0].name,
                 rdtype,

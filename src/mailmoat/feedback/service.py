@@ -4,8 +4,9 @@ Contract: ``learn_with_config(config, store, items)`` applies ``items``
 ((raw message, label) pairs) to the model's home (``home_for``) in a worker
 thread with its own store connection (a private ``:memory:`` store is used
 directly on the loop: it cannot be reopened), so the gateway keeps serving mail while a
-model loads and saves. It counts ``learn:<label>`` per item into
-``recorder`` (shown on ``/metrics`` as ``mailmoat_learn_total``) and hands
+model loads and saves. It counts every item by label
+(``mailmoat.metrics.count_learn``: ``mailmoat_learn_total`` on ``/metrics``,
+stored by the statistics recorder's next flush) and hands
 the saved model to this process's classifier checks through ``extras`` (the
 gateway's ``services.extras``), so the next message is scored with it;
 other processes pick it up with ``model_loaders`` (polled by
@@ -25,6 +26,7 @@ from mailmoat.classify.persist import load_file, load_from_store, stored_version
 from mailmoat.config import Config
 from mailmoat.feedback.home import file_version, home_for
 from mailmoat.feedback.learning import FeedbackResult, apply_feedback
+from mailmoat.metrics import count_learn
 from mailmoat.store import open_store
 from mailmoat.store.base import Store
 
@@ -51,7 +53,6 @@ async def learn_with_config(
     items: Sequence[tuple[bytes, str]],
     *,
     note: str = "feedback",
-    recorder: Any = None,
     extras: dict[str, Any] | None = None,
 ) -> FeedbackResult:
     """See the module doc."""
@@ -73,9 +74,8 @@ async def learn_with_config(
             return asyncio.run(with_own_store())
 
         result = await asyncio.to_thread(in_thread)
-    if recorder is not None:
-        for _raw, label in items:
-            recorder.count(f"learn:{label}")
+    for _raw, label in items:
+        count_learn(label)
     if result.version is not None and extras is not None:
         publish(extras, result.model)
     log.info("feedback (%s): %s", note, result.summary())

@@ -4,7 +4,8 @@ Contract: a ``StatsRecorder`` is a ``Pipeline`` recorder. Calling it with a
 ``TransactionRecord`` only updates in-memory counters and queues the history
 entry (no I/O, no await); ``count_connection()`` likewise. ``flush()`` writes
 what accumulated since the last flush with ``Store.hincr`` (minute, hour,
-day and all-time hashes, per-day top lists) and one ``push`` per history
+day and all-time hashes, per-day top lists; the process's
+``mailmoat.metrics`` into the all-time hash) and one ``push`` per history
 hour; ``start()`` flushes every ``stats.flush_interval`` seconds and
 ``stop()`` flushes a last time, so a clean shutdown loses nothing. A store
 failure keeps the unwritten increments for the next flush (logged, never
@@ -28,6 +29,7 @@ from typing import Any
 from mailmoat.config import StatsConfig
 from mailmoat.core.record import TransactionRecord
 from mailmoat.core.tasks import cancel_and_wait
+from mailmoat.metrics import METRICS
 from mailmoat.stats.counters import (
     DAY,
     HOUR,
@@ -194,6 +196,9 @@ class StatsRecorder:
             for (key, ttl), counts in merged.items()
             for name, amount in counts.items()
         ]
+        # Latency histograms and error counters (``mailmoat.metrics``): all-time only.
+        total = total_key(self.node)
+        ops += [(total, name, amount, ttls["d"]) for name, amount in METRICS.take().items()]
         top_ttl = s.hour_retention_days * DAY
         for (kind, day), counts in tops.items():
             busiest = counts.most_common(TOP_VALUES_PER_FLUSH)

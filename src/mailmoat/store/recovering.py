@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mailmoat.metrics import count_store_error
 from mailmoat.store.base import Store, StoreError
 
 log = logging.getLogger("mailmoat.store")
@@ -55,6 +56,7 @@ class RecoveringStore:
             else:
                 log.warning("store available again")
                 return self._backend
+        count_store_error("unavailable")
         raise StoreError(f"store unavailable: {self.reason}")
 
     def __getattr__(self, name: str) -> Any:

@@ -44,6 +44,7 @@ from redis.backoff import ConstantBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from mailmoat.metrics import count_store_error
 from mailmoat.store.base import StoreError
 
 log = logging.getLogger("mailmoat.store")
@@ -143,6 +144,7 @@ class RedisStore:
                     problem,
                 )
             self.healthy = False
+            count_store_error("redis")
             raise StoreError(f"{self.name}: {operation} {key}: {problem}") from exc
         if not self.healthy:
             self.healthy = True

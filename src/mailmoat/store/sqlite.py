@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from mailmoat.metrics import count_store_error
 from mailmoat.store.base import StoreError
 
 _SCHEMA = """
@@ -86,7 +87,7 @@ class SqliteStore:
             try:
                 _private_file(self.path)
             except OSError as exc:
-                raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+                raise self._failed(exc) from exc
             problem = _unwritable(self.path)
             if problem:
                 raise StoreError(f"sqlite store {self.path}: {problem}")
@@ -96,7 +97,7 @@ class SqliteStore:
             )
             self._prepare()
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+            raise self._failed(exc) from exc
 
     def _prepare(self) -> None:
         """WAL mode and the schema. Workers starting together open the same
@@ -139,6 +140,10 @@ class SqliteStore:
             return cls(":memory:", clock)
         return cls(rest[1:] if rest.startswith("/") else rest, clock)
 
+    def _failed(self, exc: Exception) -> StoreError:
+        count_store_error("sqlite")
+        return StoreError(f"sqlite store {self.path}: {exc}")
+
     def _tx(self, statements: Callable[[sqlite3.Connection], object]) -> object:
         try:
             self._db.execute("BEGIN IMMEDIATE")
@@ -150,14 +155,14 @@ class SqliteStore:
             self._conn.execute("COMMIT")
             return result
         except sqlite3.Error as exc:
-            raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+            raise self._failed(exc) from exc
 
     def _one(self, sql: str, args: tuple[object, ...]) -> tuple[object, ...] | None:
         try:
             row: tuple[object, ...] | None = self._db.execute(sql, args).fetchone()
             return row
         except sqlite3.Error as exc:
-            raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+            raise self._failed(exc) from exc
 
     def _all(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
         """Run to completion (a RETURNING statement only ends, and commits,
@@ -166,7 +171,7 @@ class SqliteStore:
             rows: list[tuple[object, ...]] = self._db.execute(sql, args).fetchall()
             return rows
         except sqlite3.Error as exc:
-            raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+            raise self._failed(exc) from exc
 
     # -- plain keys ---------------------------------------------------------
 
@@ -210,7 +215,7 @@ class SqliteStore:
             try:
                 inserted = self._db.execute(_ADD, (key, value, now + ttl, now)).rowcount
             except sqlite3.Error as exc:
-                raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+                raise self._failed(exc) from exc
             return frozenset({key} if inserted == 1 else ())
         created: frozenset[str] = self._tx(insert)  # type: ignore[assignment]
         return created
@@ -312,7 +317,7 @@ class SqliteStore:
         try:
             rows = self._db.execute("SELECT field, value FROM hash WHERE key=?", (key,)).fetchall()
         except sqlite3.Error as exc:
-            raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+            raise self._failed(exc) from exc
         return {field: (float(v) if isinstance(v, int | float) else bytes(v)) for field, v in rows}
 
     # -- capped lists -------------------------------------------------------
@@ -347,7 +352,7 @@ class SqliteStore:
                 (key, limit, start),
             ).fetchall()
         except sqlite3.Error as exc:
-            raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+            raise self._failed(exc) from exc
         return [_as_bytes(r[0]) for r in rows]
 
     # -- upkeep -------------------------------------------------------------

@@ -16,9 +16,11 @@ Contract (all GET unless said; JSON; times are epoch seconds):
 format: ``mailmoat_messages_total{action}``, ``mailmoat_rejects_total{reason}``,
 ``mailmoat_tempfails_total{reason}``, ``mailmoat_connections_total``,
 ``mailmoat_quarantine_released_total``, ``mailmoat_history_dropped_total``,
-``mailmoat_autolearn_total{label}``, ``mailmoat_learn_total{label}`` (feedback:
-spam, ham, forget), ``mailmoat_quarantine_actions_total{action}`` and the
-gauge ``mailmoat_quarantine_messages``.
+``mailmoat_autolearn_total{label}``, ``mailmoat_quarantine_actions_total{action}``
+and the gauge ``mailmoat_quarantine_messages``; then the latency histograms and
+error counters of ``mailmoat.metrics`` (docs/metrics.md, among them
+``mailmoat_learn_total{label}``: feedback learned, by spam, ham, forget) and
+``mailmoat_build_info{version,python}``.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from mailmoat.cli import installed_version
+from mailmoat.metrics import build_info, render
 from mailmoat.quarantine import as_dict
 from mailmoat.stats import history as hist
-from mailmoat.stats.counters import ACTIONS, DAY, read_all_time
+from mailmoat.stats.counters import ACTIONS, DAY, read_all_time, total_key
 from mailmoat.stats.series import VIEWS, parse_since, read_events, read_series, summary
 from mailmoat.store.base import StoreError
 from mailmoat.web import actions
@@ -199,15 +203,6 @@ async def metrics(request: Request) -> Response:
         [(f'label="{label}"', float(counts.get(f"autolearn:{label}", 0))) for label in LEARNED],
     )
     family(
-        "mailmoat_learn_total",
-        "counter",
-        "Feedback learn events (dashboard, /api/learn, mailmoat learn --config), by label.",
-        [
-            (f'label="{label}"', float(counts.get(f"learn:{label}", 0)))
-            for label in (*LEARNED, "forget")
-        ],
-    )
-    family(
         "mailmoat_quarantine_actions_total",
         "counter",
         "Dashboard actions on quarantined messages, by action.",
@@ -220,6 +215,9 @@ async def metrics(request: Request) -> Response:
     family(
         "mailmoat_quarantine_messages", "gauge", "Messages in quarantine.", [("", float(waiting))]
     )
+    stored = await board.store.hgetall(total_key(board.node))
+    lines += render({k: v for k, v in stored.items() if isinstance(v, float)}, board.node)
+    lines += build_info(installed_version())
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
 

@@ -6,7 +6,7 @@ Contract: ``POST /message/{queue_id}/{learn-spam|learn-ham|forget}``
 (``[quarantine] keep_accepted_days``, ``feedback.bodies``) or the message in
 the quarantine. It redirects to the message page with a notice naming the
 queue id and what happened, or an error when no body is kept. Logged
-(``history: learn-spam queue_id=...``) and counted as ``learn:<label>``.
+(``history: learn-spam queue_id=...``) and counted by label (``mailmoat_learn_total``).
 ``body_of(config, queue_id)`` is what the message page asks to show the
 buttons.
 """
@@ -63,7 +63,6 @@ async def learn_from_history(request: Request) -> Response:
                 board.store,
                 [(body, LABELS[action])],
                 note="dashboard",
-                recorder=board.recorder,
                 extras=gateway_extras(request),
             )
         except Exception as exc:

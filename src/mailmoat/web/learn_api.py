@@ -96,7 +96,6 @@ async def learn(request: Request) -> Response:
             board.store,
             [(body, label)],
             note=f"api from {client}",
-            recorder=board.recorder,
             extras=getattr(extras, "extras", None),
         )
     except FeedbackError as exc:

@@ -132,7 +132,6 @@ async def run_bulk(request: Request, action: str, ids: list[str]) -> dict[str, s
                 board.store,
                 [(raw, label) for _item, raw in found],
                 note="dashboard",
-                recorder=board.recorder,
                 extras=gateway_extras(request),
             )
         except Exception as exc:
@@ -197,7 +196,6 @@ async def run_single(request: Request, message_id: str, action: str) -> str:
                 board.store,
                 [(raw, label)],
                 note="dashboard",
-                recorder=board.recorder,
                 extras=gateway_extras(request),
             )
         except Exception as exc:
