@@ -1,5 +1,6 @@
 """Autolearn in a running gateway: real SMTP on loopback, SPF answered by
-NSD, the shared model in the SQLite store, the counters on /metrics."""
+NSD, the model file (classifier.model_path) learned into, the counters on
+/metrics."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from gateway_harness import GatewayThread
 from mailmoat.checks.classifier import ClassifierCheck
-from mailmoat.classify import Classifier, FeatureConfig, load_from_store
+from mailmoat.classify import Classifier, FeatureConfig, load_file, load_from_store
 from mailmoat.classify.testing import synthetic_corpus
 from mailmoat.message import parse_message
 from mailmoat.runtime import Runtime
@@ -120,8 +121,10 @@ def test_gateway_autolearns_guarded_verdicts(
 
         changed = gw.call(learner.flush())
         assert changed >= 1 and learner.pending == []
-        shared = gw.call(load_from_store(gw.runtime.recorder.store))
-        assert shared is not None and shared.version == 1
+        # classifier.model_path is the model's one home: autolearn saved there.
+        shared = load_file(model_path)
+        assert shared.version == 1
+        assert gw.call(load_from_store(gw.runtime.recorder.store)) is None
         assert Classifier(shared).score(probe) > before
         # The gateway's own classifier check now scores with the saved model.
         assert gw.gateway is not None

@@ -11,9 +11,10 @@ Messages answered with a temporary failure are skipped (their retry would be
 learned twice), and so are allowlisted ones.
 
 Every ``classifier.autolearn_flush_interval`` seconds, and at shutdown,
-``flush()`` learns the queue into the model shared through the store (the
-one the dashboard's learn action and ``mailmoat.cluster`` use; seeded from
-the configured model when the store has none): one load, the online
+``flush()`` learns the queue into the model's one home
+(``mailmoat.feedback.home_for``: the ``classifier.model_path`` file when
+set, else the model shared through the store, seeded from the shipped
+default; the dashboard, ``mailmoat learn`` and ``mailmoat.cluster`` use it): one load, the online
 learning steps (train on error, as the model learns), one compare-and-set
 save, retried on a concurrent save; then the new model is published to this
 process's holder (``services.model``) at once, and reaches other gateways
@@ -35,26 +36,23 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mailmoat.checks.base import Services
-from mailmoat.classify import (
-    Classifier,
-    Model,
-    ModelConflictError,
-    extract,
-    load_from_store,
-    save_to_store,
-)
+from mailmoat.classify import Model, ModelConflictError, extract
 from mailmoat.classify.autolearn import judge
 from mailmoat.config import Config
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action
 from mailmoat.core.tasks import cancel_and_wait
 from mailmoat.core.transaction import Transaction
+from mailmoat.feedback.home import home_for
 from mailmoat.store import open_store
 
 if TYPE_CHECKING:
     from mailmoat.message import ParsedMessage
 
 log = logging.getLogger("mailmoat.autolearn")
+
+# Autolearn saves often; keep at most one of its versions an hour.
+AUTOLEARN_ARCHIVE_AGE = 3600.0
 
 
 class AutoLearner:
@@ -143,21 +141,24 @@ class AutoLearner:
 async def learn_batch(
     config: Config, store: Any, batch: list[tuple[ParsedMessage, bool]]
 ) -> tuple[Model | None, int]:
-    """Learn ``batch`` into the store's model and save it: (the saved model,
-    messages that changed it); (None, 0) when none did and nothing was saved."""
-    for _attempt in range(5):
-        model = await load_from_store(store)
-        if model is None:
-            model = Classifier.load(config.classifier.model_path).model
-            model.version = 0
-        changed = sum(model.learn(extract(msg, model.features), spam) for msg, spam in batch)
-        if not changed:
-            return None, 0
-        try:
-            await save_to_store(model, store)
-        except ModelConflictError:
-            continue
-        return model, changed
+    """Learn ``batch`` into the model's home (``mailmoat.feedback.home_for``:
+    the model file when ``classifier.model_path`` is set, else the store) and
+    save it: (the saved model, messages that changed it); (None, 0) when none
+    did and nothing was saved."""
+    home = home_for(config, store)
+    try:
+        for _attempt in range(5):
+            model = await home.load()
+            changed = sum(model.learn(extract(msg, model.features), spam) for msg, spam in batch)
+            if not changed:
+                return None, 0
+            try:
+                await home.save(model, "autolearn", archive_min_age=AUTOLEARN_ARCHIVE_AGE)
+            except ModelConflictError:
+                continue
+            return model, changed
+    finally:
+        await home.close()
     raise ModelConflictError("autolearn: too many concurrent saves")
 
 

@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "eval": "measure the classifier on a labelled index (TREC format)",
     "report": "RFC 5965 abuse reports of quarantined or refused messages",
     "zone": "export the worst sources as a DNSBL zone (rbldnsd, bind)",
+    "model": "list the classifier model's kept versions, or roll back to one",
 }
 
 

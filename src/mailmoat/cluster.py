@@ -4,7 +4,9 @@ Contract: ``start_model_sync(services)`` starts a background task that, every
 ``[cluster] model_reload_interval`` seconds, reads the shared model's version
 counter from the store (``mailmoat.classify.stored_version``) and, when it
 differs from the version this process holds (``services.model.version``),
-loads the model (``load_from_store``) and publishes it to
+loads the model (``load_from_store``; when ``classifier.model_path`` names a
+model file, that file is the model's one home and is polled instead:
+``mailmoat.feedback.service.model_loaders``) and publishes it to
 ``services.model``, the holder every classifier check scores with. It
 returns None (no task) with the interval at 0 or without a store.
 ``mailmoat.runtime`` starts and stops it for every door that scores mail.
@@ -29,8 +31,8 @@ from mailmoat.store.base import Store, StoreError
 
 log = logging.getLogger("mailmoat.cluster")
 
-Loader = Callable[[Store], Awaitable[Model | None]]
-VersionReader = Callable[[Store], Awaitable[int | None]]
+Loader = Callable[[Store | None], Awaitable[Model | None]]
+VersionReader = Callable[[Store | None], Awaitable[int | None]]
 
 
 class ModelSync:
@@ -55,7 +57,7 @@ class ModelSync:
     async def check_once(self) -> bool:
         """Load the shared model if its version changed; True when it did."""
         store = self.services.store
-        if store is None:
+        if store is None and not self.services.config.classifier.model_path:
             return False
         if self._version is not None:
             stored = await self._version(store)
@@ -69,7 +71,7 @@ class ModelSync:
             return False
         self.reloads += 1
         self.services.model.publish(model)
-        log.info("classifier model version %d loaded from the store", version)
+        log.info("classifier model version %d loaded", version)
         return True
 
     def start(self) -> None:
@@ -92,8 +94,16 @@ class ModelSync:
 
 def start_model_sync(services: Services) -> ModelSync | None:
     interval = services.config.cluster.model_reload_interval
-    if interval <= 0 or services.store is None:
+    file_mode = bool(services.config.classifier.model_path)
+    if interval <= 0 or (services.store is None and not file_mode):
         return None
-    sync = ModelSync(services, interval)
+    if file_mode:
+        # The model file is the single source of truth (mailmoat.feedback).
+        from mailmoat.feedback.service import model_loaders
+
+        load, version = model_loaders(services.config)
+        sync = ModelSync(services, interval, load, version)
+    else:
+        sync = ModelSync(services, interval)
     sync.start()
     return sync

@@ -6,8 +6,9 @@ Contract: ``Runtime.open(config, door)`` builds, in this order: the services
 pipeline (the door's checks), and for the doors that score mail as a
 service (``serve``, ``milter``, ``policy``) the statistics recorder (with
 ``[stats] enabled``: attached to the pipeline, flushing in the background),
-the cluster model sync, autolearn and the source reputation recorder
-(``[reputation] enabled``: attached to the pipeline); then the dashboard
+the cluster model sync, autolearn, the source reputation recorder
+(``[reputation] enabled``: attached to the pipeline) and the keeper of
+accepted bodies (``quarantine.keep_accepted_days``); then the dashboard
 (``web``; ``serve`` with ``[web] enabled`` on its primary worker). ``scan`` gets
 services and pipeline only; ``web`` an empty pipeline (no checks to load).
 A store that cannot be opened is logged and replaced by a
@@ -21,7 +22,7 @@ resolver only when ``[dns]`` changed) and a pipeline built from them, the
 recorders carried over; ``prepare`` raises with the running runtime
 untouched, and nothing it built is registered anywhere, so reloads leak
 nothing. ``close()`` undoes ``open`` in reverse: dashboard, autolearn (its
-last flush), reputation (its last flush), model sync, statistics (their
+last flush), kept bodies, reputation (its last flush), model sync, statistics (their
 last flush), store; a failing step is logged and the next still runs.
 
 ``run_loop`` runs a coroutine on uvloop when it is installed.
@@ -44,6 +45,8 @@ from mailmoat.config import Config
 from mailmoat.core.errors import describe as describe
 from mailmoat.dns import resolver_from_config
 from mailmoat.dns.base import Resolver
+from mailmoat.feedback.bodies import BodyKeeper
+from mailmoat.feedback.bodies import install as install_bodies
 from mailmoat.pipeline import Pipeline
 from mailmoat.reputation.recorder import ReputationRecorder
 from mailmoat.reputation.recorder import install as install_reputation
@@ -113,6 +116,7 @@ class Runtime:
     model_sync: ModelSync | None = None
     learner: AutoLearner | None = None
     reputation: ReputationRecorder | None = None
+    bodies: BodyKeeper | None = None
     dashboard: WebServer | None = None
     _closed: bool = field(default=False, repr=False)
 
@@ -171,6 +175,9 @@ class Runtime:
             if self.reputation is not None:
                 self.pipeline.recorders.append(self.reputation)
                 await self.reputation.start()
+            self.bodies = install_bodies(services)
+            if self.bodies is not None:
+                await self.bodies.start()
         wanted = self.door.dashboard == "always" or (
             self.door.dashboard == "when enabled" and config.web.enabled and primary
         )
@@ -178,7 +185,7 @@ class Runtime:
             from mailmoat.web.server import start_dashboard  # uvicorn: only when served
 
             self.dashboard = await start_dashboard(
-                lambda: self.config, store, recorder=self.recorder
+                lambda: self.config, store, recorder=self.recorder, model=services.model
             )
 
     def prepare(self, config: Config) -> tuple[Services, Pipeline]:
@@ -211,6 +218,8 @@ class Runtime:
             steps.append(self.dashboard.stop)
         if self.learner is not None:
             steps.append(self.learner.stop)
+        if self.bodies is not None:
+            steps.append(self.bodies.stop)
         if self.reputation is not None:
             steps.append(self.reputation.stop)
         if self.model_sync is not None:

@@ -110,9 +110,11 @@ async def test_learn_message_feeds_the_shared_model() -> None:
     store = SqliteStore(":memory:")
     raw = corpus(1)[0][1]
     result = await learn_message(config=Config(), store=store, message=raw, is_spam=True)
-    assert result == "model version 1"
-    await learn_message(config=Config(), store=store, message=raw, is_spam=True)
-    assert await stored_version(store) == 2
+    assert result == "1 learned; model version 1"
+    again = await learn_message(config=Config(), store=store, message=raw, is_spam=True)
+    assert again == "1 unchanged; model unchanged" and await stored_version(store) == 1
+    moved = await learn_message(config=Config(), store=store, message=raw, is_spam=False)
+    assert moved == "1 moved; model version 2" and await stored_version(store) == 2
     await store.close()
 
 

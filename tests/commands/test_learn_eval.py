@@ -122,11 +122,18 @@ def test_learn_from_dir_mbox_and_maildir(tmp_path: Path) -> None:
     assert Classifier.load(model).model.n_learned > Classifier.load().model.n_learned
 
 
-def test_learn_needs_a_model_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_learn_without_a_model_file_learns_into_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the default store is var/mailmoat.db, relative
     (tmp_path / "m").write_bytes(synthetic_corpus(1)[0][1])
-    assert main(["learn", "--spam", str(tmp_path / "m")]) == 2
-    assert "--model" in capsys.readouterr().err
+    assert main(["learn", "--spam", str(tmp_path / "m"), "--force"]) == 0
+    assert "model version 1 in the store's classifier_model" in capsys.readouterr().out
+    assert (tmp_path / "var" / "mailmoat.db").exists()
     assert main(["learn", "--spam", str(tmp_path / "nope"), "--model", str(tmp_path / "x")]) == 2
+    assert "no such file or directory" in capsys.readouterr().err
+    assert main(["learn"]) == 2
+    assert "--spam, --ham or --forget" in capsys.readouterr().err
 
 
 def test_learn_refuses_a_broken_model_file(tmp_path: Path) -> None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import struct
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from front_checks import AUTH_RESULTS, FORGED, scripted_runtime
+from front_checks import AUTH_RESULTS, FORGED, front_config, scripted_runtime
+from mailmoat.config import QuarantineConfig
 from mailmoat.core.record import TransactionRecord
+from mailmoat.delivery.quarantine import Quarantine
 from mailmoat.milter import codec
 from mailmoat.milter.server import MilterServer
 from milter.mta import FakeMta
@@ -128,3 +132,39 @@ async def test_step_failure_answers_tempfail(milter, monkeypatch) -> None:
     monkeypatch.setattr("mailmoat.pipeline.Pipeline.run", broken)
     out = await mta.send(codec.MAIL, b"<a@ham.test>\x00")
     assert out == [codec.Packet(codec.TEMPFAIL, b"")]
+
+
+async def test_quarantine_kept_by_mailmoat(tmp_path: Path) -> None:
+    """``[milter] quarantine = "mailmoat"``: the message waits in mailmoat's
+    quarantine (dashboard), the MTA discards its copy; a failed store tempfails."""
+    base = front_config()
+    config = replace(
+        base,
+        milter=replace(base.milter, quarantine="mailmoat"),
+        quarantine=QuarantineConfig(directory=str(tmp_path / "q")),
+    )
+    runtime, records = scripted_runtime(config)
+    server = MilterServer(runtime)
+    host, port = await server.start()
+    mta = await FakeMta.connect(host, port)
+    try:
+        await mta.session("192.0.2.1")
+        out = await mta.message("a@ham.test", ["b@mailmoat.test"], HEADERS[:3], b"XQUAR\r\n")
+        assert _cmds(out["eom"]) == [codec.DISCARD]
+        [held] = Quarantine(tmp_path / "q").list()
+        assert held.mail_from == "a@ham.test" and held.rcpts == ["b@mailmoat.test"]
+        assert held.subject == "hello" and held.queue_id == records[-1].queue_id
+        found = Quarantine(tmp_path / "q").get(held.id)
+        assert found is not None and b"X-Spam-Flag: YES" in found[1]
+        assert b"XQUAR" in found[1]
+        assert [(r.action, r.reason) for r in records] == [("quarantine", "quarantined")]
+
+        # The quarantine cannot be written: retry later, lose nothing.
+        (tmp_path / "q").rename(tmp_path / "q-kept")
+        (tmp_path / "q").write_text("not a directory")
+        out = await mta.message("a@ham.test", ["b@mailmoat.test"], HEADERS[:3], b"XQUAR\r\n")
+        assert _cmds(out["eom"]) == [codec.TEMPFAIL]
+        assert len(Quarantine(tmp_path / "q-kept").list()) == 1
+    finally:
+        await mta.quit()
+        await server.stop(grace=1)

@@ -11,7 +11,8 @@ Public API:
   ``stored_version(store, key)``: the model shared through a ``Store``
   (``mailmoat.cluster`` polls these).
 * ``learn_message(config=, store=, message=, is_spam=)``: one feedback
-  message learned into the shared model (the dashboard's learn action).
+  message learned into the model's home (``mailmoat.feedback``; the
+  dashboard's learn action).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from mailmoat.classify.persist import (
     save_to_store,
     stored_version,
 )
-from mailmoat.message import parse_message
 from mailmoat.metrics import count_learn
 
 __all__ = [
@@ -58,26 +58,18 @@ __all__ = [
 async def learn_message(
     *, config: Any, store: Any, message: bytes, is_spam: bool, key: str = MODEL_KEY
 ) -> str:
-    """Learn ``message`` (always, feedback is never skipped) into the model
-    shared in ``store`` (seeded from the configured model when the store has
-    none) and save it; with no store, into ``classifier.model_path``.
-    Retries a few times when another node saved concurrently."""
-    parsed = parse_message(message)
+    """Learn ``message`` (always, feedback is never skipped) into the model's
+    one home (``mailmoat.feedback.home_for``: the ``classifier.model_path``
+    file when set, else the store's model) and save it; learning the same
+    message again with the same label changes nothing."""
+    from mailmoat.feedback import apply_feedback, home_for
+
     count_learn("spam" if is_spam else "ham")
-    for _ in range(5):
-        model = await load_from_store(store, key) if store is not None else None
-        if model is None:
-            model = Classifier.load(config.classifier.model_path).model
-            model.version = 0
-        model.learn(extract(parsed, model.features), is_spam, force=True)
-        if store is None:
-            if not config.classifier.model_path:
-                raise ValueError("no store and no classifier.model_path to learn into")
-            save_file(model, config.classifier.model_path)
-            return f"saved to {config.classifier.model_path}"
-        try:
-            version = await save_to_store(model, store, key)
-        except ModelConflictError:
-            continue
-        return f"model version {version}"
-    raise ModelConflictError(f"{key}: too many concurrent saves")
+    home = home_for(config, store)
+    try:
+        result = await apply_feedback(
+            home, [(message, "spam" if is_spam else "ham")], note="dashboard"
+        )
+    finally:
+        await home.close()
+    return result.summary()

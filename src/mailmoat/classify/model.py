@@ -85,18 +85,30 @@ class Model:
         Messages already beyond the thick threshold on their correct side are
         skipped unless ``force``.
         """
+        return self.learn_step(indices, is_spam, force=force) != 0.0
+
+    def learn_step(self, indices: IndexArray, is_spam: bool, *, force: bool = False) -> float:
+        """``learn``, returning the gradient step taken (0.0 when skipped), so
+        that ``unlearn_step`` can take it back later."""
         margin = self.margin(indices)
         target = 1.0 if is_spam else 0.0
         signed = margin if is_spam else -margin
         if not force and signed >= self.margin_threshold:
-            return False
+            return 0.0
         step = self.learning_rate * (target - _sigmoid(margin))
+        self._apply(indices, step, 1)
+        return step
+
+    def unlearn_step(self, indices: IndexArray, step: float) -> None:
+        """Take back a step ``learn_step`` returned for the same indices."""
+        self._apply(indices, -step, -1)
+
+    def _apply(self, indices: IndexArray, step: float, count: int) -> None:
         with self._lock:
             if len(indices):
                 self.weights[indices] += np.float32(step / math.sqrt(len(indices)))
             self.bias += 0.01 * step
-            self.n_learned += 1
-        return True
+            self.n_learned = max(0, self.n_learned + count)
 
     def copy(self) -> Model:
         """An independent copy (weights included)."""

@@ -174,6 +174,10 @@ class QuarantineConfig:
     directory: str = "var/quarantine"
     # Days a quarantined message is kept before it is deleted.
     retention_days: int = 30
+    # Days a private copy of every accepted or tagged message is kept (in
+    # <directory>/accepted) so the dashboard can learn it from the history
+    # (docs/feedback.md); 0 keeps none.
+    keep_accepted_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -411,6 +415,11 @@ class MilterConfig:
     # and values, and the message is refused with 552 5.3.4 at end of data.
     max_headers: int = 1000
     max_header_bytes: int = 1_048_576
+    # Where quarantined mail waits: "hold" (Postfix's hold queue: postqueue -p,
+    # postsuper -H; not on the dashboard) or "mailmoat" (mailmoat's quarantine,
+    # on the dashboard; the MTA discards its copy; releases go to
+    # relay.upstream, an MTA listener without this milter, docs/postfix.md).
+    quarantine: str = "hold"
 
 
 @dataclass(frozen=True)
@@ -454,6 +463,10 @@ class WebConfig:
     # must wait: 429 for 30 s, doubling with each further failure (at most an
     # hour); forgotten an hour after the last failure.
     max_login_failures: int = 5
+    # Bearer token for POST /api/learn/{spam,ham,forget} (an IMAP server's
+    # feedback, docs/feedback.md), at least 16 characters; empty: that
+    # endpoint answers 401 to everyone.
+    learn_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -503,6 +516,9 @@ class ClassifierConfig:
     # waiting beyond autolearn_max_pending are not learned.
     autolearn_flush_interval: float = 60.0
     autolearn_max_pending: int = 1000
+    # Model versions kept for `mailmoat model rollback` (each feedback save
+    # is one; autolearn keeps at most one an hour); 0 keeps none.
+    model_versions: int = 10
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ data) with a ``Session``/``Transaction`` built as the SMTP front builds them
 - refusals (reject, soft_reject, forced verdicts) -> SMFIR_REPLYCODE with the
   decision's reply (a 5xx at end of data becomes 554 like the SMTP front);
 - accept / add_header -> header edits, then ACCEPT; quarantine -> the same
-  plus SMFIR_QUARANTINE (Postfix: hold queue); discard -> DISCARD.
+  plus SMFIR_QUARANTINE (Postfix: hold queue), or with ``[milter] quarantine =
+  "mailmoat"`` kept in mailmoat's quarantine and DISCARD (``milter.kept``);
+  discard -> DISCARD.
 
 Header edits at end of message: incoming X-Spam-* fields and the fields the
 checks list in ``tx.removed_headers`` are deleted (SMFIR_CHGHEADER with an
@@ -51,6 +53,7 @@ from mailmoat.core.symbols import Action, Stage
 from mailmoat.core.transaction import Session, Transaction
 from mailmoat.fronts import FrontServer
 from mailmoat.milter import codec
+from mailmoat.milter.kept import keep
 from mailmoat.milter.limits import HEADERS_TOO_BIG, ConnectionCap, headers_over
 from mailmoat.pipeline import Pipeline
 from mailmoat.runtime import Runtime
@@ -253,6 +256,12 @@ class MilterSession:
         answer = self._header_edits(tx, decision)
         reply = "250 accepted by milter"
         reason = decision.reason
+        if decision.action is Action.QUARANTINE and self.config.milter.quarantine == "mailmoat":
+            kept = await keep(self.config, tx, decision)  # mailmoat.milter.kept
+            line = "250 quarantined by mailmoat" if kept else "451 4.3.0 Local storage failed"
+            await self._finish(tx, decision, Stage.DATA, line, reason="quarantined")
+            self._reset_tx()
+            return codec.reply(codec.DISCARD if kept else codec.TEMPFAIL)
         if decision.action is Action.QUARANTINE:
             answer += codec.reply_quarantine(f"mailmoat score {decision.score:.2f}")
             reply, reason = "250 quarantined (hold)", "quarantined"

@@ -16,9 +16,11 @@ Contract (all GET unless said; JSON; times are epoch seconds):
 format: ``mailmoat_messages_total{action}``, ``mailmoat_rejects_total{reason}``,
 ``mailmoat_tempfails_total{reason}``, ``mailmoat_connections_total``,
 ``mailmoat_quarantine_released_total``, ``mailmoat_history_dropped_total``,
-``mailmoat_autolearn_total{label}`` and the gauge ``mailmoat_quarantine_messages``;
-then the latency histograms and error counters of ``mailmoat.metrics``
-(docs/metrics.md) and ``mailmoat_build_info{version,python}``.
+``mailmoat_autolearn_total{label}``, ``mailmoat_quarantine_actions_total{action}``
+and the gauge ``mailmoat_quarantine_messages``; then the latency histograms and
+error counters of ``mailmoat.metrics`` (docs/metrics.md, among them
+``mailmoat_learn_total{label}``: feedback learned, by spam, ham, forget) and
+``mailmoat_build_info{version,python}``.
 """
 
 from __future__ import annotations
@@ -199,6 +201,15 @@ async def metrics(request: Request) -> Response:
         "counter",
         "Messages the classifier learned from the gateway's own verdicts, by label.",
         [(f'label="{label}"', float(counts.get(f"autolearn:{label}", 0))) for label in LEARNED],
+    )
+    family(
+        "mailmoat_quarantine_actions_total",
+        "counter",
+        "Dashboard actions on quarantined messages, by action.",
+        [
+            (f'action="{action}"', float(counts.get(f"quarantine:{action}", 0)))
+            for action in ("release", "delete", "learn-spam", "learn-ham")
+        ],
     )
     waiting = len(actions.open_quarantine(board.config()).list())
     family(

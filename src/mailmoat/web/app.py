@@ -12,7 +12,8 @@ password everything is open (the server then binds to loopback only, see
 ``auth.check_bind``). Password checks run in worker threads, a few at once,
 and a client address with too many failures gets 429 (``throttle``). Every
 POST must carry the session's CSRF token (form field ``csrf`` or header
-``X-CSRF-Token``) and, when the browser sends ``Origin``, come from an
+``X-CSRF-Token``; except ``POST /api/learn/*``, which needs a bearer token
+instead, see ``learn_api``) and, when the browser sends ``Origin``, come from an
 allowed host; otherwise 403. The cookie is HttpOnly, SameSite=Strict.
 Passwords and secrets never reach a page or a log line.
 """
@@ -38,6 +39,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from mailmoat.classify.holder import ModelHolder
 from mailmoat.config import Config, WebConfig
 from mailmoat.stats.recorder import StatsRecorder
 from mailmoat.store.base import Store, StoreError
@@ -58,6 +60,8 @@ def _datetime(ts: float, seconds: bool = False) -> str:
 
 templates.env.filters["datetime"] = _datetime
 _PUBLIC = ("/login", "/static/", "/favicon.ico")
+# Authenticated by their own bearer token (learn_api), not by a session.
+_TOKEN_AUTH = ("/api/learn/",)
 
 
 @dataclass
@@ -71,7 +75,8 @@ class Dashboard:
     sessions: Sessions
     recorder: StatsRecorder | None = None
     clock: Callable[[], float] = time.time
-    extras: dict[str, Any] = field(default_factory=dict)
+    # The process's model holder: a learn publishes the saved model to it.
+    model: ModelHolder | None = None
     history: HistoryReader = field(default_factory=HistoryReader)
     passwords: PasswordChecker = field(default_factory=PasswordChecker)
     throttle: LoginThrottle = field(default_factory=lambda: LoginThrottle(5))
@@ -234,7 +239,10 @@ class Guard(BaseHTTPMiddleware):
         api = path.startswith("/api/") or path == "/metrics"
         if request.method not in ("GET", "HEAD") and not _origin_ok(request, hosts):
             return PlainTextResponse("cross-origin request refused", status_code=403)
-        if not path.startswith(_PUBLIC) and not sessions.authenticated(session):
+        public = path.startswith(_PUBLIC) or (
+            request.method == "POST" and path.startswith(_TOKEN_AUTH)
+        )
+        if not public and not sessions.authenticated(session):
             basic = request.method in ("GET", "HEAD") and api
             verdict = await _basic_auth(request, board) if basic else False
             if not isinstance(verdict, bool):
@@ -313,7 +321,14 @@ async def logout(request: Request) -> Response:
 
 
 def create_app(board: Dashboard) -> Starlette:
-    from mailmoat.web import api, pages, reputation_pages
+    from mailmoat.web import (
+        api,
+        history_learn,
+        learn_api,
+        pages,
+        quarantine_page,
+        reputation_pages,
+    )
 
     routes = [
         Route("/login", login_page, methods=["GET", "POST"]),
@@ -321,12 +336,16 @@ def create_app(board: Dashboard) -> Starlette:
         Route("/", pages.overview),
         Route("/history", pages.history),
         Route("/message/{queue_id}", pages.message),
-        Route("/quarantine", pages.quarantine),
+        Route("/message/{queue_id}/{action}", history_learn.learn_from_history, methods=["POST"]),
+        Route("/quarantine", quarantine_page.quarantine),
+        Route("/quarantine/bulk", quarantine_page.bulk, methods=["POST"]),
+        Route("/quarantine/{message_id}/preview", quarantine_page.quarantine_preview),
         Route("/quarantine/{message_id}/{action}", pages.quarantine_action, methods=["POST"]),
         Route("/config", pages.config_page),
         Route("/metrics", api.metrics),
         *api.routes(),
         *reputation_pages.routes(),
+        *learn_api.routes(),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(Guard)])

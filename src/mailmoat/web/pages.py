@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from mailmoat.config import Config
 from mailmoat.config.redact import redact_url
+from mailmoat.feedback.bodies import kept_body
 from mailmoat.stats import history as hist
 from mailmoat.stats.counters import ACTION_LABELS, known_nodes, read_totals
 from mailmoat.stats.series import TOP_KINDS, VIEWS, parse_since, read_events, read_series, read_top
@@ -153,42 +154,19 @@ async def message(request: Request) -> Response:
         "colors": ACTION_COLORS,
         "reasons_help": REASONS,
         "thresholds": config.actions,
+        "body_kept": bool(quarantined) or kept_body(config, queue_id) is not None,
+        "notice": request.query_params.get("notice", ""),
+        "error": request.query_params.get("error", ""),
     }
     status = 200 if entries or quarantined else 404
     return render(request, "message.html", context, status)
 
 
-async def quarantine(request: Request) -> Response:
-    board = dashboard_of(request)
-    items = actions.open_quarantine(board.config()).list()
-    context = {
-        "items": items,
-        "notice": request.query_params.get("notice", ""),
-        "error": request.query_params.get("error", ""),
-    }
-    return render(request, "quarantine.html", context)
-
-
 async def run_action(request: Request, message_id: str, action: str) -> str:
     """Do one quarantine action; returns the notice, raises ``ActionError``."""
-    board = dashboard_of(request)
-    config = board.config()
-    box = actions.open_quarantine(config)
-    if action == "release":
-        where = await actions.release(config, box, message_id)
-        if board.recorder is not None:
-            board.recorder.count("released")
-        return f"Released {message_id}: {where}."
-    if action == "delete":
-        actions.delete(box, message_id)
-        return f"Deleted {message_id}."
-    if action in ("learn-spam", "learn-ham"):
-        found = box.get(message_id)
-        if found is None:
-            raise actions.ActionError(f"no quarantined message {message_id}")
-        done = await actions.learn(config, board.store, found[1], spam=action == "learn-spam")
-        return f"{message_id}: {done}."
-    raise actions.ActionError(f"unknown action {action!r}")
+    from mailmoat.web.quarantine_page import run_single
+
+    return await run_single(request, message_id, action)
 
 
 async def quarantine_action(request: Request) -> Response:

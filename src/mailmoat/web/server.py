@@ -16,10 +16,10 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import uvicorn
 
+from mailmoat.classify.holder import ModelHolder
 from mailmoat.config import Config
 from mailmoat.stats.recorder import StatsRecorder
 from mailmoat.store.base import Store
@@ -56,13 +56,12 @@ def make_dashboard(
     store: Store,
     *,
     recorder: StatsRecorder | None = None,
-    gateway: Any = None,
+    model: ModelHolder | None = None,
 ) -> Dashboard:
     current = config()
     web = current.web
     sessions = Sessions(web.secret_key, web.session_hours * 3600, web.password_hash)
-    extras = {"gateway": gateway} if gateway is not None else {}
-    return Dashboard(config, store, current.node, sessions, recorder, extras=extras)
+    return Dashboard(config, store, current.node, sessions, recorder, model=model)
 
 
 async def start_dashboard(
@@ -70,10 +69,10 @@ async def start_dashboard(
     store: Store,
     *,
     recorder: StatsRecorder | None = None,
-    gateway: Any = None,
+    model: ModelHolder | None = None,
 ) -> WebServer | None:
     host, port = check_bind(config().web)
-    app = create_app(make_dashboard(config, store, recorder=recorder, gateway=gateway))
+    app = create_app(make_dashboard(config, store, recorder=recorder, model=model))
     settings = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
     )
