@@ -336,6 +336,7 @@ def create_app(board: Dashboard) -> Starlette:
         Route("/", pages.overview),
         Route("/history", pages.history),
         Route("/message/{queue_id}", pages.message),
+        *reputation_pages.routes(),  # its /message/{queue_id}/report first
         Route("/message/{queue_id}/{action}", history_learn.learn_from_history, methods=["POST"]),
         Route("/quarantine", quarantine_page.quarantine),
         Route("/quarantine/bulk", quarantine_page.bulk, methods=["POST"]),
@@ -344,7 +345,6 @@ def create_app(board: Dashboard) -> Starlette:
         Route("/config", pages.config_page),
         Route("/metrics", api.metrics),
         *api.routes(),
-        *reputation_pages.routes(),
         *learn_api.routes(),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
