@@ -36,7 +36,10 @@ def test_counts_halve_every_half_life_and_stale_hours_vanish() -> None:
     }
     counts = decay(fields, NOW, half_life=86_400, retention=7 * 86_400)
     assert counts.refused == 10  # this hour: full weight
-    assert counts.accepted == pytest.approx(4.0, rel=0.02)
+    # a day-old hour: its age counts from its end, so a little over half
+    ended = (HOUR_NOW - 24 + 1) * HOUR
+    assert counts.accepted == pytest.approx(8.0 * 0.5 ** ((NOW - ended) / 86_400))
+    assert 4.0 < counts.accepted < 4.2
     assert counts.quarantined == 0
     assert counts.last_bad == HOUR_NOW * HOUR
     assert 0.7 < counts.bad_share < 0.72

@@ -9,7 +9,9 @@ arrived in) and whose values are message counts written with ``hincr``
 The day's index ``rep:i:<day>`` (field: source key, value: messages) lets
 the zone export and the dashboard find the sources without scanning keys.
 
-Reading weighs each hour's counts by ``0.5 ** (age / half_life)`` and
+Reading weighs each hour's counts by ``0.5 ** (age / half_life)``, the age
+counted from the hour's end (the current hour's counts are whole, so a
+threshold of N messages means N messages at any minute of the hour), and
 ignores hours older than ``retention``; ``read_counts`` never raises for
 an absent source (all zeros) and deletes the hours past ``retention`` it
 finds (a source that keeps sending keeps its hash alive). Store errors propagate (``StoreError``):
@@ -98,7 +100,7 @@ def decay(
         if letter not in sums or not hour_text.isdigit():
             continue
         start = int(hour_text) * HOUR
-        age = max(0.0, now - (start + HOUR / 2))
+        age = max(0.0, now - (start + HOUR))
         if now - start > retention:
             continue
         amount = float(value) if not isinstance(value, bytes) else float(value or 0)

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from mailmoat.checks.base import Services
 from mailmoat.config import Config
 from mailmoat.core.record import TransactionRecord
-from mailmoat.core.tasks import cancel_and_wait
+from mailmoat.core.tasks import FlushLoop
 from mailmoat.reputation.campaigns import CampaignRecorder
 from mailmoat.reputation.counts import DAY, HOUR, index_key, outcome_of, source_key
 from mailmoat.reputation.sources import PrefixTable, Sources, protected_networks
@@ -48,7 +48,7 @@ def sources_from_config(config: Config) -> Sources:
     return Sources(table, settings.ipv4_prefix, settings.ipv6_prefix)
 
 
-class ReputationRecorder:
+class ReputationRecorder(FlushLoop):
     def __init__(self, store: Store, config: Config, sources: Sources | None = None) -> None:
         self.store = store
         self.settings = config.reputation
@@ -61,7 +61,6 @@ class ReputationRecorder:
         # Source key -> time of its last quarantined or refused message.
         self._last_bad: dict[str, float] = {}
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
         self.dropped = 0
         # Flushed with the counts (the campaigns).
         self.companions: list[Callable[[], Awaitable[None]]] = []
@@ -126,22 +125,8 @@ class ReputationRecorder:
 
     # -- lifecycle ----------------------------------------------------------
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop())
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.flush_interval)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("reputation: flush failed")
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
-        await self.flush()
+    def flush_interval(self) -> float:
+        return self.settings.flush_interval
 
 
 def install(services: Services) -> ReputationRecorder | None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from mailmoat.config import StatsConfig
 from mailmoat.core.record import TransactionRecord
-from mailmoat.core.tasks import cancel_and_wait
+from mailmoat.core.tasks import FlushLoop
 from mailmoat.metrics import METRICS
 from mailmoat.stats.counters import (
     DAY,
@@ -86,7 +86,7 @@ def entry_of(record: TransactionRecord, node: str) -> dict[str, Any]:
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(TransactionRecord))
 
 
-class StatsRecorder:
+class StatsRecorder(FlushLoop):
     def __init__(
         self,
         store: Store,
@@ -105,7 +105,6 @@ class StatsRecorder:
         self._retry_ops: list[Op] = []
         self._retry_history: list[tuple[int, list[dict[str, Any]]]] = []
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
         self.flushes = 0
 
     # -- hot path (no I/O) --------------------------------------------------
@@ -216,19 +215,5 @@ class StatsRecorder:
 
     # -- lifecycle ----------------------------------------------------------
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop())
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.flush_interval)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("stats: flush failed")
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
-        await self.flush()
+    def flush_interval(self) -> float:
+        return self.settings.flush_interval
