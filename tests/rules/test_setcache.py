@@ -170,3 +170,14 @@ def test_lazy_pattern_behaves_as_the_compiled_regex() -> None:
     # Equal to the regex it stands for (rules read back compare equal to built ones).
     assert lazy == re.compile(r"(a+)(b)?", re.I) and re.compile(r"(a+)(b)?", re.I) == lazy
     assert lazy != re.compile(r"(a+)(b)?") and lazy != "(a+)(b)?"
+
+
+def test_only_the_newest_entries_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILMOAT_CACHE", str(tmp_path / "cache"))
+    for n in range(setcache.KEPT + 3):
+        setcache.store(f"key{n:02d}", [], n)
+        entry = setcache.entry_path(f"key{n:02d}")
+        os.utime(entry, ns=(n * 10**9, n * 10**9))  # distinct ages whatever the clock
+    kept = sorted(p.stem for p in entry.parent.glob("*.pickle"))
+    assert kept == [f"key{n:02d}" for n in range(3, setcache.KEPT + 3)]
+    assert setcache.load("key10") == 10 and setcache.load("key00") is None

@@ -12,7 +12,8 @@ are only known after a load: the entry lists each file read with the
 digest of its content, checked again on ``load`` (a changed one makes the
 entry stale). Entries live in ``rulesets`` next to the compiled Hyperscan
 databases (``engine.cache_dir()``), written whole to a temporary file and
-renamed (a reader never sees half of one). Large regexes are stored as
+renamed (a reader never sees half of one); the ``KEPT`` newest are kept,
+older ones deleted. Large regexes are stored as
 ``LazyPattern`` (compiled on first use: most of them never run with ``re``).
 
 Failure mode: nothing raises. An entry that cannot be read, unpickled or
@@ -38,6 +39,7 @@ from mailmoat.rules import engine
 
 FORMAT = 1
 LAZY_SIZE = 2000  # regexes at least this long are compiled on first use
+KEPT = 8  # entries kept (the newest): older ones are for rules since updated
 
 
 class LazyPattern:
@@ -157,3 +159,7 @@ def store(entry_key: str, files_read: Iterable[str], value: object) -> None:
         partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         partial.write_bytes(buffer.getvalue())
         partial.replace(path)
+    with contextlib.suppress(OSError):  # the oldest entries go (rules updated since)
+        entries = sorted(path.parent.glob("*.pickle"), key=lambda p: p.stat().st_mtime_ns)
+        for old in entries[:-KEPT]:
+            old.unlink()
