@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,43 +81,51 @@ def state_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _start_as_nobody(
+    state_dir: Path, command: str, settings: dict[str, dict[str, Any]], listeners: int = 1
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start ``mailmoat COMMAND`` as root with ``settings`` plus
+    ``[process] user = "nobody"``; return once ``listeners`` listeners
+    logged "listening on" (the process and its log file)."""
+    python, extra_env = interpreter_for_others()
+    config = state_dir / "mailmoat.toml"
+    config.write_text(toml_dumps({**settings, "process": {"user": "nobody"}}))
+    config.chmod(0o644)
+    log_path = state_dir / f"{command}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [python, "-m", "mailmoat", command, "--config", str(config)],
+            cwd=state_dir,
+            env={**os.environ, **extra_env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while log_path.read_text(errors="replace").count("listening on") < listeners:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.terminate()
+            proc.wait(30)
+            raise AssertionError(log_path.read_text(errors="replace"))
+        time.sleep(0.1)
+    return proc, log_path
+
+
 @pytest.mark.parametrize("workers", [2, 1])
 def test_started_as_root_the_workers_run_as_nobody_and_deliver(
     smtp_sink: SmtpSink, state_dir: Path, workers: int
 ) -> None:
     require_root("dropping privileges")
     nobody = pwd.getpwnam("nobody")
-    python, extra_env = interpreter_for_others()
     port = free_port()
-    config = state_dir / "mailmoat.toml"
-    config.write_text(
-        toml_dumps(
-            {
-                "smtp": {"listen": f"127.0.0.1:{port}", "workers": workers},
-                "relay": {"upstream": smtp_sink.address, "domains": ["example.test"]},
-                "web": {"enabled": False},
-                "pregreet": {"delay": 0},
-                "rules": {"sa_default": False},
-                "process": {"user": "nobody"},
-            }
-        )
-    )
-    config.chmod(0o644)
-    log_path = state_dir / "serve.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [python, "-m", "mailmoat", "serve", "--config", str(config)],
-            cwd=state_dir,
-            env={**os.environ, **extra_env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    settings: dict[str, dict[str, Any]] = {
+        "smtp": {"listen": f"127.0.0.1:{port}", "workers": workers},
+        "relay": {"upstream": smtp_sink.address, "domains": ["example.test"]},
+        "web": {"enabled": False},
+        "pregreet": {"delay": 0},
+        "rules": {"sa_default": False},
+    }
+    proc, log_path = _start_as_nobody(state_dir, "serve", settings, listeners=workers)
     try:
-        deadline = time.monotonic() + 60
-        while log_path.read_text(errors="replace").count("listening on") < workers:
-            assert proc.poll() is None, log_path.read_text(errors="replace")
-            assert time.monotonic() < deadline, log_path.read_text(errors="replace")
-            time.sleep(0.1)
         assert tcp_listening(port)
         children = _children(proc.pid)
         assert len(children) == (workers if workers > 1 else 0), children
@@ -180,35 +189,14 @@ def test_a_user_that_does_not_exist_is_a_start_up_error(
 def test_the_policy_front_started_as_root_answers_as_nobody(state_dir: Path) -> None:
     require_root("dropping privileges")
     nobody = pwd.getpwnam("nobody")
-    python, extra_env = interpreter_for_others()
     port = free_port()
-    config = state_dir / "mailmoat.toml"
-    config.write_text(
-        toml_dumps(
-            {
-                "policy": {"listen": f"127.0.0.1:{port}"},
-                "relay": {"domains": ["example.test"]},
-                "rules": {"sa_default": False},
-                "process": {"user": "nobody"},
-            }
-        )
-    )
-    config.chmod(0o644)
-    log_path = state_dir / "policy.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [python, "-m", "mailmoat", "policy", "--config", str(config)],
-            cwd=state_dir,
-            env={**os.environ, **extra_env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    settings: dict[str, dict[str, Any]] = {
+        "policy": {"listen": f"127.0.0.1:{port}"},
+        "relay": {"domains": ["example.test"]},
+        "rules": {"sa_default": False},
+    }
+    proc, log_path = _start_as_nobody(state_dir, "policy", settings)
     try:
-        deadline = time.monotonic() + 60
-        while "listening on" not in log_path.read_text(errors="replace"):
-            assert proc.poll() is None, log_path.read_text(errors="replace")
-            assert time.monotonic() < deadline, log_path.read_text(errors="replace")
-            time.sleep(0.1)
         assert _status(proc.pid)["Uid"].split() == [str(nobody.pw_uid)] * 4
         request = (
             "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=192.0.2.1\n"
