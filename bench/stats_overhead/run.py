@@ -2,7 +2,7 @@
 
 Runs the real gateway (uvloop, Maildir delivery, the built-in local checks
 helo/headers/size, SQLite store) in a child process, once with the stats
-recorder hooked in exactly as ``mailmoat serve`` does (``stats.wiring``:
+recorder hooked in exactly as ``mailmoat serve`` does (``Runtime.open(config, "serve")``:
 counters, top lists, history, flushed every ``stats.flush_interval``) and once
 without, and drives the same load through it with Postfix's smtp-source
 (``-s 20 -l 4096 -m N``). Rounds alternate the two modes; the median msgs/s
