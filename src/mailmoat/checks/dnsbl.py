@@ -48,6 +48,8 @@ SPEC = CheckSpec(
     name="dnsbl",
     stages=(Stage.CONNECT, Stage.HELO),
     summary="DNS block and allow lists of the client address (postscreen's weights).",
+    # After the lists of the same stage: no queries for an allowlisted client.
+    requires=("lists",),
     symbols=(
         SymbolSpec(
             "DNSBL_UNAVAILABLE",

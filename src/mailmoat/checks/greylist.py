@@ -41,7 +41,8 @@ SPEC = CheckSpec(
     name="greylist",
     stages=(Stage.RCPT,),
     summary="Greylisting of new (network, sender, recipient) triplets.",
-    requires=("dnsbl",),
+    # Reads the allow and deny verdicts and the DNSWL listing (session.dnswl).
+    requires=("lists", "dnsbl"),
     symbols=(
         SymbolSpec(
             "GREYLIST_DEFERRED",

@@ -35,6 +35,8 @@ SPEC = CheckSpec(
     name="rdns",
     stages=(Stage.CONNECT, Stage.HELO),
     summary="Reverse DNS of the client address and its forward confirmation.",
+    # After the lists of the same stage: no queries for an allowlisted client.
+    requires=("lists",),
     symbols=tuple(
         SymbolSpec(name, score, text, "reputation")
         for name, score, text in (

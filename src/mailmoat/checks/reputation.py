@@ -41,6 +41,8 @@ SPEC = CheckSpec(
     name="reputation",
     stages=(Stage.HELO,),
     summary="What the client's address, network and AS sent before (decayed counts).",
+    # After the HELO list: an allowlisted client is not judged.
+    requires=("lists",),
     symbols=(
         SymbolSpec(
             "REPUTATION_BAD_IP",
