@@ -2,19 +2,19 @@
 
 How the sender-authentication checks fit together (all at the data stage):
 
-- ``spf`` and ``dkim`` run in the ordinary wave (phase 10), concurrently with
-  the other content checks, and leave their results in the transaction's
-  typed fields ``tx.spf_results`` / ``tx.dkim_results`` / ``tx.arc_results``
-  (lists of ``AuthResult``, ``mailmoat.core.authresults``).
-- ``dmarc`` runs in a later wave (phase 20) and reads them (its spec
-  ``requires`` spf and dkim); an empty list (check disabled, crashed or
-  timed out) counts as no authentication. It writes ``tx.dmarc_results``.
-- ``auth_results`` (this module, phase 30, also for allowlisted clients)
-  writes one Authentication-Results field with our authserv-id into
-  ``tx.added_headers`` and asks for every incoming Authentication-Results
-  field claiming our authserv-id to be dropped (``tx.removed_headers``): a
-  sender must never be able to pre-forge our verdicts. It adds
-  ``AUTH_RESULTS_FORGED`` when it drops such a field.
+- ``spf`` and ``dkim`` run in the first wave, concurrently with the other
+  content checks, and leave their results in the transaction's typed fields
+  ``tx.spf_results`` / ``tx.dkim_results`` / ``tx.arc_results`` (lists of
+  ``AuthResult``, ``mailmoat.core.authresults``).
+- ``dmarc`` requires spf and dkim, so it runs in the next wave and reads
+  them; an empty list (check disabled, crashed or timed out) counts as no
+  authentication. It writes ``tx.dmarc_results``.
+- ``auth_results`` (this module, also for allowlisted clients) requires all
+  three, so it runs last. It writes one Authentication-Results field with
+  our authserv-id into ``tx.added_headers`` and asks for every incoming
+  Authentication-Results field claiming our authserv-id to be dropped
+  (``tx.removed_headers``): a sender must never be able to pre-forge our
+  verdicts. It adds ``AUTH_RESULTS_FORGED`` when it drops such a field.
 
 This check does no I/O and cannot fail except by a bug; its fail mode is the
 runner's default (no header added).
@@ -121,7 +121,6 @@ async def lookup(resolver: Resolver, name: str, rdtype: str, timeout: float) -> 
 class AuthResultsCheck(Check):
     name: ClassVar[str] = "auth_results"
     stage: ClassVar[str] = Stage.DATA
-    phase: ClassVar[int] = 30
     runs_when_allowlisted: ClassVar[bool] = True
 
     def __init__(self, server_id: str) -> None:

@@ -81,8 +81,6 @@ def _decode(value: bytes) -> tuple[float, str]:
 class GreylistCheck(Check):
     name: ClassVar[str] = "greylist"
     stage: ClassVar[str] = Stage.RCPT
-    # After the DNSBL/lists evidence of this stage, if any.
-    phase: ClassVar[int] = 20
 
     def __init__(
         self,
