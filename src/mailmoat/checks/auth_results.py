@@ -32,14 +32,12 @@ from mailmoat.checks.base import Check, Services
 from mailmoat.checks.spec import CheckSpec, SymbolSpec
 from mailmoat.config import Config
 from mailmoat.core.authresults import AuthResult as AuthResult  # re-exported
-from mailmoat.core.headers import name_and_value, raw_fields
+from mailmoat.core.headers import header_fields as header_fields  # re-exported
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
 from mailmoat.dns.base import DnsAnswer, Resolver
 
 log = logging.getLogger("mailmoat.checks.auth")
-
-NOTE_FIELDS = "auth.header_fields"
 
 SPEC = CheckSpec(
     name="auth_results",
@@ -75,21 +73,9 @@ def format_value(server_id: str, results: list[AuthResult]) -> str:
 
 
 def fields_of(tx: Transaction) -> tuple[tuple[str, str], ...]:
-    """``header_fields(tx.data)``, computed once per transaction (DKIM, DMARC
-    and this check all read it)."""
-    found = tx.notes.get(NOTE_FIELDS)
-    if found is None or found[0] is not tx.data:
-        found = (tx.data, header_fields(tx.data))
-        tx.notes[NOTE_FIELDS] = found
-    fields: tuple[tuple[str, str], ...] = found[1]
-    return fields
-
-
-def header_fields(message: bytes) -> tuple[tuple[str, str], ...]:
-    """Top-level header fields as (name, unfolded value), exactly as
-    ``wire.content.edit_headers`` presents them to its ``drop`` callback."""
-    parsed = (name_and_value(field) for field in raw_fields(message))
-    return tuple(field for field in parsed if field is not None)
+    """The transaction's header fields (``tx.header_fields``: split once per
+    transaction; DKIM, DMARC and this check all read them)."""
+    return tx.header_fields
 
 
 def claimed_id(value: str) -> str:

@@ -12,7 +12,9 @@ network host: the client's octets embedded, or labels like dsl, dhcp, dyn,
 pool, ppp, cable; extra patterns in ``rdns.dynamic_patterns``).
 Failure mode: a timeout or SERVFAIL is no evidence, only ``RDNS_UNAVAILABLE``
 (score 0). Clients in ``rdns.skip_networks`` (loopback by default) are not
-looked up at all.
+looked up at all. The lookup's task and a done flag are this check's
+private memo in ``session.notes`` (``rdns_task``, ``rdns_done``); what
+others read is ``session.client_rdns``.
 """
 
 from __future__ import annotations

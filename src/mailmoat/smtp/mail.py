@@ -128,7 +128,7 @@ class MailCommands(Dialogue):
             counted = over > self.config.smtp.recipient_overshoot_limit
             self.reply("452 4.5.3 Too many recipients", counted=counted)
             return
-        tx.notes["rcpt_attempts"] = tx.notes.get("rcpt_attempts", 0) + 1
+        tx.rcpt_attempts += 1
         tx.current_rcpt = rcpt
         if not relay_allowed(rcpt, self.config.relay.domains):
             line = f"554 5.7.1 <{rcpt[:100]}>: Relay access denied"
@@ -215,7 +215,7 @@ class MailCommands(Dialogue):
             self.reply("501 5.5.4 Syntax: DATA")
             return
         if not tx.rcpts:
-            if tx.notes.get("rcpt_attempts"):
+            if tx.rcpt_attempts:
                 self.reply("554 5.5.1 Error: no valid recipients")
             else:
                 self.reply("503 5.5.1 Error: need RCPT command")
