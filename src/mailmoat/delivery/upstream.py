@@ -142,7 +142,7 @@ class UpstreamSession:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _transport, conn = await loop.create_connection(
-                    lambda: Connection(lambda _conn: None), self.host, self.port
+                    lambda: Connection(lambda _conn: None, hold_replies=False), self.host, self.port
                 )
         except TimeoutError as exc:
             raise UpstreamError(TIMED_OUT, "upstream connect timeout") from exc
