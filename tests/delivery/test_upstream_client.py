@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from mailmoat.delivery.upstream import ClientFacts, UpstreamError, UpstreamSession
+from mailmoat.delivery.upstream import ClientFacts, Reply, UpstreamError, UpstreamSession
 
 FACTS = ClientFacts("192.0.2.7", "client.example", "helo.example")
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -229,3 +229,65 @@ async def test_a_cancelled_exchange_or_open_transaction_is_never_reusable() -> N
     assert rsets == [b"RSET\r\n"] and not second.connected
     server.close()
     await server.wait_closed()
+
+
+async def test_replies_split_anywhere_across_reads_are_put_together() -> None:
+    """A pipelined group's replies, multi-line ones included, arriving a few
+    bytes at a time; then the message on the wire, stuffed, in one piece."""
+    received: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await greet(writer, reader, PIPELINING_EHLO)
+        for _ in range(3):
+            await reader.readline()
+        replies = b"250 2.0.0 Ok\r\n250-2.1.0 Ok\r\n250-sender fine\r\n250 2.1.0 really\r\n"
+        replies += b"450-4.2.0 <b@example.org>:\r\n450 4.2.0 try later\r\n"
+        for at in range(0, len(replies), 3):
+            writer.write(replies[at : at + 3])
+            await writer.drain()
+            await asyncio.sleep(0.001)
+        await reader.readline()  # RSET
+        writer.write(b"250 2.0.0 Ok\r\n")
+        # The same client's XFORWARD again: a pooled connection's next
+        # transaction may be another client's.
+        assert (await reader.readline()).startswith(b"XFORWARD ADDR=192.0.2.7 ")
+        assert await reader.readline() == b"MAIL FROM:<a@sender.test>\r\n"
+        await reader.readline()
+        writer.write(b"250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n")
+        assert await reader.readline() == b"DATA\r\n"
+        writer.write(b"354 go ahead\r\n")
+        received.append(await reader.readuntil(b"\r\n.\r\n"))
+        writer.write(b"250 2.0.0 Ok: queued\r\n")
+        await reader.read()
+
+    server, port = await serving(script)
+    upstream = session(port)
+    await upstream.open()
+    mail, rcpt = await upstream.begin("a@sender.test", [], FACTS, "b@example.org")
+    assert mail == Reply(250, "2.1.0 Ok\nsender fine\n2.1.0 really")
+    assert rcpt == Reply(450, "4.2.0 <b@example.org>:\n4.2.0 try later")
+    assert await upstream.settle()
+    await upstream.begin("a@sender.test", [], FACTS, "b@example.org")
+    end = await upstream.data(b"Subject: x\r\n\r\n.dot\r\nlast line, no end")
+    assert end == Reply(250, "2.0.0 Ok: queued")
+    assert upstream.reusable
+    upstream.close()
+    server.close()
+    assert received == [b"Subject: x\r\n\r\n..dot\r\nlast line, no end\r\n.\r\n"]
+
+
+async def test_a_reply_of_too_many_lines_is_a_451() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await greet(writer, reader, b"250 upstream\r\n")
+        await reader.readline()
+        writer.write(b"250-more\r\n" * 250 + b"250 done\r\n")
+        await asyncio.sleep(1)
+
+    server, port = await serving(script)
+    upstream = session(port)
+    await upstream.open()
+    with pytest.raises(UpstreamError, match="too long") as raised:
+        await upstream.rcpt("b@example.org")
+    server.close()
+    assert raised.value.reply.code == 451
+    assert not upstream.connected

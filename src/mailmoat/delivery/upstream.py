@@ -112,6 +112,7 @@ class UpstreamSession:
         self._awaiting_replies = False
         # The gateway's config generation this connection was opened under.
         self.generation = 0
+        self._last_xforward: tuple[ClientFacts, bytes] | None = None
 
     @property
     def connected(self) -> bool:
@@ -169,40 +170,54 @@ class UpstreamSession:
             self.close()
             raise UpstreamError(LOST, f"upstream connection lost before {what}")
         if commands:
-            conn.write(b"".join(commands))
-        deadline = asyncio.get_running_loop().time() + timeout
+            conn.write(commands[0] if len(commands) == 1 else b"".join(commands))
         self._awaiting_replies = True
         try:
-            replies = [
-                await self._read_reply(conn, what, deadline) for _ in range(len(commands) or 1)
-            ]
+            replies = await self._read_replies(conn, len(commands) or 1, what, timeout)
         except TimeoutError as exc:
             self.close()
             raise UpstreamError(TIMED_OUT, f"upstream timeout on {what}") from exc
         self._awaiting_replies = False
         return replies
 
-    async def _read_reply(self, conn: Connection, what: str, deadline: float) -> Reply:
+    async def _read_replies(
+        self, conn: Connection, count: int, what: str, timeout: float
+    ) -> list[Reply]:
+        """``count`` replies, parsed from what is buffered; the connection is
+        waited on only when a reply is incomplete."""
+        replies: list[Reply] = []
         texts: list[str] = []
-        for _ in range(MAX_REPLY_LINES):
+        deadline: float | None = None
+        while True:
             try:
-                line = await conn.readline(MAX_REPLY_LINE, deadline)
+                line = conn.take_line(MAX_REPLY_LINE)
             except LineTooLong:
                 self.close()
                 raise UpstreamError(LOST, f"upstream reply line to {what} too long") from None
-            if not line:
-                self.close()
-                raise UpstreamError(LOST, f"upstream closed the connection on {what}")
+            if line is None:
+                if not conn.is_open:  # closed: no more input will come
+                    self.close()
+                    raise UpstreamError(LOST, f"upstream closed the connection on {what}")
+                if deadline is None:
+                    deadline = conn.time() + timeout
+                await conn.wait_for_more(deadline)
+                continue
             code = line[:3]
-            if not code.isdigit() or code[:1] not in b"2345" or line[3:4] not in b" -\r\n":
+            mark = line[3:4]
+            if not code.isdigit() or code[:1] not in b"2345" or mark not in b" -\r\n":
                 self.close()
                 shown = line[:60].decode("ascii", "backslashreplace")
                 raise UpstreamError(LOST, f"upstream sent garbage on {what}: {shown}")
             texts.append(line[4:].strip(b" \t\r\n").decode("utf-8", "surrogateescape"))
-            if line[3:4] != b"-":
-                return Reply(int(code), "\n".join(texts))
-        self.close()
-        raise UpstreamError(LOST, f"upstream reply to {what} too long")
+            if mark == b"-":
+                if len(texts) >= MAX_REPLY_LINES:
+                    self.close()
+                    raise UpstreamError(LOST, f"upstream reply to {what} too long")
+                continue
+            replies.append(Reply(int(code), texts[0] if len(texts) == 1 else "\n".join(texts)))
+            if len(replies) == count:
+                return replies
+            texts = []
 
     async def command(self, *args: bytes, timeout: float | None = None) -> Reply:
         line = b" ".join(args)
@@ -252,6 +267,16 @@ class UpstreamSession:
         return (await self.begin(sender, options, client))[0]
 
     def _xforward_line(self, client: ClientFacts) -> bytes:
+        """The XFORWARD command for ``client`` (the last one is remembered:
+        a pooled connection often serves the same client again)."""
+        last = self._last_xforward
+        if last is not None and last[0] == client:
+            return last[1]
+        line = self._make_xforward_line(client)
+        self._last_xforward = (client, line)
+        return line
+
+    def _make_xforward_line(self, client: ClientFacts) -> bytes:
         names = self.extensions.get("xforward", "").upper().split()
         values = {"ADDR": client.addr, "NAME": client.name or "[UNAVAILABLE]", "HELO": client.helo}
         args = [
@@ -286,14 +311,13 @@ class UpstreamSession:
 
         A refused DATA command leaves the transaction open upstream, so it is
         reset here (or the connection closed) before the refusal is returned."""
-        start = await self.command(b"DATA")
+        start = (await self._exchange([b"DATA\r\n"], self.command_timeout, "DATA"))[0]
         if start.code != 354:
             await self.rset()
             return start
         wire = stuff(message)
-        if not wire.endswith(b"\r\n"):
-            wire += b"\r\n"
-        end = (await self._exchange([wire + b".\r\n"], self.data_timeout, "end of data"))[0]
+        end_of_data = b".\r\n" if wire.endswith(b"\r\n") else b"\r\n.\r\n"
+        end = (await self._exchange([wire + end_of_data], self.data_timeout, "end of data"))[0]
         self.in_transaction = False  # whatever the verdict, the transaction is over
         return end
 

@@ -178,6 +178,29 @@ class Connection(asyncio.Protocol):
         while not self._buffer and not self._eof:
             await self._wait()
 
+    def time(self) -> float:
+        """The event loop's clock, the one deadlines are given in."""
+        return (self._loop or asyncio.get_running_loop()).time()
+
+    def take_line(self, limit: int) -> bytes | None:
+        """A complete line already buffered (with its ending), or None when
+        none is; ``LineTooLong`` when the line exceeds ``limit`` (nothing is
+        consumed then: the caller gives up on the connection)."""
+        buffer = self._buffer
+        end = buffer.find(b"\n", 0, limit + 1)
+        if end < 0:
+            if len(buffer) > limit:
+                raise LineTooLong()
+            return None
+        line = bytes(buffer[: end + 1])
+        del buffer[: end + 1]
+        return line
+
+    async def wait_for_more(self, deadline: float | None = None) -> None:
+        """Wait for more input (at once at end of input); ``TimeoutError``
+        when ``deadline`` passes first."""
+        await self._wait(deadline)
+
     async def readline(self, limit: int, deadline: float | None = None) -> bytes:
         skipping = False
         while True:
