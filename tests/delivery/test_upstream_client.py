@@ -291,3 +291,39 @@ async def test_a_reply_of_too_many_lines_is_a_451() -> None:
     server.close()
     assert raised.value.reply.code == 451
     assert not upstream.connected
+
+
+CHUNKING_EHLO = b"250-upstream\r\n250-PIPELINING\r\n250 CHUNKING\r\n"
+
+
+@pytest.mark.parametrize("verdict", [b"250 2.0.0 Ok: queued", b"554 5.7.1 refused"])
+async def test_chunking_sends_the_message_unstuffed_as_one_bdat(verdict: bytes) -> None:
+    received: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await greet(writer, reader, CHUNKING_EHLO)
+        for _ in range(2):
+            await reader.readline()
+        writer.write(b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n")
+        command = await reader.readline()
+        size = int(command.split()[1])
+        received.extend([command, await reader.readexactly(size)])
+        writer.write(verdict + b"\r\n")
+        if not verdict.startswith(b"250"):
+            received.append(await reader.readline())
+            writer.write(b"250 2.0.0 Ok\r\n")
+        await reader.read()
+
+    server, port = await serving(script)
+    upstream = session(port)
+    await upstream.open()
+    await upstream.begin("a@sender.test", [], FACTS, "b@example.org")
+    message = b"Subject: x\r\n\r\n.dot\r\n.\r\nlast line, no end"
+    end = await upstream.data(message)
+    assert upstream.reusable
+    upstream.close()
+    server.close()
+    assert (end.code, end.text) == (int(verdict[:3]), verdict[4:].decode())
+    body = message + b"\r\n"  # not stuffed: BDAT counts bytes
+    assert received[:2] == [b"BDAT %d LAST\r\n" % len(body), body]
+    assert received[2:] == ([] if end.ok else [b"RSET\r\n"])

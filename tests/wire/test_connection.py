@@ -153,3 +153,9 @@ async def test_held_replies_go_out_at_the_end_of_input(rest: bytes) -> None:
         conn.write(reply)
     assert await conn.readline(512) == b""
     assert transport.writes == [b"220 hello\r\n", b"250 one\r\n250 two\r\n"]
+
+
+async def test_addresses_of_both_ends() -> None:
+    conn, _transport = connected()
+    assert conn.peer == ("127.0.0.1", 2525)
+    assert conn.local == ("127.0.0.1", 2525)  # asked of the socket on demand

@@ -20,7 +20,8 @@ Why a client of our own rather than aiosmtplib: this leg is the gateway's
 hot path, and aiosmtplib cannot pipeline (RFC 2920): it keeps one reply per
 written command and drops what arrives beyond it. With PIPELINING offered,
 XFORWARD, MAIL and the first RCPT go out in one write and one round trip
-instead of three. The framing is ``wire.connection.Connection``, the same reader
+instead of three; with CHUNKING offered, the message goes as one BDAT.
+The framing is ``wire.connection.Connection``, the same reader
 the server side uses (bounded lines, end-of-input handling).
 """
 
@@ -310,7 +311,12 @@ class UpstreamSession:
         """Send a CRLF-normalized message; dot-stuffing happens here.
 
         A refused DATA command leaves the transaction open upstream, so it is
-        reset here (or the connection closed) before the refusal is returned."""
+        reset here (or the connection closed) before the refusal is returned.
+        When the upstream offers CHUNKING (RFC 3030), the message goes as one
+        ``BDAT <size> LAST`` instead: no dot-stuffing, one round trip instead
+        of two (DATA, 354, message); a refused BDAT is followed by RSET."""
+        if "chunking" in self.extensions:
+            return await self._bdat(message)
         start = (await self._exchange([b"DATA\r\n"], self.command_timeout, "DATA"))[0]
         if start.code != 354:
             await self.rset()
@@ -319,6 +325,17 @@ class UpstreamSession:
         end_of_data = b".\r\n" if wire.endswith(b"\r\n") else b"\r\n.\r\n"
         end = (await self._exchange([wire + end_of_data], self.data_timeout, "end of data"))[0]
         self.in_transaction = False  # whatever the verdict, the transaction is over
+        return end
+
+    async def _bdat(self, message: bytes) -> Reply:
+        if not message.endswith(b"\r\n"):
+            message += b"\r\n"  # as the DATA path ends it
+        command = b"BDAT %d LAST\r\n" % len(message)
+        end = (await self._exchange([command + message], self.data_timeout, "BDAT"))[0]
+        if end.ok:
+            self.in_transaction = False
+        else:
+            await self.rset()  # RFC 3030 leaves the state after a refusal open
         return end
 
     async def rset(self) -> None:

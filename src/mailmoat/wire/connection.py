@@ -60,7 +60,6 @@ class Connection(asyncio.Protocol):
         self._loop: asyncio.AbstractEventLoop | None = None
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("", 0)
-        self.local: tuple[str, int] = ("", 0)
         self._buffer = bytearray()
         self._eof = False
         self._waiter: asyncio.Future[None] | None = None
@@ -78,9 +77,7 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self._loop = asyncio.get_running_loop()
         peer = transport.get_extra_info("peername") or ("", 0)
-        local = transport.get_extra_info("sockname") or ("", 0)
         self.peer = (str(peer[0]), int(peer[1]))
-        self.local = (str(local[0]), int(local[1]))
         self._on_ready(self)
 
     def data_received(self, data: bytes) -> None:
@@ -109,6 +106,14 @@ class Connection(asyncio.Protocol):
         self._write_paused = False
         if self._drain_waiter and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
+
+    @property
+    def local(self) -> tuple[str, int]:
+        """Our address on this connection (asked of the socket when needed:
+        a system call most connections never need)."""
+        transport = self.transport
+        local = transport.get_extra_info("sockname") if transport is not None else None
+        return (str(local[0]), int(local[1])) if local else ("", 0)
 
     # -- reading ------------------------------------------------------------
 
