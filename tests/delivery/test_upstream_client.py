@@ -309,9 +309,10 @@ async def test_chunking_sends_the_message_unstuffed_as_one_bdat(verdict: bytes) 
         size = int(command.split()[1])
         received.extend([command, await reader.readexactly(size)])
         writer.write(verdict + b"\r\n")
-        if not verdict.startswith(b"250"):
-            received.append(await reader.readline())
-            writer.write(b"250 2.0.0 Ok\r\n")
+        # The next transaction; after a refused BDAT, an RSET leads it.
+        lines = 2 if verdict.startswith(b"250") else 3
+        received.extend([await reader.readline() for _ in range(lines)])
+        writer.write(b"250 2.0.0 Ok\r\n" * lines)
         await reader.read()
 
     server, port = await serving(script)
@@ -321,9 +322,53 @@ async def test_chunking_sends_the_message_unstuffed_as_one_bdat(verdict: bytes) 
     message = b"Subject: x\r\n\r\n.dot\r\n.\r\nlast line, no end"
     end = await upstream.data(message)
     assert upstream.reusable
+    await asyncio.sleep(0.05)
+    assert len(received) == 2  # no RSET of its own
+    mail, rcpt = await upstream.begin("a@sender.test", [], FACTS, "b@example.org")
+    assert mail.ok and rcpt is not None and rcpt.ok
     upstream.close()
     server.close()
     assert (end.code, end.text) == (int(verdict[:3]), verdict[4:].decode())
     body = message + b"\r\n"  # not stuffed: BDAT counts bytes
     assert received[:2] == [b"BDAT %d LAST\r\n" % len(body), body]
-    assert received[2:] == ([] if end.ok else [b"RSET\r\n"])
+    following = [b"MAIL FROM:<a@sender.test>\r\n", b"RCPT TO:<b@example.org>\r\n"]
+    assert received[2:] == ([] if end.ok else [b"RSET\r\n"]) + following
+
+
+@pytest.mark.parametrize("answer", [b"250 2.0.0 Ok", b"451 4.3.0 cannot reset"])
+async def test_an_owed_rset_leads_the_next_pipelined_group(answer: bytes) -> None:
+    """With PIPELINING, RSET costs no round trip of its own; refused, the
+    replies after it are not believed: the connection is closed, 451."""
+    groups: list[list[bytes]] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await greet(writer, reader, PIPELINING_EHLO)
+        groups.append([await reader.readline() for _ in range(3)])
+        writer.write(b"250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n")
+        groups.append([await reader.readline() for _ in range(4)])
+        writer.write(answer + b"\r\n" + b"250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n")
+        await reader.read()
+
+    server, port = await serving(script)
+    upstream = session(port)
+    await upstream.open()
+    await upstream.begin("a@sender.test", [], FACTS, "b@example.org")
+    await upstream.rset()  # the client said RSET: nothing sent yet
+    assert upstream.reusable and not upstream.in_transaction
+    assert await upstream.settle()
+    await asyncio.sleep(0.05)
+    assert len(groups) == 1
+    if answer.startswith(b"250"):
+        mail, rcpt = await upstream.begin("c@sender.test", [], FACTS, "d@example.org")
+        assert mail.ok and rcpt is not None and rcpt.ok and upstream.in_transaction
+    else:
+        with pytest.raises(UpstreamError, match="refused RSET") as raised:
+            await upstream.begin("c@sender.test", [], FACTS, "d@example.org")
+        assert raised.value.reply.code == 451 and not upstream.connected
+    upstream.close()
+    server.close()
+    assert groups[1][0] == b"RSET\r\n"
+    assert groups[1][1].startswith(b"XFORWARD ") and groups[1][2:] == [
+        b"MAIL FROM:<c@sender.test>\r\n",
+        b"RCPT TO:<d@example.org>\r\n",
+    ]

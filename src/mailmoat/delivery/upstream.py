@@ -15,6 +15,10 @@ a transaction (XFORWARD or MAIL) until the upstream answered the end of data
 or an RSET, and whether a command is still waiting for its reply. Only a
 ``reusable`` connection (open, between transactions, nothing in flight) may
 serve the next transaction; ``settle()`` gets it there with RSET or closes it.
+With PIPELINING offered, ``rset()`` costs no round trip of its own: the RSET
+leads the next group sent (RFC 2920 lets it stand anywhere in one), before
+XFORWARD and MAIL, and a refused RSET there closes the connection and raises
+``UpstreamError`` before any other reply of that group is believed.
 
 Why a client of our own rather than aiosmtplib: this leg is the gateway's
 hot path, and aiosmtplib cannot pipeline (RFC 2920): it keeps one reply per
@@ -111,6 +115,8 @@ class UpstreamSession:
         # Commands written whose replies have not all been read (an exchange
         # cut short by cancellation): the next reply read would be stale.
         self._awaiting_replies = False
+        # An RSET owed to the upstream, sent in front of the next commands.
+        self._reset_pending = False
         # The gateway's config generation this connection was opened under.
         self.generation = 0
         self._last_xforward: tuple[ClientFacts, bytes] | None = None
@@ -170,6 +176,10 @@ class UpstreamSession:
         if conn is None or not conn.is_open:
             self.close()
             raise UpstreamError(LOST, f"upstream connection lost before {what}")
+        reset = self._reset_pending and bool(commands)
+        if reset:
+            self._reset_pending = False
+            commands = [_RSET, *commands]
         if commands:
             conn.write(commands[0] if len(commands) == 1 else b"".join(commands))
         self._awaiting_replies = True
@@ -179,6 +189,12 @@ class UpstreamSession:
             self.close()
             raise UpstreamError(TIMED_OUT, f"upstream timeout on {what}") from exc
         self._awaiting_replies = False
+        if reset:
+            answer = replies.pop(0)
+            if not answer.ok:
+                self.close()
+                detail = f"upstream refused RSET before {what}: {answer.code} {answer.text}"
+                raise UpstreamError(LOST, detail)
         return replies
 
     async def _read_replies(
@@ -339,11 +355,16 @@ class UpstreamSession:
         return end
 
     async def rset(self) -> None:
-        """End any transaction upstream; a connection that cannot is closed."""
+        """End any transaction upstream (with PIPELINING: the RSET is owed and
+        leads the next group sent); a connection that cannot is closed."""
         if not self.in_transaction:
             return
         if not self.connected or self._awaiting_replies:
             self.close()
+            return
+        if "pipelining" in self.extensions:
+            self._reset_pending = True  # leads the next group sent
+            self.in_transaction = False
             return
         try:
             reply = await self.command(b"RSET")
@@ -355,6 +376,7 @@ class UpstreamSession:
             self.close()
 
     async def quit(self) -> None:
+        self._reset_pending = False  # QUIT ends any transaction as well
         if not self.connected or self._awaiting_replies:
             self.close()
             return
@@ -366,6 +388,9 @@ class UpstreamSession:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+_RSET = b"RSET\r\n"
 
 
 def _rcpt_line(recipient: str) -> bytes:
