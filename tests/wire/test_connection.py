@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from mailmoat.wire.connection import Connection
+from mailmoat.wire.connection import Connection, LineTooLong
 
 
 class RecordingTransport:
@@ -159,3 +159,14 @@ async def test_addresses_of_both_ends() -> None:
     conn, _transport = connected()
     assert conn.peer == ("127.0.0.1", 2525)
     assert conn.local == ("127.0.0.1", 2525)  # asked of the socket on demand
+
+
+async def test_take_line_bounds_a_line_as_readline_does() -> None:
+    conn, _transport = connected()
+    conn.data_received(b"250 ok\r\n250 par")
+    assert conn.take_line(8) == b"250 ok\r\n"  # exactly the limit, its ending counted
+    assert conn.take_line(8) is None  # incomplete, nothing consumed
+    conn.data_received(b"tial\r\n")
+    with pytest.raises(LineTooLong):
+        conn.take_line(8)
+    assert conn.take_line(100) == b"250 partial\r\n"

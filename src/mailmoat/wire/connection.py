@@ -24,8 +24,8 @@ unless input is already buffered behind the command being answered (a
 pipelining client's next commands); then the reply is held and goes out
 with the next ones in one ``send``. Held output is flushed before the
 connection waits for input (so a client never waits for a reply we hold
-while we wait for it), by ``flush()`` and ``close()``, and once it
-exceeds 64 KiB; the first write (the greeting) and the first write after
+while we wait for it), at the end of input, by ``flush()`` and
+``close()``, and once it exceeds 64 KiB; the first write (the greeting) and the first write after
 ``read_data`` (the reply to the end of data) always go out at once. With
 ``hold_replies=False`` (the upstream client's side) every write is sent
 at once.
@@ -109,8 +109,8 @@ class Connection(asyncio.Protocol):
 
     @property
     def local(self) -> tuple[str, int]:
-        """Our address on this connection (asked of the socket when needed:
-        a system call most connections never need)."""
+        """Our address on this connection, read when asked (the gateway does
+        not need it for every client)."""
         transport = self.transport
         local = transport.get_extra_info("sockname") if transport is not None else None
         return (str(local[0]), int(local[1])) if local else ("", 0)
@@ -192,9 +192,9 @@ class Connection(asyncio.Protocol):
         none is; ``LineTooLong`` when the line exceeds ``limit`` (nothing is
         consumed then: the caller gives up on the connection)."""
         buffer = self._buffer
-        end = buffer.find(b"\n", 0, limit + 1)
+        end = buffer.find(b"\n", 0, limit)
         if end < 0:
-            if len(buffer) > limit:
+            if len(buffer) >= limit:
                 raise LineTooLong()
             return None
         line = bytes(buffer[: end + 1])
