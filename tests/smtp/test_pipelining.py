@@ -5,6 +5,7 @@ leave in one write (tests/wire/test_connection.py counts the writes)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -100,3 +101,26 @@ def test_pipelined_group_when_the_upstream_hangs_up(
         assert [client.reply()[:3] for _ in range(2)] == ["250", "250"]
         assert client.command("QUIT").startswith("221")
     assert gateway.maildir_messages() == []
+
+
+def test_a_client_rset_reaches_the_upstream_with_the_next_transaction(
+    tmp_path: Path, smtp_sink: SmtpSink
+) -> None:
+    """The RSET owed upstream after the client's RSET leads the next
+    pipelined group (RSET, XFORWARD, MAIL, RCPT): only the second
+    transaction is delivered, with its own sender."""
+    with relaying(tmp_path, smtp_sink.address) as gateway:
+        client = RawClient(gateway.port)
+        client.command("EHLO client.sender.test")
+        assert client.command("MAIL FROM:<first@sender.test>").startswith("250")
+        assert client.command("RCPT TO:<bob@example.org>").startswith("250")
+        assert client.command("RSET").startswith("250")
+        client.send(envelope("carol@example.org").replace(b"alice@", b"second@"))
+        assert [client.reply()[:3] for _ in range(3)] == ["250", "250", "354"]
+        client.send(MESSAGE + b".\r\nQUIT\r\n")
+        assert client.reply().startswith("250 2.0.0")
+        assert client.reply().startswith("221")
+    [message] = smtp_sink.wait_messages(1)
+    assert (message.mail_from, message.rcpt_to) == ("second@sender.test", ("carol@example.org",))
+    time.sleep(0.2)
+    assert len(smtp_sink.messages()) == 1
