@@ -222,6 +222,23 @@ class RedisStore:
         )
         return int(value)
 
+    async def incr_many(self, keys: Sequence[str], amount: int, ttl: float) -> list[int]:
+        if not keys:
+            return []
+
+        async def send() -> list[Any]:
+            # Not a MULTI block: each increment is its own script run (atomic
+            # on its own), all sent in one round trip; on a pipeline the
+            # script call only queues its EVALSHA (and loads it if need be).
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                await self._incr(keys=[self._k(key)], args=[amount, _ms(ttl)], client=pipe)
+            done: list[Any] = await pipe.execute()
+            return done
+
+        values = await self._call("incr_many", keys[0], send)
+        return [int(value) for value in values]
+
     # -- hashes -------------------------------------------------------------
 
     async def _multi(self, build: Callable[[Any], None]) -> list[Any]:
