@@ -5,10 +5,22 @@ from __future__ import annotations
 
 import gc
 import weakref
+from collections.abc import Iterator
+
+import pytest
 
 from fakes import FakeResolver, make_config
 from mailmoat.runtime import Runtime, freeze_heap
 from mailmoat.store.sqlite import SqliteStore
+
+
+@pytest.fixture(autouse=True)
+def _collector_restored() -> Iterator[None]:
+    """The test process's collector as it was: nothing frozen, its thresholds."""
+    thresholds = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 async def _opened() -> Runtime:
@@ -32,7 +44,6 @@ async def test_a_reload_in_a_frozen_process_lets_the_replaced_pipeline_go() -> N
         assert gone() is None
         assert gc.get_freeze_count() > 0
     finally:
-        gc.unfreeze()
         await runtime.close()
 
 
@@ -56,8 +67,11 @@ async def test_freezing_collects_first() -> None:
     node.itself = node  # type: ignore[attr-defined]
     gone = weakref.ref(node)
     del node
-    try:
-        freeze_heap()
-        assert gone() is None
-    finally:
-        gc.unfreeze()
+    freeze_heap()
+    assert gone() is None
+
+
+def test_freezing_collects_the_young_generation_less_often() -> None:
+    gc.set_threshold(700, 10, 10)
+    freeze_heap()
+    assert gc.get_threshold() == (10_000, 10, 10)

@@ -54,6 +54,11 @@ CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires);
 
 
 _BUSY_TIMEOUT = 5.0
+# The connection's page cache, at most (SQLite's default is 2 MiB). A day of
+# bulk fingerprints and counters outgrows 2 MiB within hours, and then
+# every lookup reads pages again from the file (a pread each: about 15 us
+# per bulk read of 15 keys in a 5 MB file).
+_CACHE_KIB = 16 * 1024
 log = logging.getLogger("mailmoat.store")
 
 
@@ -135,6 +140,7 @@ class SqliteStore:
             try:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
                 self._conn.executescript(_SCHEMA)
                 return
             except sqlite3.OperationalError as exc:
