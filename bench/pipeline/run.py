@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from mailmoat import runtime  # noqa: E402
 from mailmoat.checks.base import Services  # noqa: E402
 from mailmoat.checks.registry import build_checks  # noqa: E402
 from mailmoat.config import (  # noqa: E402
@@ -140,6 +141,11 @@ def main() -> None:
         rule_set, _ = load_configured(config.rules)
         engine_name = "hyperscan" if engine.available() else "pure Python"
         print(f"rules: {len(rule_set)} loaded (SpamAssassin's: {args.sa_rules}; {engine_name})")
+        # As in a gateway worker, what was built is frozen out of the
+        # collector's sight (a tree from before runtime.freeze_heap: not).
+        freeze_heap = getattr(runtime, "freeze_heap", None)
+        if freeze_heap is not None:
+            freeze_heap()
         resolver = resolver_from_config(config.dns)  # its cache is kept across passes
         for n in range(args.passes):
             # A fresh store file per pass (the bulk, greylist and rate counters

@@ -31,7 +31,7 @@ from mailmoat.config import Config, ConfigError, load_runtime_config, parse_host
 from mailmoat.core.errors import describe
 from mailmoat.logs import configure as configure_logging
 from mailmoat.process import bind_socket, drop_privileges, dropping
-from mailmoat.runtime import Runtime
+from mailmoat.runtime import Runtime, freeze_heap
 
 log = logging.getLogger("mailmoat.front")
 
@@ -150,6 +150,7 @@ async def run_front(
             ) from exc
         drop_privileges(config)
     runtime = await Runtime.open(config, section, config_path=config_path)
+    freeze_heap()  # what was built lives as long as the process (see mailmoat.runtime)
     server = server_class(runtime)
 
     def reload() -> None:

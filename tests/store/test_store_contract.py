@@ -155,6 +155,24 @@ async def test_add_many_creates_only_absent_or_expired_keys(backend: Backend) ->
     assert await store.get_many(["taken", "fresh"]) == [b"old", None]
 
 
+async def test_incr_many_counts_each_key_in_key_order(backend: Backend) -> None:
+    store = backend.store
+    assert await store.incr_many([], 1, 60) == []
+    await store.incr("live", 4, 60)
+    await store.incr("stale", 9, TTL)
+    await store.set("text", b"7", 60)  # a value written as bytes counts on from it
+    await backend.advance(TTL + 0.3)
+    values = await store.incr_many(["stale", "live", "new", "text", "live", "new"], 2, TTL)
+    assert values == [2, 6, 2, 9, 8, 4]
+    await backend.advance(TTL * 0.6)
+    # Like incr, the window is fixed when a counter is made, not extended.
+    assert await store.incr_many(["live", "new"], 1, TTL) == [9, 5]
+    await backend.advance(TTL * 0.6 + 0.1)
+    assert await store.incr_many(["new", "live"], -1, 60) == [-1, 8]
+    many = [f"k{n % 250}" for n in range(600)]  # more keys than one statement takes
+    assert await store.incr_many(many, 1, 60) == [1 + n // 250 for n in range(600)]
+
+
 async def test_compare_and_set(backend: Backend) -> None:
     store = backend.store
     assert await store.compare_and_set("c", b"x", b"1", 60) is False

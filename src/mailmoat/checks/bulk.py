@@ -18,12 +18,13 @@ at least one band with probability ~0.9, unrelated ones practically never.
 The message's count is the highest count of its bands. Bodies with fewer than
 ``bulk.min_words`` words are not fingerprinted.
 
-Store cost (see ``BulkCheck._counts``): one batched read for all bands;
-one batched write for the bands nobody sent before; nothing more for a
-repeat from a band's first network; a marker and a counter write per band
-for each further network. A network's count per band is kept in the process
-for ``bulk.cache_seconds``: its repeats within that time cost no store
-operation at all.
+Store cost (see ``BulkCheck._counts``): one batched read for all bands
+(first network, counter, this network's marker);
+one batched write for the bands nobody sent before and this network's
+markers where another network came first; one batched counter write for
+the bands this network is new to; nothing more for a repeat. A network's
+count per band is kept in the process for ``bulk.cache_seconds``: its
+repeats within that time cost no store operation at all.
 
 Failure mode: a store failure is logged and gives no evidence (a hint is not
 worth a tempfail); no store configured: not built.
@@ -266,32 +267,63 @@ class BulkCheck(Check):
         holds the networks *after* the first. Every key expires ``window``
         seconds after it was made.
 
-        Batched: one read fetches every band's first network and counter;
-        one write creates the bands nobody sent before (most mail is unique).
-        A repeat from a band's first network needs nothing more; only a
-        further network costs writes of its own (marker, counter).
+        Batched: one read fetches every band's first network, counter and
+        this network's marker; one write adds the first network of the bands
+        nobody sent before (most mail is unique) together with this
+        network's marker for the bands another network sent first; one more
+        write counts the networks whose marker it made. A repeat from a
+        known network needs only the read.
         """
         store, window, me = self.store, self.config.window, network.encode()
         firsts = [f"bulk:f:{band}" for band in bands]
-        known = await store.get_many([*firsts, *(f"bulk:n:{band}" for band in bands)])
-        first_of = dict(zip(bands, known[: len(bands)], strict=True))
-        later = dict(zip(bands, known[len(bands) :], strict=True))
-        new = {key: me for key, band in zip(firsts, bands, strict=True) if first_of[band] is None}
-        created = await store.add_many(new, window) if new else frozenset()
-        counts = []
-        for band, first_key in zip(bands, firsts, strict=True):
+        markers = [f"bulk:s:{band}:{network}" for band in bands]
+        known = await store.get_many([*firsts, *(f"bulk:n:{band}" for band in bands), *markers])
+        size = len(bands)
+        first_of = dict(zip(bands, known[:size], strict=True))
+        later = dict(zip(bands, known[size : 2 * size], strict=True))
+        # The key each band needs added: its first network, or this
+        # network's marker when another network sent it first.
+        wanted: dict[str, str] = {}
+        for band, first_key, marker, mark in zip(
+            bands, firsts, markers, known[2 * size :], strict=True
+        ):
             first = first_of[band]
-            if first_key in created:
-                counts.append(1)
-                continue
-            if first is None:  # another message made it just now
-                first = await store.get(first_key)
-            if first != me and await store.incr(f"bulk:s:{band}:{network}", 1, window) == 1:
-                counts.append(1 + int(await store.incr(f"bulk:n:{band}", 1, window)))
-                continue
-            value = later[band] if first_of[band] is not None else await store.get(f"bulk:n:{band}")
-            counts.append(1 + (int(value) if value else 0))
+            if first is None:
+                wanted[band] = first_key
+            elif first != me and mark is None:
+                wanted[band] = marker
+        added = frozenset[str]()
+        if wanted:
+            added = await store.add_many(dict.fromkeys(wanted.values(), me), window)
+        marked = [band for band, key in wanted.items() if key in added and first_of[band]]
+        counted: dict[str, int] = {}
+        if marked:
+            news = await store.incr_many([f"bulk:n:{band}" for band in marked], 1, window)
+            counted = dict(zip(marked, news, strict=True))
+        counts = []
+        for band in bands:
+            key = wanted.get(band)
+            if band in counted:  # a network after the first, new to this band
+                counts.append(1 + counted[band])
+            elif key is not None and first_of[band] is None:
+                if key in added:  # the band's first network
+                    counts.append(1)
+                else:  # another message made it just now
+                    counts.append(await self._counted_late(band, network))
+            else:  # this network is the first or is already counted
+                value = later[band]
+                counts.append(1 + (int(value) if value else 0))
         return counts
+
+    async def _counted_late(self, band: str, network: str) -> int:
+        """A band whose first network another message wrote between the read
+        and the write: counted one key at a time."""
+        store, window, me = self.store, self.config.window, network.encode()
+        first = await store.get(f"bulk:f:{band}")
+        if first != me and await store.add(f"bulk:s:{band}:{network}", me, window):
+            return 1 + int(await store.incr(f"bulk:n:{band}", 1, window))
+        value = await store.get(f"bulk:n:{band}")
+        return 1 + (int(value) if value else 0)
 
 
 def build(services: Services) -> list[Check]:

@@ -20,7 +20,7 @@ from mailmoat.config import ConfigError, load_config, load_runtime_config
 from mailmoat.logs import configure as configure_logging
 from mailmoat.process import drop_privileges, dropping
 from mailmoat.rules.sources import load_configured
-from mailmoat.runtime import Runtime, run_loop
+from mailmoat.runtime import Runtime, freeze_heap, run_loop
 from mailmoat.smtp.server import Gateway
 from mailmoat.smtp.workers import bind_listener, reload_requested, supervise, worker_count
 
@@ -35,6 +35,7 @@ async def serve(config_path: str | None, sock: socket.socket | None = None, inde
     config = load_config(config_path)
     configure_logging(config.log)
     runtime = await Runtime.open(config, "serve", config_path=config_path, primary=index == 0)
+    freeze_heap()  # what was built lives as long as the process (see mailmoat.runtime)
     gateway = Gateway(runtime)
     try:
         await gateway.start(sock)
@@ -92,4 +93,5 @@ def run(args: argparse.Namespace) -> int:
     # Loaded once here, before the workers fork: each finds the rule set ready
     # (the rules load takes seconds, and workers loading it at once double that).
     load_configured(config.rules)
+    freeze_heap()  # the workers' collections leave the rule set (and its pages) alone
     return supervise(count, sock, lambda index, shared: run_loop(serve(args.config, shared, index)))

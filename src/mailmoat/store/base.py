@@ -53,6 +53,12 @@ class Store(Protocol):
         (a fixed window), not extended by later increments."""
         ...
 
+    async def incr_many(self, keys: Sequence[str], amount: int, ttl: float) -> list[int]:
+        """``incr`` of several keys by ``amount`` in one round trip (each
+        atomic on its own, not all together); the new values in key order.
+        A key listed twice is incremented twice."""
+        ...
+
     async def hincr(self, key: str, field: str, amount: float, ttl: float) -> float: ...
 
     async def hincr_many(self, increments: Sequence[tuple[str, str, float]], ttl: float) -> None:

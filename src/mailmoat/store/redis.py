@@ -77,6 +77,20 @@ return value
 """
 
 
+# ``_INCR`` for each of KEYS in turn (one round trip; atomic as a whole,
+# which is more than ``incr_many`` promises).
+_INCR_MANY = """
+local values = {}
+for i, key in ipairs(KEYS) do
+  values[i] = redis.call('INCRBY', key, ARGV[1])
+  if redis.call('PTTL', key) < 0 then
+    redis.call('PEXPIRE', key, ARGV[2])
+  end
+end
+return values
+"""
+
+
 def _ms(ttl: float) -> int:
     return max(1, int(ttl * 1000))
 
@@ -97,6 +111,7 @@ class RedisStore:
         self.healthy = True
         self._cas = client.register_script(_CAS)
         self._incr = client.register_script(_INCR)
+        self._incr_many = client.register_script(_INCR_MANY)
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
@@ -221,6 +236,15 @@ class RedisStore:
             "incr", key, lambda: self._incr(keys=[self._k(key)], args=[amount, _ms(ttl)])
         )
         return int(value)
+
+    async def incr_many(self, keys: Sequence[str], amount: int, ttl: float) -> list[int]:
+        if not keys:
+            return []
+        names = [self._k(key) for key in keys]
+        values = await self._call(
+            "incr_many", keys[0], lambda: self._incr_many(keys=names, args=[amount, _ms(ttl)])
+        )
+        return [int(value) for value in values]
 
     # -- hashes -------------------------------------------------------------
 
