@@ -355,10 +355,17 @@ class _EngineText:
         else:
             return
         data = joined.encode("latin-1", "replace")
+        parts = [data]
+        if self.line_text and not data.isascii():
+            parts = _ascii_apart(texts.values(self.group))
         if self.decided is not None:
-            for position in self.decided.scan(data):
-                hits[position] = 1
-        for position in self.prefilter.scan(data):
+            for part in parts:
+                for position in self.decided.scan(part):
+                    hits[position] = 1
+        found = self.prefilter.scan(parts[0])
+        for part in parts[1:]:
+            found |= self.prefilter.scan(part)
+        for position in found:
             step = self.steps[position]
             if self.line_text and step.exact is None and step.limit == 1:
                 if position not in self.line_regexes:  # compiled on first use: few are
@@ -376,3 +383,13 @@ class _EngineText:
             if step.rest or step.lead:
                 haystack = texts.haystack(step.text, step.rule.folded)
             hits[position] = step.count(values, haystack)
+
+
+def _ascii_apart(lines: list[str]) -> list[bytes]:
+    """The lines of a line text joined in two parts, the ASCII lines and the
+    others (empty parts left out): no rule's match spans two lines, and the
+    engine scans ASCII data with smaller databases (``engine.Prefilter``)."""
+    plain = [line for line in lines if line.isascii()]
+    other = [line for line in lines if not line.isascii()]
+    parts = ["\n".join(part) for part in (plain, other) if part]
+    return [part.encode("latin-1", "replace") for part in parts]
