@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 import re
+from pathlib import Path
 
 import pytest
 
+from authfakes import make_tx
+from mailmoat.rules import engine
 from mailmoat.rules.asciionly import ascii_variant
+from mailmoat.rules.loading import order_metas
+from mailmoat.rules.matcher import RuleSet
+from mailmoat.rules.sa import load_sa
+from servers import in_ci
 
 PATTERNS = [
     r"(?:^|\s)(?:[pP\xfe]|\xce\xa1|&#112;)(?:[aA@\xe0-\xe5]|\xd0\xb0)[yY\xfd]\b",
@@ -63,3 +71,64 @@ def test_the_regex_itself_when_nothing_narrows_or_it_cannot_be_narrowed() -> Non
     assert ascii_variant(unicode) is unicode
     backref = re.compile(r"(\w+|\xe9) \1", re.A)  # a removed group would renumber
     assert ascii_variant(backref) is backref
+
+
+FUZZY_RULES = r"""
+body   F_PAY     /(?:^|\s)(?:[pP\xfe]|\xce\xa1)(?:[aA@]|\xd0\xb0)(?:[yY]|\xd1\x83)\s+me\b/
+body   F_CAFE    /caf(?:e|\xc3\xa9|\xe9)\b/i
+body   F_ONLY8   /\xc3\xa9t\xc3\xa9/
+body   __F_COUNT /(?:[pP]|\xce\xa1)ay/
+tflags __F_COUNT multiple maxhits=4
+rawbody R_CAFE   /caf(?:e|\xc3\xa9)/
+header H_SUBJ    Subject =~ /(?:[pP]|\xce\xa1)ay/
+"""
+BODY_LINES = [
+    "pay me now",
+    "\xce\xa1\xd0\xb0\xd1\x83 me please",
+    "a caf\xc3\xa9 and a cafe",
+    "\xc3\xa9t\xc3\xa9 pay pay",
+    "nothing",
+    "\xce\xa1ay day, pay day",
+]
+
+
+@pytest.mark.skipif(not engine.available() and not in_ci(), reason="hyperscan not installed")
+def test_prefilter_scans_ascii_data_with_its_narrowed_databases() -> None:
+    pay = re.compile(r"(?:[pP\xfe]|\xce\xa1)(?:[aA@]|\xd0\xb0)y", re.A)
+    only8 = re.compile(r"\xc3\xa9t\xc3\xa9", re.A)
+    prefilter = engine.Prefilter([(1, pay), (2, only8)], lines=True)
+    assert prefilter.accepted == {1, 2}
+    assert prefilter.ascii_databases is not prefilter.databases
+    assert [ids for _, ids in prefilter.ascii_databases] == [[1]]  # F_ONLY8 cannot match
+    assert prefilter.scan(b"a pay b") == {1}
+    assert prefilter.scan(b"nothing") == set()
+    assert prefilter.scan("\xce\xa1\xd0\xb0y \xc3\xa9t\xc3\xa9".encode("latin-1")) == {1, 2}
+    again = pickle.loads(pickle.dumps(prefilter))
+    assert again.scan(b"a pay b") == {1} and again.scan("\xc3\xa9t\xc3\xa9".encode("latin-1")) == {
+        2
+    }
+
+
+@pytest.mark.skipif(not engine.available() and not in_ci(), reason="hyperscan not installed")
+def test_mixed_ascii_and_non_ascii_lines_give_the_pure_python_hits(tmp_path: Path) -> None:
+    path = tmp_path / "f.cf"
+    path.write_text(FUZZY_RULES, encoding="latin-1")
+    loaded = load_sa([(str(path), True)])
+    assert loaded.problems == []
+    rules = order_metas(dict(loaded.rules), [])
+    with_engine, pure = RuleSet(rules, use_engine=True), RuleSet(rules, use_engine=False)
+    assert with_engine.engine_rules >= 5
+    rng = random.Random(3)
+    seen: set[str] = set()
+    for seed in range(60):
+        lines = rng.sample(BODY_LINES, k=rng.randint(1, len(BODY_LINES)))
+        if seed % 3 == 0:
+            lines = [line for line in lines if line.isascii()] or ["pay me"]
+        subject = rng.choice(["pay day", "\xce\xa1ay", "hello"])
+        body = "\r\n\r\n".join(lines)
+        message = f"Subject: {subject}\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\n"
+        tx = make_tx((message + body + "\r\n").encode("latin-1"))
+        got = with_engine.match_counts(tx)
+        assert got == pure.match_counts(tx), (seed, lines)
+        seen.update(rule.name for rule, _ in got)
+    assert {"F_PAY", "F_CAFE", "F_ONLY8", "__F_COUNT", "R_CAFE", "H_SUBJ"} <= seen

@@ -8,7 +8,10 @@ of the patterns that *may* match somewhere (a superset: each value of a
 text is searched again with ``re``), ``^``/``$`` being taken at every line.
 ``accepted`` lists the ids it took; a pattern Hyperscan refuses as too
 large is prefiltered through a smaller superset of it (``approx``), one it
-refuses otherwise is left to the pure-Python path.
+refuses otherwise is left to the pure-Python path. Each ``Prefilter`` also
+holds every pattern narrowed to what it can match in ASCII text
+(``asciionly``) in databases of its own, and scans pure-ASCII data with
+those: the look-alike rules lose their non-ASCII alternatives there.
 ``Exact(regex)`` compiles one regex exactly (no prefilter): its ``search``
 decides a match in linear time, without backtracking. ``backtracking_risk``
 says whether a regex has the shape that makes ``re`` backtrack
@@ -164,7 +167,8 @@ class Prefilter:
     (``approx.line_exact``): ``scan`` over the lines joined by newlines then
     gives exactly the patterns that match one of the lines, no superset.
     With ``whole``, the regexes compiled exactly as they are (``whole_item``):
-    ``scan`` over one value gives exactly the patterns that match it."""
+    ``scan`` over one value gives exactly the patterns that match it. Data
+    that is pure ASCII is scanned with the ASCII databases (same answer)."""
 
     def __init__(
         self,
