@@ -8,7 +8,10 @@ of the patterns that *may* match somewhere (a superset: each value of a
 text is searched again with ``re``), ``^``/``$`` being taken at every line.
 ``accepted`` lists the ids it took; a pattern Hyperscan refuses as too
 large is prefiltered through a smaller superset of it (``approx``), one it
-refuses otherwise is left to the pure-Python path.
+refuses otherwise is left to the pure-Python path. Each ``Prefilter`` also
+holds every pattern narrowed to what it can match in ASCII text
+(``asciionly``) in databases of its own, and scans pure-ASCII data with
+those: the look-alike rules lose their non-ASCII alternatives there.
 ``Exact(regex)`` compiles one regex exactly (no prefilter): its ``search``
 decides a match in linear time, without backtracking. ``backtracking_risk``
 says whether a regex has the shape that makes ``re`` backtrack
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from mailmoat.rules.approx import line_exact, superset
+from mailmoat.rules.asciionly import ascii_variant
 
 # The backtracking guard is part of this module's contract (re-exported).
 from mailmoat.rules.shapes import backtracking_risk as backtracking_risk
@@ -163,7 +167,8 @@ class Prefilter:
     (``approx.line_exact``): ``scan`` over the lines joined by newlines then
     gives exactly the patterns that match one of the lines, no superset.
     With ``whole``, the regexes compiled exactly as they are (``whole_item``):
-    ``scan`` over one value gives exactly the patterns that match it."""
+    ``scan`` over one value gives exactly the patterns that match it. Data
+    that is pure ASCII is scanned with the ASCII databases (same answer)."""
 
     def __init__(
         self,
@@ -181,39 +186,49 @@ class Prefilter:
         # What each database was compiled from: pickled in its place (the
         # compiled one is read back from the cache on unpickling).
         self.sources: list[list[tuple[int, bytes, int]]] = []
-        batch: list[tuple[int, bytes, int]] = []
+        # The same for pure-ASCII data: each pattern narrowed to what it can
+        # match there (``asciionly``), those that cannot match left out.
+        self.ascii_databases: list[tuple[Any, list[int]]] = []
+        self.ascii_sources: list[list[tuple[int, bytes, int]]] = []
+        make = whole_item if whole else _line_item if lines else _prefilter_item
+        items: list[tuple[int, bytes, int]] = []
+        ascii_items: list[tuple[int, bytes, int]] = []
         for ident, regex in patterns:
-            if whole:
-                item = whole_item(ident, regex)
-            else:
-                item = _line_item(ident, regex) if lines else _prefilter_item(ident, regex)
+            item = make(ident, regex)
             if item is None:
                 continue  # left to the pure-Python path
-            batch.append(item)
-            if len(batch) == chunk:
-                self._add(batch)
-                batch = []
-        self._add(batch)
-
-    def _add(self, batch: list[tuple[int, bytes, int]]) -> None:
-        if batch:
-            local = [(n, source, flags) for n, (_, source, flags) in enumerate(batch)]
-            ids = [ident for ident, _, _ in batch]
-            self.databases.append((_compile(local), ids))
-            self.sources.append(local)
-            self.accepted.update(ids)
+            items.append(item)
+            narrowed = ascii_variant(regex)
+            if narrowed is not None:
+                narrow_item = None if narrowed is regex else make(ident, narrowed)
+                ascii_items.append(item if narrow_item is None else narrow_item)
+        self.accepted.update(ident for ident, _, _ in items)
+        self.databases, self.sources = _databases(items, chunk)
+        if ascii_items == items:
+            self.ascii_databases, self.ascii_sources = self.databases, self.sources
+        else:
+            self.ascii_databases, self.ascii_sources = _databases(ascii_items, chunk)
 
     def __getstate__(self) -> dict[str, Any]:
-        ids = [ids for _, ids in self.databases]
-        return {"lines": self.lines, "accepted": self.accepted, "sources": self.sources, "ids": ids}
+        return {
+            "lines": self.lines,
+            "accepted": self.accepted,
+            "sources": self.sources,
+            "ids": [ids for _, ids in self.databases],
+            "ascii_sources": self.ascii_sources,
+            "ascii_ids": [ids for _, ids in self.ascii_databases],
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.lines = state["lines"]
         self.accepted = state["accepted"]
         self.sources = state["sources"]
-        self.databases = [
-            (_compile(local), ids) for local, ids in zip(self.sources, state["ids"], strict=True)
-        ]
+        self.ascii_sources = state["ascii_sources"]
+        self.databases = _loaded(self.sources, state["ids"])
+        if self.ascii_sources == self.sources:
+            self.ascii_databases = self.databases
+        else:
+            self.ascii_databases = _loaded(self.ascii_sources, state["ascii_ids"])
 
     def scan(self, data: bytes) -> set[int]:
         if self.lines:
@@ -222,9 +237,30 @@ class Prefilter:
             # last line, harmless since no line pattern matches an empty line.
             data += b"\n"
         found: set[int] = set()
-        for database, ids in self.databases:
+        for database, ids in self.ascii_databases if data.isascii() else self.databases:
             found.update(ids[n] for n in _scan(database, data))
         return found
+
+
+def _databases(
+    items: list[tuple[int, bytes, int]], chunk: int
+) -> tuple[list[tuple[Any, list[int]]], list[list[tuple[int, bytes, int]]]]:
+    """``items`` compiled, ``chunk`` per database: (database, the caller's
+    ids of its patterns) and what each was compiled from (local ids)."""
+    databases: list[tuple[Any, list[int]]] = []
+    sources: list[list[tuple[int, bytes, int]]] = []
+    for start in range(0, len(items), chunk):
+        batch = items[start : start + chunk]
+        local = [(n, source, flags) for n, (_, source, flags) in enumerate(batch)]
+        databases.append((_compile(local), [ident for ident, _, _ in batch]))
+        sources.append(local)
+    return databases, sources
+
+
+def _loaded(
+    sources: list[list[tuple[int, bytes, int]]], ids: list[list[int]]
+) -> list[tuple[Any, list[int]]]:
+    return [(_compile(local), each) for local, each in zip(sources, ids, strict=True)]
 
 
 def _line_item(ident: int, regex: re.Pattern[str]) -> tuple[int, bytes, int] | None:

@@ -287,7 +287,9 @@ class _EngineText:
     regex, each on its own text. The engine decides some rules exactly: the
     single-hit rules of a line text (``decided``, over the lines joined) and
     those of the large header texts, each one value (``whole``: per text,
-    one scan of its value)."""
+    one scan of its value). A line text with non-ASCII lines is scanned as
+    two parts, its ASCII lines and the others, so that most of it goes
+    through the engine's smaller ASCII databases."""
 
     def __init__(
         self,
@@ -339,6 +341,16 @@ class _EngineText:
                 fallback(step)  # refused by the engine: the pure-Python path
         return cls(group, taken, prefilter, decided, tuple(whole))
 
+    @staticmethod
+    def ascii_apart(lines: list[str]) -> list[bytes]:
+        """The lines of a line text joined in two parts, the ASCII lines and the
+        others (empty parts left out): no rule's match spans two lines, and the
+        engine scans ASCII data with smaller databases (``engine.Prefilter``)."""
+        plain = [line for line in lines if line.isascii()]
+        other = [line for line in lines if not line.isascii()]
+        parts = ["\n".join(part) for part in (plain, other) if part]
+        return [part.encode("latin-1", "replace") for part in parts]
+
     def run(self, texts: Texts, hits: list[int]) -> None:
         for text, database in self.whole:
             (value,) = texts.values(text)  # a SpamAssassin header text: one value
@@ -355,10 +367,17 @@ class _EngineText:
         else:
             return
         data = joined.encode("latin-1", "replace")
+        parts = [data]
+        if self.line_text and not data.isascii():
+            parts = self.ascii_apart(texts.values(self.group))
         if self.decided is not None:
-            for position in self.decided.scan(data):
-                hits[position] = 1
-        for position in self.prefilter.scan(data):
+            for part in parts:
+                for position in self.decided.scan(part):
+                    hits[position] = 1
+        found = self.prefilter.scan(parts[0])
+        for part in parts[1:]:
+            found |= self.prefilter.scan(part)
+        for position in found:
             step = self.steps[position]
             if self.line_text and step.exact is None and step.limit == 1:
                 if position not in self.line_regexes:  # compiled on first use: few are
