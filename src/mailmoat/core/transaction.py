@@ -18,6 +18,7 @@ from email.message import Message
 from typing import Any
 
 from mailmoat.core.authresults import AuthResult
+from mailmoat.core.findings import Finding
 from mailmoat.core.headers import parse_header_block
 from mailmoat.core.symbols import Forced, Symbol
 
@@ -53,6 +54,8 @@ class Session:
     # with no outweighing block list: DNSWL-listed (greylisting skips it).
     dnsbl_weight: float = 0.0
     dnswl: bool = False
+    # What the SMTP front's engine saw the client do (pregreet, protocol).
+    findings: list[Finding] = field(default_factory=list)
     # Free-form per-check state (e.g. the DNSBL task started at connect).
     notes: dict[str, Any] = field(default_factory=dict)
     # Called once when the connection ends, whatever the reason (e.g. to
