@@ -26,6 +26,7 @@ from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Stage
 from mailmoat.core.transaction import Transaction
 from mailmoat.delivery.upstream import Reply
+from mailmoat.smtp.xforward import OFFERED as XFORWARD_OFFERED
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,23 @@ MESSAGE_TOO_BIG = Answer(552, "5.3.4", "Message size exceeds fixed maximum messa
 MESSAGE_HAS_NUL = Answer(554, "5.6.0", "Message contains NUL characters")
 MESSAGE_BARE_NEWLINE = Answer(554, "5.5.2", "Message contains bare <CR> or <LF> line ends")
 MESSAGE_8BIT = Answer(554, "5.6.1", "8-bit data requires BODY=8BITMIME")
+
+
+def capabilities(hostname: str, max_size: int, *, starttls: bool, xforward: bool) -> Answer:
+    """The EHLO reply: our name and the extensions we offer."""
+    keywords = [
+        hostname,
+        "PIPELINING",
+        f"SIZE {max_size}",
+        "8BITMIME",
+        "SMTPUTF8",
+        "ENHANCEDSTATUSCODES",
+    ]
+    if starttls:
+        keywords.append("STARTTLS")
+    if xforward:
+        keywords.append(XFORWARD_OFFERED)
+    return Answer(250, "", "\n".join(keywords))
 
 
 def syntax(usage: str) -> Answer:

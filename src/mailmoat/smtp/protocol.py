@@ -27,7 +27,7 @@ from mailmoat.config import Config
 from mailmoat.core.findings import Finding
 from mailmoat.core.relay import AddressError, parse_path
 from mailmoat.core.transaction import Session
-from mailmoat.smtp import answers, grammar, transfer, xforward
+from mailmoat.smtp import answers, grammar, tls, transfer, xforward
 from mailmoat.smtp.answers import Answer, Kind, Step, Verdict, reply_for
 from mailmoat.smtp.handler import Handler
 from mailmoat.smtp.host import SessionHost
@@ -35,7 +35,6 @@ from mailmoat.wire.connection import Connection, LineTooLong
 
 log = logging.getLogger("mailmoat.smtp")
 
-TLS_HANDSHAKE_SECONDS = 30.0
 _NON_SMTP = frozenset({"GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS", "USER", "PASS"})
 _NOT_OFFERED = frozenset({"AUTH", "BDAT", "ETRN", "TURN", "ATRN", "XCLIENT"})
 
@@ -248,19 +247,15 @@ class SmtpProtocol:
             self.say(Answer(250, "", hostname))
             return
         self.pipelining_offered = True
-        keywords = [
-            hostname,
-            "PIPELINING",
-            f"SIZE {self.config.smtp.max_message_size}",
-            "8BITMIME",
-            "SMTPUTF8",
-            "ENHANCEDSTATUSCODES",
-        ]
-        if self.host.tls_context is not None and not self.session.tls:
-            keywords.append("STARTTLS")
-        if self.xforward_offered:
-            keywords.append(xforward.OFFERED)
-        self.say(Answer(250, "", "\n".join(keywords)))
+        starttls = self.host.tls_context is not None and not self.session.tls
+        self.say(
+            answers.capabilities(
+                hostname,
+                self.config.smtp.max_message_size,
+                starttls=starttls,
+                xforward=self.xforward_offered,
+            )
+        )
 
     async def _xforward(self, arg: str) -> None:
         if not self.xforward_offered:
@@ -310,35 +305,12 @@ class SmtpProtocol:
         if arg:
             self.say(answers.syntax("STARTTLS"))
             return
-        if self.conn.pending():
-            # Input pipelined after STARTTLS was sent in plaintext before the
-            # client could have seen our 220 (RFC 3207 forbids it): acted on
-            # inside TLS it would be a command injection (CVE-2011-0411).
-            log.info(
-                "client=%s sent %d bytes after STARTTLS; refused",
-                self.session.client_ip,
-                self.conn.pending(),
-            )
-            self.conn.discard_pending()
+        if tls.pipelined_after_starttls(self.conn, self.session.client_ip):
             self.say(answers.PIPELINED_AFTER_STARTTLS)
             raise Hangup()
         self.say(answers.START_TLS)
-        transport = self.conn.transport
-        assert transport is not None
-        loop = asyncio.get_running_loop()
-        # start_tls is awaited here, not wrapped in a task (wait_for would
-        # start it one loop iteration later): it takes the transport over
-        # before this task yields, so the client's ClientHello, however
-        # fast, reaches the TLS protocol and never the plaintext buffer.
-        try:
-            async with asyncio.timeout(TLS_HANDSHAKE_SECONDS):
-                new_transport = await loop.start_tls(
-                    transport, self.conn, context, server_side=True
-                )
-        except (OSError, TimeoutError) as exc:
-            log.info("client=%s TLS handshake failed: %s", self.session.client_ip, exc)
-            raise Hangup() from exc
-        self.conn.transport = new_transport  # type: ignore[assignment]
+        if not await tls.upgrade(self.conn, context, self.session.client_ip):
+            raise Hangup()
         await self.reset()
         self.session.tls = True
         self.session.helo = ""
