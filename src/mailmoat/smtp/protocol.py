@@ -61,21 +61,6 @@ class SmtpProtocol:
         self.forwarded: dict[str, str] = {}
         self.envelope = transfer.Envelope()
         self.in_data = False
-        self._commands: dict[str, Callable[[str], Awaitable[None]]] = {
-            "HELO": self._helo,
-            "EHLO": self._ehlo,
-            "MAIL": self._mail,
-            "RCPT": self._rcpt,
-            "DATA": self._data,
-            "RSET": self._rset,
-            "NOOP": self._noop,
-            "QUIT": self._quit,
-            "VRFY": self._vrfy,
-            "EXPN": self._expn,
-            "HELP": self._help,
-            "STARTTLS": self._starttls,
-            "XFORWARD": self._xforward,
-        }
 
     # -- replies -------------------------------------------------------------
 
@@ -206,10 +191,10 @@ class SmtpProtocol:
             and not await self.found(Finding.PIPELINING)
         ):
             return
-        command = self._commands.get(verb)
+        command = _COMMANDS.get(verb)
         try:
             if command is not None:
-                await command(arg)
+                await command(self, arg)
             elif verb in _NOT_OFFERED:
                 self.say(answers.NOT_IMPLEMENTED)
             else:
@@ -428,3 +413,23 @@ class SmtpProtocol:
             self.in_data = False
             self.envelope = transfer.Envelope()
             await self.handler.on_end()
+
+
+# Verb -> command; kept off the instances (bound methods stored on an
+# engine would make every connection a reference cycle, left to the
+# garbage collector).
+_COMMANDS: dict[str, Callable[[SmtpProtocol, str], Awaitable[None]]] = {
+    "HELO": SmtpProtocol._helo,
+    "EHLO": SmtpProtocol._ehlo,
+    "MAIL": SmtpProtocol._mail,
+    "RCPT": SmtpProtocol._rcpt,
+    "DATA": SmtpProtocol._data,
+    "RSET": SmtpProtocol._rset,
+    "NOOP": SmtpProtocol._noop,
+    "QUIT": SmtpProtocol._quit,
+    "VRFY": SmtpProtocol._vrfy,
+    "EXPN": SmtpProtocol._expn,
+    "HELP": SmtpProtocol._help,
+    "STARTTLS": SmtpProtocol._starttls,
+    "XFORWARD": SmtpProtocol._xforward,
+}
