@@ -1,12 +1,14 @@
 """The grammar of SMTP commands as the front reads them (RFC 5321, 6531, 1870).
 
-Contract: pure functions on one command's text. ``split_command`` splits
-a line into its verb (upper case) and argument, or gives the ``500`` for a
-line that is no command; ``split_path`` separates a MAIL/RCPT path from its
+Contract: pure functions on one command's text. ``split_command`` splits a
+line into its verb (upper case) and argument, or gives the ``500`` for a
+line that is no command; ``envelope_address`` reads the address and
+parameters of MAIL FROM (``sender``) or RCPT TO, or gives the
+``501``/``555``; ``split_path`` separates a MAIL/RCPT path from its
 parameters; ``mail_parameters`` checks MAIL FROM parameters and gives the
 options we pass on (``SIZE=``, ``BODY=``, ``SMTPUTF8``) or the refusal;
-``address_encoding_problem`` refuses an address that is not valid UTF-8
-or non-ASCII without SMTPUTF8; ``hostname_problem`` checks a HELO/EHLO
+``address_encoding_problem`` refuses an address that is not valid UTF-8 or
+non-ASCII without SMTPUTF8; ``hostname_problem`` checks a HELO/EHLO
 argument. None raises on any input.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import re
 
+from mailmoat.core.relay import AddressError, parse_path
 from mailmoat.smtp import answers
 from mailmoat.smtp.answers import Answer
 
@@ -41,6 +44,23 @@ def hostname_problem(arg: str, verb: str) -> Answer | None:
         # Authentication-Results fields and in XFORWARD HELO.
         return answers.HOSTNAME_CONTROL
     return None
+
+
+def envelope_address(arg: str, *, sender: bool) -> tuple[str, list[str]] | Answer:
+    """``FROM:<a@b.test> SIZE=1`` -> ``("a@b.test", ["SIZE=1"])``; RCPT TO
+    takes no parameters (refused before the address is read)."""
+    keyword = "FROM:" if sender else "TO:"
+    if not arg.upper().startswith(keyword):
+        return answers.MAIL_SYNTAX if sender else answers.RCPT_SYNTAX
+    path, params = split_path(arg[len(keyword) :])
+    if params and not sender:
+        return unsupported_parameter(params[0])
+    try:
+        return parse_path(path, allow_null=sender), params
+    except AddressError as exc:
+        if sender:
+            return Answer(501, "5.1.7", f"Bad sender address syntax: {exc}")
+        return Answer(501, "5.1.3", f"Bad recipient address syntax: {exc}")
 
 
 def split_path(rest: str) -> tuple[str, list[str]]:

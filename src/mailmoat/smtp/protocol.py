@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable
 
 from mailmoat.config import Config
 from mailmoat.core.findings import Finding
-from mailmoat.core.relay import AddressError, parse_path
 from mailmoat.core.transaction import Session
 from mailmoat.smtp import answers, grammar, tls, transfer, xforward
 from mailmoat.smtp.answers import Answer, Kind, Step, Verdict, reply_for
@@ -310,15 +309,11 @@ class SmtpProtocol:
         if self.envelope.open:
             self.say(answers.NESTED_MAIL)
             return
-        if not arg.upper().startswith("FROM:"):
-            self.say(answers.MAIL_SYNTAX)
+        parsed = grammar.envelope_address(arg, sender=True)
+        if isinstance(parsed, Answer):
+            self.say(parsed)
             return
-        path, params = grammar.split_path(arg[5:])
-        try:
-            sender = parse_path(path, allow_null=True)
-        except AddressError as exc:
-            self.say(Answer(501, "5.1.7", f"Bad sender address syntax: {exc}"))
-            return
+        sender, params = parsed
         options = grammar.mail_parameters(
             params, esmtp=self.session.esmtp, max_size=self.config.smtp.max_message_size
         )
@@ -342,18 +337,11 @@ class SmtpProtocol:
         if not envelope.open:
             self.say(answers.NEED_MAIL)
             return
-        if not arg.upper().startswith("TO:"):
-            self.say(answers.RCPT_SYNTAX)
+        parsed = grammar.envelope_address(arg, sender=False)
+        if isinstance(parsed, Answer):
+            self.say(parsed)
             return
-        path, params = grammar.split_path(arg[3:])
-        if params:
-            self.say(grammar.unsupported_parameter(params[0]))
-            return
-        try:
-            rcpt = parse_path(path)
-        except AddressError as exc:
-            self.say(Answer(501, "5.1.3", f"Bad recipient address syntax: {exc}"))
-            return
+        rcpt = parsed[0]
         if problem := grammar.address_encoding_problem(rcpt, envelope.options):
             self.say(problem)
             return
