@@ -2,9 +2,9 @@
 one mapping from a verdict at a step of the dialogue to its reply.
 
 Contract: an ``Answer`` is one SMTP reply (code, enhanced status, text);
-``Answer.line()`` is its wire form without the final CRLF (a text of
-several lines, as an EHLO reply or a mirrored upstream reply, becomes a
-multi-line reply). The front's fixed replies are the constants below. A
+``Answer.line()`` is its text form (a text of several lines, as an EHLO
+reply or a mirrored upstream reply, becomes a multi-line reply),
+``Answer.wire`` the bytes sent. The front's fixed replies are the constants below. A
 ``Verdict`` is what a ``Handler`` (``smtp/handler.py``) returns for a
 step: go on, a pipeline refusal (``Decision``), an answer of its own (the
 upstream's, a delivery target's, relay control's), or drop the client.
@@ -18,7 +18,7 @@ never by editing reply text. Pure; never raises.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from mailmoat.core.replies import refusal_code
@@ -36,6 +36,11 @@ class Answer:
     # (a mirrored upstream reply) or the reply has none (EHLO, greeting).
     status: str
     text: str
+    # The reply as sent, CRLF included: made once per answer.
+    wire: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "wire", self.line().encode("utf-8", "replace") + b"\r\n")
 
     @property
     def refusing(self) -> bool:

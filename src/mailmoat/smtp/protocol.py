@@ -27,7 +27,7 @@ from mailmoat.config import Config
 from mailmoat.core.findings import Finding
 from mailmoat.core.transaction import Session
 from mailmoat.smtp import answers, grammar, tls, transfer, xforward
-from mailmoat.smtp.answers import Answer, Kind, Step, Verdict, reply_for
+from mailmoat.smtp.answers import GO, Answer, Kind, Step, Verdict, reply_for
 from mailmoat.smtp.handler import Handler
 from mailmoat.smtp.host import SessionHost
 from mailmoat.wire.connection import Connection, LineTooLong
@@ -77,10 +77,13 @@ class SmtpProtocol:
         """Send ``answer``; a 4xx/5xx counts as an error unless not ``counted``."""
         if counted and answer.code >= 400:
             self.errors += 1
-        self.conn.write(answer.line().encode("utf-8", "replace") + b"\r\n")
+        self.conn.write(answer.wire)
 
     async def answer(self, verdict: Verdict, step: Step, accepted: Answer = answers.OK) -> Answer:
         """Say the reply to ``verdict``, then have its outcome recorded."""
+        if verdict is GO:
+            self.say(accepted)
+            return accepted
         said = reply_for(verdict, step, accepted)
         if verdict.closes:
             self.closing = True
@@ -219,7 +222,8 @@ class SmtpProtocol:
         if problem is not None:
             self.say(problem)
             return
-        await self.reset()
+        if self.envelope.open:
+            await self.reset()
         self.session.helo = arg
         self.session.esmtp = esmtp
         verdict = await self.handler.on_helo(arg)
