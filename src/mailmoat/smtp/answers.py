@@ -150,7 +150,7 @@ class Kind(Enum):
     DROP = "drop"  # 521 and close (a finding's ``drop`` action)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     """What the log records of a refusal or a finished message."""
 

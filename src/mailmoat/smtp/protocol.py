@@ -58,7 +58,7 @@ class SmtpProtocol:
         self.pipelining_offered = False
         self.xforward_offered = xforward.is_trusted(conn.peer[0], host.xforward_networks)
         self.forwarded: dict[str, str] = {}
-        self.envelope = transfer.Envelope()
+        self.envelope = transfer.CLOSED
         self.in_data = False
 
     # -- replies -------------------------------------------------------------
@@ -104,7 +104,7 @@ class SmtpProtocol:
 
     async def reset(self) -> None:
         """Abort the transaction, here and in the handler."""
-        self.envelope = transfer.Envelope()
+        self.envelope = transfer.CLOSED
         await self.handler.on_reset()
 
     # -- the dialogue ----------------------------------------------------------
@@ -139,6 +139,8 @@ class SmtpProtocol:
         return True
 
     async def _pregreet(self) -> bool:
+        if self.config.pregreet.delay <= 0:
+            return True
         delay = await self.handler.greeting_delay()
         if delay <= 0:
             return True
@@ -403,7 +405,7 @@ class SmtpProtocol:
         finally:
             hold.release()
             self.in_data = False
-            self.envelope = transfer.Envelope()
+            self.envelope = transfer.CLOSED
             await self.handler.on_end()
 
 

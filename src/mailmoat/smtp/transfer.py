@@ -2,14 +2,15 @@
 
 Contract: ``Envelope`` is the protocol state of one mail transaction (open
 after an accepted MAIL, its options, accepted and attempted recipients, the
-recipient overshoot). ``read_message`` reads what follows ``354`` up to
-``<CR><LF>.<CR><LF>`` under ``smtp.command_timeout`` and the worker's byte
-budget (``claim``), and vets it against the limits of ``smtp`` and
-``protocol``: a ``Received`` holds either the payload (still dot-stuffed)
-or the refusal and its reason (``size``, ``protocol``, ``inflight_budget``),
-and whether it carries 8-bit bytes the envelope did not declare (a finding
-when ``protocol.strict_8bit`` is off). Raises ``TimeoutError`` past the
-deadline and ``EOFError`` when the client goes away.
+recipient overshoot); ``CLOSED`` stands for no transaction.
+``read_message`` reads what follows ``354`` up to ``<CR><LF>.<CR><LF>``
+under ``smtp.command_timeout`` and the worker's byte budget (``claim``),
+and vets it against the limits of ``smtp`` and ``protocol``: a ``Received``
+holds either the payload (still dot-stuffed) or the refusal and its reason
+(``size``, ``protocol``, ``inflight_budget``), and whether it carries 8-bit
+bytes the envelope did not declare (a finding when ``protocol.strict_8bit``
+is off). Raises ``TimeoutError`` past the deadline and ``EOFError`` when
+the client goes away.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ DATA_ROOM = 65_536
 _DECLARES_8BIT = frozenset({"BODY=8BITMIME", "SMTPUTF8"})
 
 
-@dataclass
+@dataclass(slots=True)
 class Envelope:
     open: bool = False
     options: list[str] = field(default_factory=list)
@@ -38,7 +39,11 @@ class Envelope:
     overshoot: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+# Between transactions: shared, and never changed (only an open envelope is).
+CLOSED = Envelope()
+
+
+@dataclass(slots=True)
 class Received:
     payload: bytes = b""
     refusal: Answer | None = None
