@@ -11,8 +11,9 @@ hands it back with the reply said (``record``), so every log line shows
 the reply the client really got. The engine keeps the protocol facts on
 the shared ``Session`` (helo, esmtp, tls, ``findings``) before it calls.
 
-A handler method may raise: the engine answers ``451 4.3.0`` for that
-command and calls ``on_reset``. ``on_close`` is called exactly once.
+A method called for a command may raise: the engine answers ``451
+4.3.0`` for that command and calls ``on_reset``. ``on_close`` is called
+exactly once, whatever ended the connection.
 """
 
 from __future__ import annotations
