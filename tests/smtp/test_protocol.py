@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
@@ -437,3 +439,48 @@ async def test_a_message_over_the_size_limit_is_refused_by_the_engine(run_engine
     assert ("message_refused", "size") in engine.handler.calls
     assert ("message",) not in engine.handler.calls
     assert (await client.command("RCPT TO:<u@example.org>")).startswith("503"), "envelope over"
+
+
+async def test_a_finished_connection_is_freed_without_the_garbage_collector() -> None:
+    # An engine holding its own bound methods made each connection a
+    # reference cycle: garbage only the collector frees, at a cost per message.
+    loop = asyncio.get_running_loop()
+    host = StubHost(make_config())
+    freed: list[weakref.ref[SmtpProtocol]] = []
+    tasks: set[asyncio.Task[None]] = set()
+
+    def accept(conn: Connection) -> None:
+        session = Session(client_ip=conn.peer[0], client_port=conn.peer[1])
+        engine = SmtpProtocol(cast(SessionHost, host), conn, session, RecordingHandler(session))
+        freed.append(weakref.ref(engine))
+        task = loop.create_task(engine.run())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    gc.collect()
+    gc.disable()
+    try:
+        server = await loop.create_server(lambda: Connection(accept), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        client = Client(reader, writer)
+        assert (await client.reply()).startswith("220")
+        for command in ("EHLO c.test", "MAIL FROM:<a@b.test>", "RCPT TO:<u@example.org>"):
+            assert (await client.command(command)).startswith("250")
+        assert (await client.command("DATA")).startswith("354")
+        await client.send(b"Subject: x\r\n\r\nx\r\n.\r\n")
+        assert (await client.reply()).startswith("250")
+        assert (await client.command("QUIT")).startswith("221")
+        assert await client.closed()
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        for _ in range(20):
+            if not tasks:
+                break
+            await asyncio.sleep(0.01)
+        assert not tasks
+        await asyncio.sleep(0)
+        assert [ref() for ref in freed] == [None]
+    finally:
+        gc.enable()
