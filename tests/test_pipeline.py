@@ -40,7 +40,6 @@ class Hangs(Check):
 class Allows(Check):
     name: ClassVar[str] = "allows"
     stage: ClassVar[str] = Stage.CONNECT
-    phase: ClassVar[int] = 0
 
     async def run(self, tx: Transaction, evidence: Evidence) -> None:
         evidence.force(Forced(Action.ACCEPT, Precedence.PERMANENT_ALLOW, "allowlist"))
@@ -242,3 +241,60 @@ async def test_verdict_observers_see_the_data_decision_and_cannot_break_it() -> 
     decision = await pipeline.run(Stage.DATA, tx)
     assert decision.score == 3.0
     assert seen == [(tx.queue_id, decision.action, 3.0)]
+
+
+class SlowProducer(Check):
+    """Waits, then leaves a typed result that ``Consumer`` reads."""
+
+    name: ClassVar[str] = "producer"
+    stage: ClassVar[str] = Stage.DATA
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        await asyncio.sleep(0.02)
+        tx.session.dnswl = True
+
+
+class Consumer(Check):
+    name: ClassVar[str] = "consumer"
+    stage: ClassVar[str] = Stage.DATA
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        evidence.add("CONSUMER_SAW", 0.0, str(tx.session.dnswl))
+
+
+async def test_a_check_runs_after_the_checks_it_requires_whatever_the_build_order() -> None:
+    checks: list[Check] = [Consumer(), SlowProducer()]
+    services = Services(Config())
+    ordered = Pipeline(services, checks, requires={"consumer": ("producer",)})
+    tx = Transaction(Session(client_ip="192.0.2.1"))
+    await ordered.run(Stage.DATA, tx)
+    assert [(s.name, s.detail) for s in tx.symbols] == [("CONSUMER_SAW", "True")]
+    # Without the requirement both run at once: the consumer misses the result.
+    unordered = Pipeline(services, checks, requires={})
+    tx = Transaction(Session(client_ip="192.0.2.1"))
+    await unordered.run(Stage.DATA, tx)
+    assert [(s.name, s.detail) for s in tx.symbols] == [("CONSUMER_SAW", "False")]
+
+
+class AlsoConnect(Check):
+    name: ClassVar[str] = "also_connect"
+    stage: ClassVar[str] = Stage.CONNECT
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        evidence.add("ALSO_CONNECT_RAN", 0.0)
+
+
+class SparedConnect(AlsoConnect):
+    name: ClassVar[str] = "spared_connect"
+
+    async def run(self, tx: Transaction, evidence: Evidence) -> None:
+        evidence.add("SPARED_CONNECT_RAN", 0.0)
+
+
+async def test_the_allowlist_spares_the_checks_that_require_it_at_its_stage() -> None:
+    checks: list[Check] = [Allows(), AlsoConnect(), SparedConnect()]
+    pipeline = Pipeline(Services(Config()), checks, requires={"spared_connect": ("allows",)})
+    tx = Transaction(Session(client_ip="192.0.2.1"))
+    await pipeline.run(Stage.CONNECT, tx)
+    assert [s.name for s in tx.session.symbols] == ["ALSO_CONNECT_RAN"]
+    assert tx.session.allowlisted

@@ -1,7 +1,8 @@
 """The check runner: stages, timeouts, failure modes, score overrides.
 
 Contract: ``Pipeline.run(stage, tx)`` runs the enabled checks of one stage
-(concurrently, in waves by phase), stores their evidence on the session
+(concurrently, in waves: a check runs after the checks of its stage it
+``requires``, see ``mailmoat.checks.order``), stores their evidence on the session
 (connect, helo) or the transaction (mail, rcpt, data), and returns the
 ``Decision`` for that point of the dialogue. It never raises because of a
 check: a crashed or timed-out check becomes a ``CHECK_<NAME>_FAILED`` symbol
@@ -18,13 +19,13 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from itertools import groupby
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from mailmoat import eager, metrics
 from mailmoat.checks.base import Check, Services
 from mailmoat.checks.doors import RUNNER_SPEC
-from mailmoat.checks.registry import runner_settings
+from mailmoat.checks.order import waves
+from mailmoat.checks.registry import requirements, runner_settings
 from mailmoat.config import CheckSettings
 from mailmoat.core.record import EOD_STARTED, TransactionRecord
 from mailmoat.core.scoring import Decision, decide
@@ -42,15 +43,19 @@ _EARLY_STAGES = (Stage.CONNECT, Stage.HELO, Stage.MAIL)
 
 
 class Pipeline:
-    def __init__(self, services: Services, checks: list[Check]) -> None:
+    def __init__(
+        self,
+        services: Services,
+        checks: list[Check],
+        requires: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        """``requires``: each check's required checks by name (default: the
+        registry's specs; a check without an entry requires nothing)."""
         self.services = services
         self.checks = checks
         self.recorders: list[Recorder] = []
-        self._waves: dict[Stage, list[list[Check]]] = {}
         self._settings: dict[str, CheckSettings] = {}
-        for stage in Stage:
-            members = sorted((c for c in checks if c.stage_enum is stage), key=lambda c: c.phase)
-            self._waves[stage] = [list(g) for _, g in groupby(members, key=lambda c: c.phase)]
+        self._waves = waves(checks, requirements() if requires is None else requires)
 
     async def run(self, stage: Stage, tx: Transaction) -> Decision:
         config = self.services.config

@@ -74,10 +74,18 @@ def test_grades_by_distinct_sender_networks(tmp_path: object) -> None:
     assert again == [{}, {}, {}]
 
 
+def test_the_fingerprint_is_left_on_the_transaction_for_the_campaigns() -> None:
+    body = variant(random.Random(5))
+    tx = make_tx(mail(body))
+    asyncio.run(BulkCheck(SqliteStore(":memory:"), BulkConfig()).run(tx, Evidence()))
+    assert tx.bulk_fingerprint == tuple(fingerprint(normalised_words(body)))
+    assert tx.bulk_fingerprint and tx.notes == {}
+
+
 def test_short_bodies_are_not_fingerprinted() -> None:
     tx = make_tx(mail("thanks, see you"))
     asyncio.run(BulkCheck(SqliteStore(":memory:"), BulkConfig()).run(tx, Evidence()))
-    assert "bulk.fingerprint" not in tx.notes
+    assert tx.bulk_fingerprint == ()
 
 
 class BrokenStore:

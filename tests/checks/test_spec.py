@@ -9,12 +9,14 @@ import pytest
 
 from mailmoat.checks import doors
 from mailmoat.checks.base import Check
+from mailmoat.checks.order import wave_numbers
 from mailmoat.checks.registry import (
     CHECK_MODULES,
     all_specs,
     check_names,
     check_specs,
     find_symbol,
+    requirements,
     runner_settings,
     spec_of,
 )
@@ -60,22 +62,23 @@ def test_symbols_are_declared_once_with_a_description_and_group() -> None:
 
 
 def test_checks_read_only_results_of_checks_that_ran_before_them() -> None:
-    phases = {
-        (cls.name, Stage(cls.stage)): cls.phase
+    members = [
+        (cls.name, Stage(cls.stage))
         for module_name in CHECK_MODULES
         for cls in _check_classes(module_name)
-    }
+    ]
+    waves = dict(zip(members, wave_numbers(members, requirements()), strict=True))
     order = list(Stage)
     for spec in check_specs():
         for needed in spec.requires:
             assert needed in check_names(), f"{spec.name} requires unknown {needed}"
-            for (name, stage), phase in phases.items():
+            for (name, stage), wave in waves.items():
                 if name != spec.name:
                     continue
                 earlier = [
-                    (s, p)
-                    for (n, s), p in phases.items()
-                    if n == needed and (order.index(s) < order.index(stage) or p < phase)
+                    (s, w)
+                    for (n, s), w in waves.items()
+                    if n == needed and (order.index(s) < order.index(stage) or w < wave)
                 ]
                 assert earlier, f"{spec.name} at {stage} reads {needed}, which runs later"
 

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from mailmoat.delivery.upstream import ClientFacts, UpstreamError, UpstreamSession
+from mailmoat.delivery.upstream import ClientFacts, Reply, UpstreamError, UpstreamSession
 
 FACTS = ClientFacts("192.0.2.7", "client.example", "helo.example")
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -229,3 +229,146 @@ async def test_a_cancelled_exchange_or_open_transaction_is_never_reusable() -> N
     assert rsets == [b"RSET\r\n"] and not second.connected
     server.close()
     await server.wait_closed()
+
+
+async def test_replies_split_anywhere_across_reads_are_put_together() -> None:
+    """A pipelined group's replies, multi-line ones included, arriving a few
+    bytes at a time; then the message on the wire, stuffed, in one piece."""
+    received: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await greet(writer, reader, PIPELINING_EHLO)
+        for _ in range(3):
+            await reader.readline()
+        replies = b"250 2.0.0 Ok\r\n250-2.1.0 Ok\r\n250-sender fine\r\n250 2.1.0 really\r\n"
+        replies += b"450-4.2.0 <b@example.org>:\r\n450 4.2.0 try later\r\n"
+        for at in range(0, len(replies), 3):
+            writer.write(replies[at : at + 3])
+            await writer.drain()
+            await asyncio.sleep(0.001)
+        await reader.readline()  # RSET
+        writer.write(b"250 2.0.0 Ok\r\n")
+        # The same client's XFORWARD again: a pooled connection's next
+        # transaction may be another client's.
+        assert (await reader.readline()).startswith(b"XFORWARD ADDR=192.0.2.7 ")
+        assert await reader.readline() == b"MAIL FROM:<a@sender.test>\r\n"
+        await reader.readline()
+        writer.write(b"250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n")
+        assert await reader.readline() == b"DATA\r\n"
+        writer.write(b"354 go ahead\r\n")
+        received.append(await reader.readuntil(b"\r\n.\r\n"))
+        writer.write(b"250 2.0.0 Ok: queued\r\n")
+        await reader.read()
+
+    server, port = await serving(script)
+    upstream = session(port)
+    await upstream.open()
+    mail, rcpt = await upstream.begin("a@sender.test", [], FACTS, "b@example.org")
+    assert mail == Reply(250, "2.1.0 Ok\nsender fine\n2.1.0 really")
+    assert rcpt == Reply(450, "4.2.0 <b@example.org>:\n4.2.0 try later")
+    assert await upstream.settle()
+    await upstream.begin("a@sender.test", [], FACTS, "b@example.org")
+    end = await upstream.data(b"Subject: x\r\n\r\n.dot\r\nlast line, no end")
+    assert end == Reply(250, "2.0.0 Ok: queued")
+    assert upstream.reusable
+    upstream.close()
+    server.close()
+    assert received == [b"Subject: x\r\n\r\n..dot\r\nlast line, no end\r\n.\r\n"]
+
+
+async def test_a_reply_of_too_many_lines_is_a_451() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await greet(writer, reader, b"250 upstream\r\n")
+        await reader.readline()
+        writer.write(b"250-more\r\n" * 250 + b"250 done\r\n")
+        await asyncio.sleep(1)
+
+    server, port = await serving(script)
+    upstream = session(port)
+    await upstream.open()
+    with pytest.raises(UpstreamError, match="too long") as raised:
+        await upstream.rcpt("b@example.org")
+    server.close()
+    assert raised.value.reply.code == 451
+    assert not upstream.connected
+
+
+CHUNKING_EHLO = b"250-upstream\r\n250-PIPELINING\r\n250 CHUNKING\r\n"
+
+
+@pytest.mark.parametrize("verdict", [b"250 2.0.0 Ok: queued", b"554 5.7.1 refused"])
+async def test_chunking_sends_the_message_unstuffed_as_one_bdat(verdict: bytes) -> None:
+    received: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await greet(writer, reader, CHUNKING_EHLO)
+        for _ in range(2):
+            await reader.readline()
+        writer.write(b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n")
+        command = await reader.readline()
+        size = int(command.split()[1])
+        received.extend([command, await reader.readexactly(size)])
+        writer.write(verdict + b"\r\n")
+        # The next transaction; after a refused BDAT, an RSET leads it.
+        lines = 2 if verdict.startswith(b"250") else 3
+        received.extend([await reader.readline() for _ in range(lines)])
+        writer.write(b"250 2.0.0 Ok\r\n" * lines)
+        await reader.read()
+
+    server, port = await serving(script)
+    upstream = session(port)
+    await upstream.open()
+    await upstream.begin("a@sender.test", [], FACTS, "b@example.org")
+    message = b"Subject: x\r\n\r\n.dot\r\n.\r\nlast line, no end"
+    end = await upstream.data(message)
+    assert upstream.reusable
+    await asyncio.sleep(0.05)
+    assert len(received) == 2  # no RSET of its own
+    mail, rcpt = await upstream.begin("a@sender.test", [], FACTS, "b@example.org")
+    assert mail.ok and rcpt is not None and rcpt.ok
+    upstream.close()
+    server.close()
+    assert (end.code, end.text) == (int(verdict[:3]), verdict[4:].decode())
+    body = message + b"\r\n"  # not stuffed: BDAT counts bytes
+    assert received[:2] == [b"BDAT %d LAST\r\n" % len(body), body]
+    following = [b"MAIL FROM:<a@sender.test>\r\n", b"RCPT TO:<b@example.org>\r\n"]
+    assert received[2:] == ([] if end.ok else [b"RSET\r\n"]) + following
+
+
+@pytest.mark.parametrize("answer", [b"250 2.0.0 Ok", b"451 4.3.0 cannot reset"])
+async def test_an_owed_rset_leads_the_next_pipelined_group(answer: bytes) -> None:
+    """With PIPELINING, RSET costs no round trip of its own; refused, the
+    replies after it are not believed: the connection is closed, 451."""
+    groups: list[list[bytes]] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await greet(writer, reader, PIPELINING_EHLO)
+        groups.append([await reader.readline() for _ in range(3)])
+        writer.write(b"250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n")
+        groups.append([await reader.readline() for _ in range(4)])
+        writer.write(answer + b"\r\n" + b"250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n")
+        await reader.read()
+
+    server, port = await serving(script)
+    upstream = session(port)
+    await upstream.open()
+    await upstream.begin("a@sender.test", [], FACTS, "b@example.org")
+    await upstream.rset()  # the client said RSET: nothing sent yet
+    assert upstream.reusable and not upstream.in_transaction
+    assert await upstream.settle()
+    await asyncio.sleep(0.05)
+    assert len(groups) == 1
+    if answer.startswith(b"250"):
+        mail, rcpt = await upstream.begin("c@sender.test", [], FACTS, "d@example.org")
+        assert mail.ok and rcpt is not None and rcpt.ok and upstream.in_transaction
+    else:
+        with pytest.raises(UpstreamError, match="refused RSET") as raised:
+            await upstream.begin("c@sender.test", [], FACTS, "d@example.org")
+        assert raised.value.reply.code == 451 and not upstream.connected
+    upstream.close()
+    server.close()
+    assert groups[1][0] == b"RSET\r\n"
+    assert groups[1][1].startswith(b"XFORWARD ") and groups[1][2:] == [
+        b"MAIL FROM:<c@sender.test>\r\n",
+        b"RCPT TO:<d@example.org>\r\n",
+    ]

@@ -5,8 +5,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from authfakes import make_tx
 from fakes import FakeClock
 from mailmoat.checks._addr import NetworkSet
+from mailmoat.checks.base import Services
+from mailmoat.config import Config
+from mailmoat.core.scoring import Decision
+from mailmoat.core.symbols import Action
 from mailmoat.reputation.campaigns import CampaignRecorder, Seen, read_campaign, read_campaigns
 from mailmoat.reputation.sources import Sources
 from mailmoat.store.sqlite import SqliteStore
@@ -56,3 +61,23 @@ async def test_matching_fingerprints_make_one_campaign(tmp_path: Path) -> None:
         for table in ("kv", "hash_key", "list_key"):  # every key expires
             rows = db.execute(f"SELECT expires FROM {table}").fetchall()
             assert rows and all(e <= NOW + 60 + 86_400 for (e,) in rows)
+
+
+def test_observe_queues_the_bulk_fingerprint_the_transaction_carries() -> None:
+    recorder = CampaignRecorder(SqliteStore(":memory:"), Sources(), 86_400, NetworkSet())
+    services = Services(Config(), clock=FakeClock(NOW))
+    decision = Decision(Action.QUARANTINE, 9.0)
+    message = b"From: a@example.org\r\nSubject: Offer\r\n\r\nBuy now\r\n"
+    unprinted = make_tx(message, ip="198.51.100.7")
+    recorder.observe(services, unprinted, decision)
+    assert recorder._queue == []  # no fingerprint (body too short, bulk disabled)
+    printed = make_tx(message, ip="198.51.100.7")
+    printed.bulk_fingerprint = ("b1", "b2", "b3")
+    recorder.observe(services, printed, decision)
+    (queued,) = recorder._queue
+    assert (queued.bands, queued.action, queued.subject) == (
+        ("b1", "b2", "b3"),
+        "quarantine",
+        "Offer",
+    )
+    assert (queued.queue_id, queued.time) == (printed.queue_id, NOW)

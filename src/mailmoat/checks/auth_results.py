@@ -2,19 +2,19 @@
 
 How the sender-authentication checks fit together (all at the data stage):
 
-- ``spf`` and ``dkim`` run in the ordinary wave (phase 10), concurrently with
-  the other content checks, and leave their results in the transaction's
-  typed fields ``tx.spf_results`` / ``tx.dkim_results`` / ``tx.arc_results``
-  (lists of ``AuthResult``, ``mailmoat.core.authresults``).
-- ``dmarc`` runs in a later wave (phase 20) and reads them (its spec
-  ``requires`` spf and dkim); an empty list (check disabled, crashed or
-  timed out) counts as no authentication. It writes ``tx.dmarc_results``.
-- ``auth_results`` (this module, phase 30, also for allowlisted clients)
-  writes one Authentication-Results field with our authserv-id into
-  ``tx.added_headers`` and asks for every incoming Authentication-Results
-  field claiming our authserv-id to be dropped (``tx.removed_headers``): a
-  sender must never be able to pre-forge our verdicts. It adds
-  ``AUTH_RESULTS_FORGED`` when it drops such a field.
+- ``spf`` and ``dkim`` run in the first wave, concurrently with the other
+  content checks, and leave their results in the transaction's typed fields
+  ``tx.spf_results`` / ``tx.dkim_results`` / ``tx.arc_results`` (lists of
+  ``AuthResult``, ``mailmoat.core.authresults``).
+- ``dmarc`` requires spf and dkim, so it runs in the next wave and reads
+  them; an empty list (check disabled, crashed or timed out) counts as no
+  authentication. It writes ``tx.dmarc_results``.
+- ``auth_results`` (this module, also for allowlisted clients) requires all
+  three, so it runs last. It writes one Authentication-Results field with
+  our authserv-id into ``tx.added_headers`` and asks for every incoming
+  Authentication-Results field claiming our authserv-id to be dropped
+  (``tx.removed_headers``): a sender must never be able to pre-forge our
+  verdicts. It adds ``AUTH_RESULTS_FORGED`` when it drops such a field.
 
 This check does no I/O and cannot fail except by a bug; its fail mode is the
 runner's default (no header added).
@@ -32,14 +32,12 @@ from mailmoat.checks.base import Check, Services
 from mailmoat.checks.spec import CheckSpec, SymbolSpec
 from mailmoat.config import Config
 from mailmoat.core.authresults import AuthResult as AuthResult  # re-exported
-from mailmoat.core.headers import name_and_value, raw_fields
+from mailmoat.core.headers import header_fields as header_fields  # re-exported
 from mailmoat.core.symbols import Evidence, Stage
 from mailmoat.core.transaction import Transaction
 from mailmoat.dns.base import DnsAnswer, Resolver
 
 log = logging.getLogger("mailmoat.checks.auth")
-
-NOTE_FIELDS = "auth.header_fields"
 
 SPEC = CheckSpec(
     name="auth_results",
@@ -75,21 +73,9 @@ def format_value(server_id: str, results: list[AuthResult]) -> str:
 
 
 def fields_of(tx: Transaction) -> tuple[tuple[str, str], ...]:
-    """``header_fields(tx.data)``, computed once per transaction (DKIM, DMARC
-    and this check all read it)."""
-    found = tx.notes.get(NOTE_FIELDS)
-    if found is None or found[0] is not tx.data:
-        found = (tx.data, header_fields(tx.data))
-        tx.notes[NOTE_FIELDS] = found
-    fields: tuple[tuple[str, str], ...] = found[1]
-    return fields
-
-
-def header_fields(message: bytes) -> tuple[tuple[str, str], ...]:
-    """Top-level header fields as (name, unfolded value), exactly as
-    ``wire.content.edit_headers`` presents them to its ``drop`` callback."""
-    parsed = (name_and_value(field) for field in raw_fields(message))
-    return tuple(field for field in parsed if field is not None)
+    """The transaction's header fields (``tx.header_fields``: split once per
+    transaction; DKIM, DMARC and this check all read them)."""
+    return tx.header_fields
 
 
 def claimed_id(value: str) -> str:
@@ -121,7 +107,6 @@ async def lookup(resolver: Resolver, name: str, rdtype: str, timeout: float) -> 
 class AuthResultsCheck(Check):
     name: ClassVar[str] = "auth_results"
     stage: ClassVar[str] = Stage.DATA
-    phase: ClassVar[int] = 30
     runs_when_allowlisted: ClassVar[bool] = True
 
     def __init__(self, server_id: str) -> None:

@@ -5,7 +5,8 @@ config key), the ``stage`` it runs at, and ``run(tx, evidence)``. It reads the
 session/transaction, adds symbols with default scores and, rarely, a forced
 verdict. It must not reply to SMTP, sleep past its timeout, or keep state
 outside the store: the runner (``mailmoat.pipeline``) owns timeouts, failure
-handling and score overrides.
+handling and score overrides. The runner runs a stage's checks in waves made
+from what their specs ``require`` (``mailmoat.checks.order``).
 
 Check modules expose ``build(services) -> list[Check]`` and are listed in
 ``mailmoat.checks.registry``.
@@ -58,10 +59,6 @@ class Check(ABC):
     stage: ClassVar[str]
     # Runs even for allowlisted clients (e.g. size limits, header cleanup).
     runs_when_allowlisted: ClassVar[bool] = False
-    # Checks of a stage run concurrently in waves by ascending phase; once a
-    # wave allowlists the client, later waves are skipped. Lists use phase 0,
-    # ordinary tests 10.
-    phase: ClassVar[int] = 10
 
     @abstractmethod
     async def run(self, tx: Transaction, evidence: Evidence) -> None:

@@ -205,7 +205,7 @@ class BulkCheck(Check):
         if len(words) < self.config.min_words:
             return
         bands = fingerprint(words)
-        tx.notes["bulk.fingerprint"] = bands
+        tx.bulk_fingerprint = tuple(bands)
         network = sender_network(tx.session.client_ip)
         try:
             counts = await self._recent_counts(bands, network)

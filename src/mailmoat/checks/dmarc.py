@@ -100,7 +100,6 @@ def from_domain(fields: tuple[tuple[str, str], ...]) -> str | None:
 class DmarcCheck(Check):
     name: ClassVar[str] = "dmarc"
     stage: ClassVar[str] = Stage.DATA
-    phase: ClassVar[int] = 20
 
     def __init__(
         self,

@@ -24,7 +24,10 @@ Policy: the weights of listing sites are summed; at or above
 ``dnsbl.threshold`` the client gets a forced REJECT (``554 5.7.1``,
 reason ``dnsbl``) that applies at its first RCPT (the log shows the
 envelope), naming the lists. A negative total marks the session as
-DNSWL-listed (``session.dnswl``): greylisting skips it.
+DNSWL-listed (``session.dnswl``): greylisting skips it. Those two typed
+fields (``session.dnsbl_weight``, ``session.dnswl``) are what other parts
+read; the lookups' task and a done flag are this check's private memo in
+``session.notes`` (``dnsbl_task``, ``dnsbl_done``), from connect to helo.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ SPEC = CheckSpec(
     name="dnsbl",
     stages=(Stage.CONNECT, Stage.HELO),
     summary="DNS block and allow lists of the client address (postscreen's weights).",
+    # After the lists of the same stage: no queries for an allowlisted client.
+    requires=("lists",),
     symbols=(
         SymbolSpec(
             "DNSBL_UNAVAILABLE",

@@ -41,7 +41,8 @@ SPEC = CheckSpec(
     name="greylist",
     stages=(Stage.RCPT,),
     summary="Greylisting of new (network, sender, recipient) triplets.",
-    requires=("dnsbl",),
+    # Reads the allow and deny verdicts and the DNSWL listing (session.dnswl).
+    requires=("lists", "dnsbl"),
     symbols=(
         SymbolSpec(
             "GREYLIST_DEFERRED",
@@ -80,8 +81,6 @@ def _decode(value: bytes) -> tuple[float, str]:
 class GreylistCheck(Check):
     name: ClassVar[str] = "greylist"
     stage: ClassVar[str] = Stage.RCPT
-    # After the DNSBL/lists evidence of this stage, if any.
-    phase: ClassVar[int] = 20
 
     def __init__(
         self,

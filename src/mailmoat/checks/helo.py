@@ -23,6 +23,8 @@ SPEC = CheckSpec(
     name="helo",
     stages=(Stage.HELO,),
     summary="HELO/EHLO name sanity.",
+    # After the HELO list: an allowlisted client is not judged.
+    requires=("lists",),
     symbols=(
         SymbolSpec(
             "HELO_BARE_IP",

@@ -1,4 +1,4 @@
-"""Static allow and deny lists (phase 0: before every other test of a stage).
+"""Static allow and deny lists (first at their stages: the checks an allowlist spares require them).
 
 Contract: entries come from ``lists.allow`` / ``lists.deny`` and from the
 files in ``lists.allow_files`` / ``lists.deny_files`` (one entry a line,
@@ -201,7 +201,6 @@ class ListSet:
 
 class _ListCheck(Check):
     name: ClassVar[str] = "lists"
-    phase: ClassVar[int] = 0
     kind: ClassVar[str]
 
     def __init__(self, allow: ListSet, deny: ListSet) -> None:

@@ -55,6 +55,8 @@ SPEC = CheckSpec(
     name="ratelimit",
     stages=(Stage.CONNECT, Stage.MAIL, Stage.RCPT),
     summary="Rate and concurrency limits per client address, network and sender.",
+    # After the lists of the same stage: an allowlisted client is not counted.
+    requires=("lists",),
     symbols=tuple(
         SymbolSpec(f"RATELIMIT_{kind}", 0.0, f"Too many {what}: refused for now.", "ratelimit")
         for kind, what in _LIMITS

@@ -12,7 +12,9 @@ network host: the client's octets embedded, or labels like dsl, dhcp, dyn,
 pool, ppp, cable; extra patterns in ``rdns.dynamic_patterns``).
 Failure mode: a timeout or SERVFAIL is no evidence, only ``RDNS_UNAVAILABLE``
 (score 0). Clients in ``rdns.skip_networks`` (loopback by default) are not
-looked up at all.
+looked up at all. The lookup's task and a done flag are this check's
+private memo in ``session.notes`` (``rdns_task``, ``rdns_done``); what
+others read is ``session.client_rdns``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ SPEC = CheckSpec(
     name="rdns",
     stages=(Stage.CONNECT, Stage.HELO),
     summary="Reverse DNS of the client address and its forward confirmation.",
+    # After the lists of the same stage: no queries for an allowlisted client.
+    requires=("lists",),
     symbols=tuple(
         SymbolSpec(name, score, text, "reputation")
         for name, score, text in (

@@ -7,16 +7,21 @@ adds (the SMTP front's, the runner's: ``mailmoat.checks.doors``);
 ``runner_settings(config, name)`` is the check's ``[checks.NAME]`` section,
 or its spec's runner defaults without one; ``check_names()`` is every name
 a ``[checks.NAME]`` section may use; ``find_symbol(name)`` says which spec
-declares a symbol, exactly or by a family prefix.
+declares a symbol, exactly or by a family prefix. ``requirements()`` maps
+each check to the checks it requires (``mailmoat.checks.order`` makes the
+runner's waves from it); the specs' requirements are validated when they
+are first collected (``order.RequirementError``).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+from collections.abc import Mapping
 
 from mailmoat.checks.base import Check, Services
 from mailmoat.checks.doors import FRONT_SPEC, RUNNER_SPEC
+from mailmoat.checks.order import validate
 from mailmoat.checks.spec import CheckSpec, FamilySpec, SymbolSpec
 from mailmoat.config import CheckSettings, Config
 
@@ -61,7 +66,14 @@ def check_specs() -> tuple[CheckSpec, ...]:
         if not isinstance(spec, CheckSpec):
             raise TypeError(f"{module_name}.SPEC is not a CheckSpec")
         specs.append(spec)
+    validate(specs)
     return tuple(specs)
+
+
+@functools.cache
+def requirements() -> Mapping[str, tuple[str, ...]]:
+    """Each check's name -> the names of the checks it requires."""
+    return {spec.name: spec.requires for spec in check_specs()}
 
 
 def all_specs() -> tuple[CheckSpec, ...]:

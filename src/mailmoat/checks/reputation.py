@@ -12,6 +12,7 @@ their quarantined and refused share reaches ``reputation.bad_share``, and
 defaults below, changed in ``[scores]``. Our own and allow-listed networks
 are never judged. A source's counts are reused for
 ``reputation.cache_seconds`` (a storm needs no store read per connection).
+Once per session: a private flag in ``session.notes`` (``reputation_done``).
 
 Failure mode: a store failure is logged and gives no evidence; no store or
 ``reputation.enabled = false``: not built. A bad prefix table raises
@@ -41,6 +42,8 @@ SPEC = CheckSpec(
     name="reputation",
     stages=(Stage.HELO,),
     summary="What the client's address, network and AS sent before (decayed counts).",
+    # After the HELO list: an allowlisted client is not judged.
+    requires=("lists",),
     symbols=(
         SymbolSpec(
             "REPUTATION_BAD_IP",

@@ -30,6 +30,8 @@ SPEC = CheckSpec(
     name="rules",
     stages=(Stage.DATA,),
     summary="The loaded rule set: bundled TOML rules, SpamAssassin rules, the admin's files.",
+    # The relay line the rules see names the client's reverse DNS (session.client_rdns).
+    requires=("rdns",),
 )
 
 

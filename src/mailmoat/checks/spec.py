@@ -55,7 +55,9 @@ class CheckSpec:
     summary: str
     symbols: tuple[SymbolSpec, ...] = ()
     families: tuple[FamilySpec, ...] = ()
-    # Checks whose results this one reads (they run in an earlier wave or stage).
+    # Checks whose results this one reads: the runner runs it after them
+    # (``mailmoat.checks.order``); the allowlist verdict counts, so a check an
+    # allowlist spares requires "lists" at the stages both run.
     requires: tuple[str, ...] = ()
     # The runner's defaults for ``[checks.NAME] timeout`` and ``fail_mode``.
     timeout: float = 10.0

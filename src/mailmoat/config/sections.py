@@ -6,8 +6,15 @@ from that). Validation lives in ``mailmoat.config.loader``.
 
 from __future__ import annotations
 
+import functools
 import socket
 from dataclasses import dataclass, field
+
+
+@functools.cache
+def _host_name() -> str:
+    """The machine's name, asked once per process (a system call per message otherwise)."""
+    return socket.gethostname()
 
 
 @dataclass(frozen=True)
@@ -648,4 +655,4 @@ class Config:
     @property
     def node(self) -> str:
         """This gateway's name in statistics and history (``[stats] node``)."""
-        return self.stats.node or socket.gethostname()
+        return self.stats.node or _host_name()

@@ -3,7 +3,8 @@
 ``header_end`` finds the blank line; ``parse_header_block`` gives the header
 fields through the stdlib's tolerant parser (compat32: never raises);
 ``decoded`` turns an RFC 2047 value into text, keeping what cannot be
-decoded as it is; ``addresses`` lists an address field's addresses. Used
+decoded as it is; ``addresses`` lists an address field's addresses;
+``header_fields`` gives the raw fields as (name, unfolded value). Used
 by the fronts (records), checks and delivery.
 """
 
@@ -122,6 +123,13 @@ def name_and_value(field: bytes) -> tuple[str, str] | None:
         name.decode("ascii", "replace").strip(),
         _CONTINUATION.sub(b" ", value).decode("utf-8", "replace").strip(),
     )
+
+
+def header_fields(message: bytes) -> tuple[tuple[str, str], ...]:
+    """Top-level header fields as (name, unfolded value), exactly as
+    ``wire.content.edit_headers`` presents them to its ``drop`` callback."""
+    parsed = (name_and_value(field) for field in raw_fields(message))
+    return tuple(field for field in parsed if field is not None)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -97,6 +97,6 @@ def record_for(
         duration=time.time() - tx.started,
         front=session.front,
         node=node,
-        mta_queue_id=str(tx.notes.get("mta_queue_id", "")),
+        mta_queue_id=tx.mta_queue_id,
         eod_seconds=time.monotonic() - eod_started if isinstance(eod_started, float) else -1.0,
     )

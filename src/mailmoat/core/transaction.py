@@ -19,7 +19,7 @@ from typing import Any
 
 from mailmoat.core.authresults import AuthResult
 from mailmoat.core.findings import Finding
-from mailmoat.core.headers import parse_header_block
+from mailmoat.core.headers import header_fields, parse_header_block
 from mailmoat.core.symbols import Forced, Symbol
 
 # Queue ids are not secret, but they are shown to every client: their own
@@ -56,7 +56,10 @@ class Session:
     dnswl: bool = False
     # What the SMTP front's engine saw the client do (pregreet, protocol).
     findings: list[Finding] = field(default_factory=list)
-    # Free-form per-check state (e.g. the DNSBL task started at connect).
+    # A check's or front's private memo for this session, under a key of its
+    # own (e.g. the DNSBL lookups started at connect, read back at HELO by
+    # the same check); never a result another check reads (that is a typed
+    # field, like ``dnswl`` above).
     notes: dict[str, Any] = field(default_factory=dict)
     # Called once when the connection ends, whatever the reason (e.g. to
     # release a concurrency slot taken at connect). Errors are logged.
@@ -93,10 +96,21 @@ class Transaction:
     dkim_results: list[AuthResult] = field(default_factory=list)
     arc_results: list[AuthResult] = field(default_factory=list)
     dmarc_results: list[AuthResult] = field(default_factory=list)
+    # The bulk check's fingerprint bands of the body (reputation's campaigns
+    # group messages by them); empty: no fingerprint (too short, disabled).
+    bulk_fingerprint: tuple[str, ...] = ()
+    # Set by the fronts: the MTA's own queue id (milter, policy; "" = none)
+    # and the RCPT commands the client sent, refused ones included.
+    mta_queue_id: str = ""
+    rcpt_attempts: int = 0
+    # A check's or front's private memo for this transaction, under a key of
+    # its own; never a result another check reads (that is a typed field).
     notes: dict[str, Any] = field(default_factory=dict)
     _message: Any = None
     _headers: Message | None = None
     _headers_of: bytes | None = None
+    _fields: tuple[tuple[str, str], ...] = ()
+    _fields_of: bytes | None = None
 
     @property
     def all_symbols(self) -> list[Symbol]:
@@ -122,6 +136,15 @@ class Transaction:
             self._headers = parse_header_block(self.data)
             self._headers_of = self.data
         return self._headers
+
+    @property
+    def header_fields(self) -> tuple[tuple[str, str], ...]:
+        """The top-level header fields as (name, unfolded value), split once
+        (DKIM, DMARC and Authentication-Results read them)."""
+        if self._fields_of is not self.data:
+            self._fields = header_fields(self.data)
+            self._fields_of = self.data
+        return self._fields
 
     @property
     def message(self) -> Any:

@@ -15,12 +15,17 @@ a transaction (XFORWARD or MAIL) until the upstream answered the end of data
 or an RSET, and whether a command is still waiting for its reply. Only a
 ``reusable`` connection (open, between transactions, nothing in flight) may
 serve the next transaction; ``settle()`` gets it there with RSET or closes it.
+With PIPELINING offered, ``rset()`` costs no round trip of its own: the RSET
+leads the next group sent (RFC 2920 lets it stand anywhere in one), before
+XFORWARD and MAIL, and a refused RSET there closes the connection and raises
+``UpstreamError`` before any other reply of that group is believed.
 
 Why a client of our own rather than aiosmtplib: this leg is the gateway's
 hot path, and aiosmtplib cannot pipeline (RFC 2920): it keeps one reply per
 written command and drops what arrives beyond it. With PIPELINING offered,
 XFORWARD, MAIL and the first RCPT go out in one write and one round trip
-instead of three. The framing is ``wire.connection.Connection``, the same reader
+instead of three; with CHUNKING offered, the message goes as one BDAT.
+The framing is ``wire.connection.Connection``, the same reader
 the server side uses (bounded lines, end-of-input handling).
 """
 
@@ -110,8 +115,11 @@ class UpstreamSession:
         # Commands written whose replies have not all been read (an exchange
         # cut short by cancellation): the next reply read would be stale.
         self._awaiting_replies = False
+        # An RSET owed to the upstream, sent in front of the next commands.
+        self._reset_pending = False
         # The gateway's config generation this connection was opened under.
         self.generation = 0
+        self._last_xforward: tuple[ClientFacts, bytes] | None = None
 
     @property
     def connected(self) -> bool:
@@ -142,7 +150,7 @@ class UpstreamSession:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _transport, conn = await loop.create_connection(
-                    lambda: Connection(lambda _conn: None), self.host, self.port
+                    lambda: Connection(lambda _conn: None, hold_replies=False), self.host, self.port
                 )
         except TimeoutError as exc:
             raise UpstreamError(TIMED_OUT, "upstream connect timeout") from exc
@@ -168,41 +176,65 @@ class UpstreamSession:
         if conn is None or not conn.is_open:
             self.close()
             raise UpstreamError(LOST, f"upstream connection lost before {what}")
+        reset = self._reset_pending and bool(commands)
+        if reset:
+            self._reset_pending = False
+            commands = [_RSET, *commands]
         if commands:
-            conn.write(b"".join(commands))
-        deadline = asyncio.get_running_loop().time() + timeout
+            conn.write(commands[0] if len(commands) == 1 else b"".join(commands))
         self._awaiting_replies = True
         try:
-            replies = [
-                await self._read_reply(conn, what, deadline) for _ in range(len(commands) or 1)
-            ]
+            replies = await self._read_replies(conn, len(commands) or 1, what, timeout)
         except TimeoutError as exc:
             self.close()
             raise UpstreamError(TIMED_OUT, f"upstream timeout on {what}") from exc
         self._awaiting_replies = False
+        if reset:
+            answer = replies.pop(0)
+            if not answer.ok:
+                self.close()
+                detail = f"upstream refused RSET before {what}: {answer.code} {answer.text}"
+                raise UpstreamError(LOST, detail)
         return replies
 
-    async def _read_reply(self, conn: Connection, what: str, deadline: float) -> Reply:
+    async def _read_replies(
+        self, conn: Connection, count: int, what: str, timeout: float
+    ) -> list[Reply]:
+        """``count`` replies, parsed from what is buffered; the connection is
+        waited on only when a reply is incomplete."""
+        replies: list[Reply] = []
         texts: list[str] = []
-        for _ in range(MAX_REPLY_LINES):
+        deadline: float | None = None
+        while True:
             try:
-                line = await conn.readline(MAX_REPLY_LINE, deadline)
+                line = conn.take_line(MAX_REPLY_LINE)
             except LineTooLong:
                 self.close()
                 raise UpstreamError(LOST, f"upstream reply line to {what} too long") from None
-            if not line:
-                self.close()
-                raise UpstreamError(LOST, f"upstream closed the connection on {what}")
+            if line is None:
+                if not conn.is_open:  # closed: no more input will come
+                    self.close()
+                    raise UpstreamError(LOST, f"upstream closed the connection on {what}")
+                if deadline is None:
+                    deadline = conn.time() + timeout
+                await conn.wait_for_more(deadline)
+                continue
             code = line[:3]
-            if not code.isdigit() or code[:1] not in b"2345" or line[3:4] not in b" -\r\n":
+            mark = line[3:4]
+            if not code.isdigit() or code[:1] not in b"2345" or mark not in b" -\r\n":
                 self.close()
                 shown = line[:60].decode("ascii", "backslashreplace")
                 raise UpstreamError(LOST, f"upstream sent garbage on {what}: {shown}")
             texts.append(line[4:].strip(b" \t\r\n").decode("utf-8", "surrogateescape"))
-            if line[3:4] != b"-":
-                return Reply(int(code), "\n".join(texts))
-        self.close()
-        raise UpstreamError(LOST, f"upstream reply to {what} too long")
+            if mark == b"-":
+                if len(texts) >= MAX_REPLY_LINES:
+                    self.close()
+                    raise UpstreamError(LOST, f"upstream reply to {what} too long")
+                continue
+            replies.append(Reply(int(code), texts[0] if len(texts) == 1 else "\n".join(texts)))
+            if len(replies) == count:
+                return replies
+            texts = []
 
     async def command(self, *args: bytes, timeout: float | None = None) -> Reply:
         line = b" ".join(args)
@@ -252,6 +284,16 @@ class UpstreamSession:
         return (await self.begin(sender, options, client))[0]
 
     def _xforward_line(self, client: ClientFacts) -> bytes:
+        """The XFORWARD command for ``client`` (the last one is remembered:
+        a pooled connection often serves the same client again)."""
+        last = self._last_xforward
+        if last is not None and last[0] == client:
+            return last[1]
+        line = self._make_xforward_line(client)
+        self._last_xforward = (client, line)
+        return line
+
+    def _make_xforward_line(self, client: ClientFacts) -> bytes:
         names = self.extensions.get("xforward", "").upper().split()
         values = {"ADDR": client.addr, "NAME": client.name or "[UNAVAILABLE]", "HELO": client.helo}
         args = [
@@ -285,24 +327,44 @@ class UpstreamSession:
         """Send a CRLF-normalized message; dot-stuffing happens here.
 
         A refused DATA command leaves the transaction open upstream, so it is
-        reset here (or the connection closed) before the refusal is returned."""
-        start = await self.command(b"DATA")
+        reset here (or the connection closed) before the refusal is returned.
+        When the upstream offers CHUNKING (RFC 3030), the message goes as one
+        ``BDAT <size> LAST`` instead: no dot-stuffing, one round trip instead
+        of two (DATA, 354, message); a refused BDAT is followed by RSET."""
+        if "chunking" in self.extensions:
+            return await self._bdat(message)
+        start = (await self._exchange([b"DATA\r\n"], self.command_timeout, "DATA"))[0]
         if start.code != 354:
             await self.rset()
             return start
         wire = stuff(message)
-        if not wire.endswith(b"\r\n"):
-            wire += b"\r\n"
-        end = (await self._exchange([wire + b".\r\n"], self.data_timeout, "end of data"))[0]
+        end_of_data = b".\r\n" if wire.endswith(b"\r\n") else b"\r\n.\r\n"
+        end = (await self._exchange([wire + end_of_data], self.data_timeout, "end of data"))[0]
         self.in_transaction = False  # whatever the verdict, the transaction is over
         return end
 
+    async def _bdat(self, message: bytes) -> Reply:
+        if not message.endswith(b"\r\n"):
+            message += b"\r\n"  # as the DATA path ends it
+        command = b"BDAT %d LAST\r\n" % len(message)
+        end = (await self._exchange([command + message], self.data_timeout, "BDAT"))[0]
+        if end.ok:
+            self.in_transaction = False
+        else:
+            await self.rset()  # RFC 3030 leaves the state after a refusal open
+        return end
+
     async def rset(self) -> None:
-        """End any transaction upstream; a connection that cannot is closed."""
+        """End any transaction upstream (with PIPELINING: the RSET is owed and
+        leads the next group sent); a connection that cannot is closed."""
         if not self.in_transaction:
             return
         if not self.connected or self._awaiting_replies:
             self.close()
+            return
+        if "pipelining" in self.extensions:
+            self._reset_pending = True  # leads the next group sent
+            self.in_transaction = False
             return
         try:
             reply = await self.command(b"RSET")
@@ -314,6 +376,7 @@ class UpstreamSession:
             self.close()
 
     async def quit(self) -> None:
+        self._reset_pending = False  # QUIT ends any transaction as well
         if not self.connected or self._awaiting_replies:
             self.close()
             return
@@ -325,6 +388,9 @@ class UpstreamSession:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+_RSET = b"RSET\r\n"
 
 
 def _rcpt_line(recipient: str) -> bytes:

@@ -31,7 +31,7 @@ log = logging.getLogger("mailmoat.milter")
 async def keep(config: Config, tx: Transaction, decision: Decision) -> bool:
     meta: dict[str, object] = {
         "queue_id": tx.queue_id,
-        "mta_queue_id": str(tx.notes.get("mta_queue_id", "")),
+        "mta_queue_id": tx.mta_queue_id,
         "mail_from": tx.mail_from,
         "rcpts": list(tx.rcpts),
         "client_ip": tx.session.client_ip,

@@ -208,7 +208,7 @@ class MilterSession:
         self._reset_tx()
         tx = Transaction(self.session, mail_from=sender, mail_options=params)
         if "i" in self.macros:
-            tx.notes["mta_queue_id"] = self.macros["i"]
+            tx.mta_queue_id = self.macros["i"]
         answer = await self._decide(Stage.MAIL, tx)
         if answer == _CONTINUE:
             self.tx = tx
@@ -218,7 +218,7 @@ class MilterSession:
         tx = self.tx
         if tx is None:
             return _CONTINUE
-        tx.notes["rcpt_attempts"] = tx.notes.get("rcpt_attempts", 0) + 1
+        tx.rcpt_attempts += 1
         tx.current_rcpt = rcpt
         answer = await self._decide(Stage.RCPT, tx, rcpts=(rcpt,))
         if answer == _CONTINUE:
@@ -241,7 +241,7 @@ class MilterSession:
         if tx is None:
             return codec.reply(codec.ACCEPT)
         if "i" in self.macros:
-            tx.notes["mta_queue_id"] = self.macros["i"]
+            tx.mta_queue_id = self.macros["i"]
         tx.data = self._message_bytes()
         decision = await self.pipeline.run(Stage.DATA, tx)
         if decision.is_final_refusal:

@@ -149,7 +149,7 @@ class PolicySession:
                     break
         rcpt = attributes.get("recipient", "")
         tx.current_rcpt = rcpt
-        tx.notes["rcpt_attempts"] = tx.notes.get("rcpt_attempts", 0) + 1
+        tx.rcpt_attempts += 1
         decision = await pipeline.run(Stage.RCPT, tx)
         tx.current_rcpt = ""
         if not decision.is_final_refusal and decision.action is not Action.DISCARD:
@@ -192,7 +192,7 @@ class PolicySession:
         )
         tx = Transaction(session, mail_from=attributes.get("sender", ""))
         if attributes.get("queue_id"):
-            tx.notes["mta_queue_id"] = attributes["queue_id"]
+            tx.mta_queue_id = attributes["queue_id"]
         return tx
 
 

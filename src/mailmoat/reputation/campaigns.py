@@ -2,7 +2,7 @@
 
 Contract: ``CampaignRecorder.observe`` is a verdict observer (end of DATA,
 ``services.verdict_observers``): it only queues the message's
-bulk fingerprint bands (``tx.notes["bulk.fingerprint"]``, set by the bulk
+bulk fingerprint bands (``tx.bulk_fingerprint``, set by the bulk
 check), client network, verdict, subject, first URLs and queue id; no I/O.
 ``flush()`` groups the queue by fingerprint and, per fingerprint, finds its
 campaign (``camp:b:<band>`` names the campaign of a band: a message sharing
@@ -64,7 +64,7 @@ class CampaignRecorder:
         self.dropped = 0
 
     def observe(self, services: Services, tx: Transaction, decision: Decision) -> None:
-        bands = tx.notes.get("bulk.fingerprint")
+        bands = tx.bulk_fingerprint
         ip = tx.session.client_ip
         if not bands or ip in self.protected:
             return
@@ -75,7 +75,7 @@ class CampaignRecorder:
         message = tx.message
         self._queue.append(
             Seen(
-                bands=tuple(bands),
+                bands=bands,
                 network=found[1].name if len(found) > 1 else ip,
                 action=decision.action.value,
                 subject=message.subject[:200],

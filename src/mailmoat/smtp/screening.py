@@ -145,6 +145,7 @@ class Screening:
     async def on_rcpt(self, rcpt: str) -> Verdict:
         tx = self.tx
         assert tx is not None, "the engine sends RCPT only after an accepted MAIL"
+        tx.rcpt_attempts += 1
         tx.current_rcpt = rcpt
         if not relay_allowed(rcpt, self.config.relay.domains):
             denied = Answer(554, "5.7.1", f"<{rcpt[:100]}>: Relay access denied")

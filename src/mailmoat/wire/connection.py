@@ -18,6 +18,17 @@ optional ``deadline`` (event loop time) and raise ``TimeoutError`` when it
 passes first. One timer per connection serves every deadline: it is armed
 once and re-armed only when it fires before the current deadline, so a
 command costs no timer of its own.
+
+Writing (RFC 2920 3.2, as Postfix's smtpd does): ``write`` sends at once
+unless input is already buffered behind the command being answered (a
+pipelining client's next commands); then the reply is held and goes out
+with the next ones in one ``send``. Held output is flushed before the
+connection waits for input (so a client never waits for a reply we hold
+while we wait for it), at the end of input, by ``flush()`` and
+``close()``, and once it exceeds 64 KiB; the first write (the greeting) and the first write after
+``read_data`` (the reply to the end of data) always go out at once. With
+``hold_replies=False`` (the upstream client's side) every write is sent
+at once.
 """
 
 from __future__ import annotations
@@ -27,6 +38,8 @@ from collections.abc import Callable
 
 _END = b"\r\n.\r\n"
 _HIGH_WATER = 1 << 20
+# Held replies past this size are sent without waiting for more.
+_HOLD_LIMIT = 1 << 16
 
 
 class LineTooLong(Exception):
@@ -34,11 +47,19 @@ class LineTooLong(Exception):
 
 
 class Connection(asyncio.Protocol):
-    def __init__(self, on_ready: Callable[[Connection], None]) -> None:
+    def __init__(
+        self, on_ready: Callable[[Connection], None], *, hold_replies: bool = True
+    ) -> None:
         self._on_ready = on_ready
+        self._hold_replies = hold_replies
+        # Output held back while pipelined input is waiting (see write).
+        self._held: list[bytes] = []
+        self._held_size = 0
+        # The next write goes out at once: the greeting, the end-of-data reply.
+        self._send_next = True
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("", 0)
-        self.local: tuple[str, int] = ("", 0)
         self._buffer = bytearray()
         self._eof = False
         self._waiter: asyncio.Future[None] | None = None
@@ -54,10 +75,9 @@ class Connection(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses; they
         # implement the same interface.
         self.transport = transport  # type: ignore[assignment]
+        self._loop = asyncio.get_running_loop()
         peer = transport.get_extra_info("peername") or ("", 0)
-        local = transport.get_extra_info("sockname") or ("", 0)
         self.peer = (str(peer[0]), int(peer[1]))
-        self.local = (str(local[0]), int(local[1]))
         self._on_ready(self)
 
     def data_received(self, data: bytes) -> None:
@@ -87,6 +107,14 @@ class Connection(asyncio.Protocol):
         if self._drain_waiter and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
 
+    @property
+    def local(self) -> tuple[str, int]:
+        """Our address on this connection, read when asked (the gateway does
+        not need it for every client)."""
+        transport = self.transport
+        local = transport.get_extra_info("sockname") if transport is not None else None
+        return (str(local[0]), int(local[1])) if local else ("", 0)
+
     # -- reading ------------------------------------------------------------
 
     def _wake(self) -> None:
@@ -94,12 +122,14 @@ class Connection(asyncio.Protocol):
             self._waiter.set_result(None)
 
     async def _wait(self, deadline: float | None = None) -> None:
+        if self._held:
+            self.flush()  # never hold a reply while waiting for input
         if self._eof:
             return
         if self._paused and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         self._waiter = loop.create_future()
         self._deadline = deadline
         if deadline is not None:
@@ -121,7 +151,7 @@ class Connection(asyncio.Protocol):
         waiter, deadline = self._waiter, self._deadline
         if waiter is None or waiter.done() or deadline is None:
             return  # nobody waits now: the next wait arms the timer again
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         if loop.time() < deadline:  # armed for an earlier deadline
             self._timer = loop.call_at(deadline, self._on_timer)
         else:
@@ -153,6 +183,29 @@ class Connection(asyncio.Protocol):
         while not self._buffer and not self._eof:
             await self._wait()
 
+    def time(self) -> float:
+        """The event loop's clock, the one deadlines are given in."""
+        return (self._loop or asyncio.get_running_loop()).time()
+
+    def take_line(self, limit: int) -> bytes | None:
+        """A complete line already buffered (with its ending), or None when
+        none is; ``LineTooLong`` when the line exceeds ``limit`` (nothing is
+        consumed then: the caller gives up on the connection)."""
+        buffer = self._buffer
+        end = buffer.find(b"\n", 0, limit)
+        if end < 0:
+            if len(buffer) >= limit:
+                raise LineTooLong()
+            return None
+        line = bytes(buffer[: end + 1])
+        del buffer[: end + 1]
+        return line
+
+    async def wait_for_more(self, deadline: float | None = None) -> None:
+        """Wait for more input (at once at end of input); ``TimeoutError``
+        when ``deadline`` passes first."""
+        await self._wait(deadline)
+
     async def readline(self, limit: int, deadline: float | None = None) -> bytes:
         skipping = False
         while True:
@@ -168,6 +221,7 @@ class Connection(asyncio.Protocol):
                 del self._buffer[:]
             if self._eof:
                 del self._buffer[:]
+                self.flush()  # nothing more to answer: what is held goes now
                 return b""
             await self._wait(deadline)
 
@@ -198,6 +252,7 @@ class Connection(asyncio.Protocol):
                     if rest:
                         self._buffer[:0] = rest
                     size = dropped + end
+                    self._send_next = True  # the reply to the end of data
                     if overflow or size > max_size:
                         return None, size
                     return bytes(chunks[2 : end + 2]), size
@@ -215,8 +270,34 @@ class Connection(asyncio.Protocol):
     # -- writing ------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+        """Send ``data``, or hold it while pipelined input is buffered."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._send_next or not self._buffer or not self._hold_replies:
+            self._send_next = False
+            if self._held:
+                self._held.append(data)
+                self.flush()
+            else:
+                transport.write(data)
+            return
+        self._held.append(data)
+        self._held_size += len(data)
+        if self._held_size > _HOLD_LIMIT:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the held output now (one write)."""
+        held, self._held = self._held, []
+        self._held_size = 0
+        if held and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+    @property
+    def held(self) -> int:
+        """Bytes written and held back (see ``write``), not yet sent."""
+        return self._held_size
 
     async def drain(self) -> None:
         if self._write_paused and self.transport is not None and not self.transport.is_closing():
@@ -225,5 +306,7 @@ class Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self._stop_timer()
+        if self._held:
+            self.flush()
         if self.transport is not None:
             self.transport.close()
