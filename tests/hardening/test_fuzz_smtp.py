@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from gateway_harness import GatewayThread
 from mailmoat.core.relay import AddressError, parse_path
-from mailmoat.smtp.mail import _split_path
+from mailmoat.smtp.grammar import split_path as _split_path
 from mailmoat.smtp.xforward import parse_xforward
 from wire_client import RawClient
 

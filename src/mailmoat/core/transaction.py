@@ -18,6 +18,7 @@ from email.message import Message
 from typing import Any
 
 from mailmoat.core.authresults import AuthResult
+from mailmoat.core.findings import Finding
 from mailmoat.core.headers import header_fields, parse_header_block
 from mailmoat.core.symbols import Forced, Symbol
 
@@ -53,6 +54,8 @@ class Session:
     # with no outweighing block list: DNSWL-listed (greylisting skips it).
     dnsbl_weight: float = 0.0
     dnswl: bool = False
+    # What the SMTP front's engine saw the client do (pregreet, protocol).
+    findings: list[Finding] = field(default_factory=list)
     # A check's or front's private memo for this session, under a key of its
     # own (e.g. the DNSBL lookups started at connect, read back at HELO by
     # the same check); never a result another check reads (that is a typed

@@ -1,12 +1,13 @@
 """What an SMTP session may ask of the gateway that accepted it.
 
 Contract: ``SessionHost`` is the whole interface between one client's
-dialogue (``smtp/dialogue.py``, ``mail.py``, ``session.py``) and the
-process around it (``smtp/server.py``'s ``Gateway``): the running config
-and pipeline (read once, when the session starts), the node name for
-records, whether the process is stopping, the TLS context and XFORWARD
-networks, the upstream pool and the local delivery targets, and the
-in-flight byte budget. Sessions touch nothing else of the gateway.
+dialogue (the engine ``smtp/protocol.py`` and its handler
+``smtp/screening.py``) and the process around it (``smtp/server.py``'s
+``Gateway``): the running config and pipeline (read once, when the session
+starts), the node name for records, whether the process is stopping, the
+TLS context and XFORWARD networks, the upstream pool and the local delivery
+targets, and the in-flight byte budget. Sessions touch nothing else of the
+gateway.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mailmoat.core.transaction import Transaction
 from mailmoat.delivery.upstream import UpstreamSession
 from mailmoat.pipeline import Pipeline
 from mailmoat.smtp import xforward
+from mailmoat.smtp.answers import Answer
 from mailmoat.smtp.budget import ByteBudget
 
 
@@ -53,10 +55,10 @@ class SessionHost(Protocol):
 
     async def release_upstream(self, session: UpstreamSession) -> None: ...
 
-    async def deliver_local(self, tx: Transaction, message: bytes) -> str:
-        """The Maildir; the reply line for the client."""
+    async def deliver_local(self, tx: Transaction, message: bytes) -> Answer:
+        """The Maildir; the reply for the client."""
         ...
 
-    async def quarantine_message(self, tx: Transaction, message: bytes) -> str:
-        """The quarantine; the reply line for the client."""
+    async def quarantine_message(self, tx: Transaction, message: bytes) -> Answer:
+        """The quarantine; the reply for the client."""
         ...

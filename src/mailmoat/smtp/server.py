@@ -1,18 +1,18 @@
 """The gateway process: listener, sessions, delivery targets, signals.
 
 Contract: ``Gateway.start()`` listens on ``smtp.listen`` and runs one
-``SmtpSession`` per connection (over ``smtp.max_connections``: ``421`` and
-close). ``stop()`` (SIGTERM) closes the listener, tells idle sessions
-``421``, lets transactions in flight finish for ``smtp.shutdown_grace``
-seconds and then cancels them (``451`` to a client in DATA).
-``reload()`` (SIGHUP) reads the config file again and builds a whole new
-runtime (``Runtime.prepare``: services and pipeline; TLS context, delivery
-targets) before swapping it in:
-any failure (broken file, unreadable certificate, bad list) is logged as one
-error line and the old runtime stays entirely. Sessions already open keep
-the pipeline they started with, new ones get the new one. Upstream
-connections opened under the old config are never used for a new
-transaction: idle ones are closed at once, busy ones when released.
+``SmtpProtocol`` engine with its ``Screening`` handler per connection (over
+``smtp.max_connections``: ``421`` and close). ``stop()`` (SIGTERM) closes
+the listener, tells idle sessions ``421``, lets transactions in flight
+finish for ``smtp.shutdown_grace`` seconds and then cancels them (``451``
+to a client in DATA). ``reload()`` (SIGHUP) reads the config file again and
+builds a whole new runtime (``Runtime.prepare``: services and pipeline; TLS
+context, delivery targets) before swapping it in: any failure (broken file,
+unreadable certificate, bad list) is logged as one error line and the old
+runtime stays entirely. Sessions already open keep the pipeline they
+started with, new ones get the new one. Upstream connections opened under
+the old config are never used for a new transaction: idle ones are closed
+at once, busy ones when released.
 """
 
 from __future__ import annotations
@@ -28,15 +28,17 @@ from typing import Protocol
 from mailmoat.checks.base import Services
 from mailmoat.config import Config, load_config, parse_hostport
 from mailmoat.core.errors import describe
-from mailmoat.core.transaction import Transaction
+from mailmoat.core.transaction import Session, Transaction
 from mailmoat.delivery.maildir import MaildirWriter
 from mailmoat.delivery.pool import UpstreamPool
 from mailmoat.delivery.quarantine import Quarantine, envelope
 from mailmoat.delivery.upstream import UpstreamSession
 from mailmoat.pipeline import Pipeline
-from mailmoat.smtp import xforward
+from mailmoat.smtp import answers, xforward
+from mailmoat.smtp.answers import Answer
 from mailmoat.smtp.budget import ByteBudget
-from mailmoat.smtp.session import SmtpSession
+from mailmoat.smtp.protocol import SmtpProtocol
+from mailmoat.smtp.screening import Screening
 from mailmoat.stats.recorder import StatsRecorder
 from mailmoat.wire.connection import Connection
 
@@ -91,7 +93,7 @@ class DeliveryTargets:
 class Gateway:
     def __init__(self, runtime: GatewayRuntime) -> None:
         self.runtime = runtime
-        self.sessions: dict[asyncio.Task[None], SmtpSession] = {}
+        self.sessions: dict[asyncio.Task[None], SmtpProtocol] = {}
         self.stopping = False
         # Called for every accepted connection, before any check (statistics).
         self.connection_observers: list[Callable[[], None]] = []
@@ -155,12 +157,13 @@ class Gateway:
         for observe in self.connection_observers:
             observe()
         if self.stopping or len(self.sessions) >= self.config.smtp.max_connections:
-            conn.write(b"421 4.7.0 Too many connections, try again later\r\n")
+            conn.write(answers.TOO_MANY_CONNECTIONS.line().encode() + b"\r\n")
             conn.close()
             return
-        session = SmtpSession(self, conn)
-        task = asyncio.get_running_loop().create_task(session.run())
-        self.sessions[task] = session
+        session = Session(client_ip=conn.peer[0], client_port=conn.peer[1])
+        engine = SmtpProtocol(self, conn, session, Screening(self, session))
+        task = asyncio.get_running_loop().create_task(engine.run())
+        self.sessions[task] = engine
         task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
@@ -175,7 +178,7 @@ class Gateway:
         # finish it (the next command gets 421) until the grace time is up.
         for session in list(self.sessions.values()):
             if session.idle:
-                session.hangup("421 4.3.2 Service shutting down, try again later")
+                session.hangup(answers.SHUTTING_DOWN)
         if self.sessions:
             log.info("stopping: waiting for %d sessions", len(self.sessions))
             _done, pending = await asyncio.wait(
@@ -221,18 +224,18 @@ class Gateway:
     async def release_upstream(self, session: UpstreamSession) -> None:
         await self.upstreams.give_back(session)
 
-    async def deliver_local(self, tx: Transaction, message: bytes) -> str:
+    async def deliver_local(self, tx: Transaction, message: bytes) -> Answer:
         try:
             await self.maildir.deliver(message)
         except OSError as exc:
             log.error("queue_id=%s maildir delivery failed: %s", tx.queue_id, exc)
-            return "451 4.3.0 Local delivery failed, try again later"
-        return f"250 2.0.0 Ok: queued as {tx.queue_id}"
+            return answers.LOCAL_DELIVERY_FAILED
+        return answers.queued(tx.queue_id)
 
-    async def quarantine_message(self, tx: Transaction, message: bytes) -> str:
+    async def quarantine_message(self, tx: Transaction, message: bytes) -> Answer:
         try:
             await self.quarantine.put(message, envelope(tx))
         except OSError as exc:
             log.error("queue_id=%s quarantine failed: %s", tx.queue_id, exc)
-            return "451 4.3.0 Local storage failed, try again later"
-        return f"250 2.0.0 Ok: queued as {tx.queue_id}"
+            return answers.LOCAL_STORAGE_FAILED
+        return answers.queued(tx.queue_id)
