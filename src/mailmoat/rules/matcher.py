@@ -14,10 +14,14 @@ groups and their regex. A regex with a catastrophic-backtracking shape
 (``engine.backtracking_risk``) is never run with ``re``: the engine decides
 it exactly, or, without the engine, it is left out (``unbounded`` lists
 those; the loaders report them). Metas are compiled, all together, against
-the rules before each. ``match(tx)`` returns the rules that hit, in
+the rules before each. With ``reported`` (which rules' hits are read
+outside, e.g. every rule not named ``__...``), a rule neither reported nor
+named, directly or through other metas, by a meta that is, is kept in the
+set but never evaluated (``unread`` lists them): its hit could change
+nothing. ``match(tx)`` returns the rules that hit, in
 evaluation order, exactly as running every regex would; ``match_counts``
 also gives each hit count (more than one for rules with ``maxhits`` above
-1). Nothing here raises on odd message content.
+1; unread rules never hit). Nothing here raises on odd message content.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any, overload
 
 from mailmoat.core.transaction import Transaction
 from mailmoat.rules import engine, evals, lines
-from mailmoat.rules.meta import MetaCompiler, build_metas
+from mailmoat.rules.meta import MetaCompiler, build_metas, names_in
 from mailmoat.rules.model import Rule
 from mailmoat.rules.prefilter import Haystack, Needles, Scan, occurrences, search_at
 from mailmoat.rules.texts import BODY_LIMIT, RAW_LIMIT, Texts, exists_names
@@ -75,8 +79,17 @@ def match(rules: Sequence[Rule], tx: Transaction) -> list[Rule]:
 class RuleSet(Sequence[Rule]):
     """Rules in evaluation order, prepared for matching (see the module docstring)."""
 
-    def __init__(self, rules: Iterable[Rule], use_engine: bool | None = None) -> None:
+    def __init__(
+        self,
+        rules: Iterable[Rule],
+        use_engine: bool | None = None,
+        reported: Callable[[Rule], bool] | None = None,
+    ) -> None:
         self._rules = tuple(rules)
+        # Rules nothing reads (not reported, named by no meta that is read):
+        # loaded, never evaluated.
+        live = _read_names(self._rules, reported)
+        self.unread = tuple(r for r in self._rules if live is not None and r.name not in live)
         with_engine = engine.available() if use_engine is None else use_engine
         with_engine = with_engine and engine.available()
         self.unbounded: list[Rule] = []
@@ -90,6 +103,8 @@ class RuleSet(Sequence[Rule]):
             by_fold.setdefault(step.rule.folded, Scan(step.rule.folded)).add(step)
 
         for position, rule in enumerate(self._rules):
+            if live is not None and rule.name not in live:
+                continue
             if rule.kind == "meta":
                 metas.add(position, rule.expr, index)
             else:
@@ -202,6 +217,27 @@ class RuleSet(Sequence[Rule]):
 
 
 _EMPTY = [""]
+
+
+def _read_names(rules: Sequence[Rule], reported: Callable[[Rule], bool] | None) -> set[str] | None:
+    """The names of the rules whose hits are read: the ``reported`` ones and,
+    transitively, every rule a read meta names (None: all rules, no predicate)."""
+    if reported is None:
+        return None
+    metas: dict[str, list[Rule]] = {}
+    for rule in rules:
+        if rule.kind == "meta":
+            metas.setdefault(rule.name, []).append(rule)
+    live: set[str] = set()
+    pending = [rule.name for rule in rules if reported(rule)]
+    while pending:
+        name = pending.pop()
+        if name in live:
+            continue
+        live.add(name)
+        for meta in metas.get(name, ()):
+            pending.extend(names_in(meta.expr))
+    return live
 
 
 def _on_empty(scans: Iterable[Scan]) -> tuple[tuple[int, int], ...]:
