@@ -49,7 +49,6 @@ UNSUPPORTED_HEADERS = frozenset(
     | {"x-spam-last-trusted"}
 )
 _PARAGRAPH = re.compile(r"\n[ \t\r\f\v]*\n\s*")
-_SPACE = re.compile(r"\s+")
 _MESSAGE_IDS = ("message-id", "resent-message-id", "x-message-id")
 
 
@@ -82,7 +81,9 @@ def body_lines(message: Any, subject: bool = True) -> list[str]:
     text = "\n\n".join(t for t in (message.text, message.html_text) if t)[:BODY_LIMIT]
     lines = subject_lines(message) if subject else []
     for paragraph in _PARAGRAPH.split(text):
-        line = _SPACE.sub(" ", paragraph).strip()
+        # Whitespace runs made one space, the ends stripped (the same
+        # whitespace as ``\s`` in a str regex: ``str.isspace``).
+        line = " ".join(paragraph.split())
         if line:
             lines.extend(_pieces(as_bytes(line)))
     return lines

@@ -35,6 +35,28 @@ _SA_TEXTS: dict[str, Callable[[Any], list[str]]] = {
 }
 
 
+_HEADER, _MAKER, _BODY, _EVAL, _EXISTS, _RELAYS = range(6)
+# What each ``sa-`` key asks for, read once per key: (kind, header spec or
+# eval call or field, (text if unset, raw fields)).
+_PLANS: dict[str, tuple[int, str, tuple[str, bool]]] = {}
+
+
+def _plan(key: str) -> tuple[int, str, tuple[str, bool]]:
+    if key in _SA_TEXTS:
+        return _MAKER, "", ("", False)
+    if key in ("sa-body", "sa-body-nosubject"):
+        return _BODY, "", ("", False)
+    kind, _, spec = key.partition(":")
+    if kind == "sa-eval":
+        return _EVAL, spec, ("", False)
+    if kind == "sa-exists":
+        return _EXISTS, spec, ("", False)
+    spec, _, unset = spec.partition("\0")
+    if spec.split(":")[0] in satexts.RELAY_HEADERS:
+        return _RELAYS, "", ("", False)
+    return _HEADER, spec, (unset, "raw" in spec.split(":")[1:])
+
+
 class Texts:
     """The texts of one message, made on first use."""
 
@@ -84,35 +106,36 @@ class Texts:
         return made
 
     def _make_sa(self, key: str) -> list[str]:
-        maker = _SA_TEXTS.get(key)
-        if maker is not None:
-            return maker(self.message)
-        if key in ("sa-body", "sa-body-nosubject"):
+        plan = _PLANS.get(key)
+        if plan is None:
+            plan = _PLANS[key] = _plan(key)
+        kind, spec, unset = plan
+        if kind == _HEADER:
+            header_texts = self._header_texts
+            if spec in header_texts:
+                text = header_texts[spec]
+            else:
+                text = header_texts[spec] = satexts.header_text(spec, self._fields(unset[1]))
+            return [unset[0] if text is None else text]
+        if kind == _MAKER:
+            return _SA_TEXTS[key](self.message)
+        if kind == _BODY:
             # The same lines, with and without the Subject's: made once.
             if self._body_lines is None:
                 self._body_lines = satexts.body_lines(self.message, subject=False)
             if key == "sa-body-nosubject":
                 return self._body_lines
             return satexts.subject_lines(self.message) + self._body_lines
-        kind, _, spec = key.partition(":")
-        if kind == "sa-eval":
+        if kind == _EVAL:
             return [""] if evals.NATIVE[spec](self.message, self.tx) else []
-        if kind == "sa-exists":
+        if kind == _EXISTS:
             fields = self._fields(False)
             return [""] if any(name in fields for name in exists_names(spec)) else []
-        spec, _, unset = spec.partition("\0")
-        if spec.split(":")[0] in satexts.RELAY_HEADERS:
-            if self._relays is None:
-                session = getattr(self.tx, "session", None)
-                mail_from = getattr(self.tx, "mail_from", "") or ""
-                self._relays = satexts.relays(self.message, session, mail_from)
-            return [self._relays]
-        if spec in self._header_texts:
-            text = self._header_texts[spec]
-        else:
-            raw = "raw" in spec.split(":")[1:]
-            text = self._header_texts[spec] = satexts.header_text(spec, self._fields(raw))
-        return [unset if text is None else text]
+        if self._relays is None:
+            session = getattr(self.tx, "session", None)
+            mail_from = getattr(self.tx, "mail_from", "") or ""
+            self._relays = satexts.relays(self.message, session, mail_from)
+        return [self._relays]
 
     def _fields(self, raw: bool) -> satexts.Fields:
         made = self._by_name.get(raw)
