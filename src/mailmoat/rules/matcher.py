@@ -33,7 +33,7 @@ from itertools import compress
 from typing import Any, overload
 
 from mailmoat.core.transaction import Transaction
-from mailmoat.rules import engine, evals, lines
+from mailmoat.rules import backrefs, engine, evals, lines
 from mailmoat.rules.meta import MetaCompiler, build_metas, names_in
 from mailmoat.rules.model import Rule
 from mailmoat.rules.prefilter import Haystack, Needles, Scan, occurrences, search_at
@@ -267,6 +267,9 @@ class Step:
     limit: int  # matches counted at most
     # Set for a regex ``re`` must not run (backtracking risk): the engine decides.
     exact: engine.Exact | None = None
+    # A cheap test of a value, False only when the regex cannot match it
+    # (``backrefs``: the back-reference header rules).
+    precheck: Callable[[str], bool] | None = None
 
     @classmethod
     def of(cls, position: int, rule: Rule) -> Step:
@@ -279,7 +282,10 @@ class Step:
         groups = sorted({*rule.needles, rule.lead} - {()}, key=lambda g: (len(g), g))
         first = groups[0] if groups else ()
         rest = tuple(g for g in groups[1:] if not set(first) <= set(g))
-        return cls(position, rule, rule.regex, text, rule.lead, first, rest, rule.maxhits)
+        precheck = backrefs.precheck(rule.regex)
+        return cls(
+            position, rule, rule.regex, text, rule.lead, first, rest, rule.maxhits, None, precheck
+        )
 
     def count(self, values: list[str], haystack: Haystack | None) -> int:
         """The rule's hit count on ``values`` (see ``matches``): 0 or 1, up to
@@ -309,8 +315,11 @@ class Step:
             for group in self.rest:
                 if not haystack.has_any(group):
                     return False  # no literal of the group: the regex cannot match
-            if self.lead and haystack.aligned:  # a match can only start where a lead does
-                return search_at(self.regex, values[0], occurrences(haystack, self.lead))
+        if self.precheck is not None and not any(map(self.precheck, values)):
+            return False
+        if haystack is not None and self.lead and haystack.aligned:
+            # A match can only start where a lead does.
+            return search_at(self.regex, values[0], occurrences(haystack, self.lead))
         if len(values) == 1:
             return self.regex.search(values[0]) is not None
         return any(map(self.regex.search, values))

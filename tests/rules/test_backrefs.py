@@ -1,0 +1,69 @@
+"""The back-reference rules' conditions: never False where the regex matches."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from mailmoat.rules import backrefs
+
+FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL | re.ASCII
+SHAPES = sorted(backrefs._SHAPES)
+
+ADDRESSES = [
+    "joe@example.com", "Joe@Example.COM", "joe12@example.com", "joe1234@example.com",
+    "1234@example.com", "x<y@brand.net", "mary.smith@brand.net", "brand@mail.brand.net",
+    "bob@ex", "a@b.c", "ann@brand", "<joe@example.com>", "joe", "@example.com",
+]  # fmt: skip
+WORDS = ["hello", "brand", "JOE", "joe12", "example", '"brand', "re:", "<", ">", ",", ";", "@"]
+
+
+def _value(rng: random.Random) -> str:
+    parts = []
+    for _ in range(rng.randint(0, 4)):
+        parts.append(rng.choice([*ADDRESSES, *WORDS, "Joe Bloggs", " ", "\t", "\n ", "<", ""]))
+    return rng.choice(["", " ", "  ", "\n "]).join(parts)
+
+
+def _line(rng: random.Random) -> str:
+    address = rng.choice(ADDRESSES)
+    template = rng.choice(
+        [
+            "From: {v}", "From: {a}", "From: Name <{a}>", "From:\n  {a}", "From:{v}<{a}>",
+            "To: {a}", "To: {v}", "To: Name <{a}>, {v}", "To:  <{a}>", "Cc: {a}",
+            "Subject: {v}", "Subject: {v} {a} {v}", 'Subject: "{v}', "Subject: {a}",
+            "Received: from h by k for <{a}>; now", "Received: by k for {a};{v}",
+            "Received: from x for {v} for <{a}>; z", "Reply-To: {a}", "Delivered-To: {a}",
+            "X-Long: " + "y" * 120, "", "\t{a}", "{v}", "Message-Id: <{v}@{a}>",
+        ]
+    )  # fmt: skip
+    line = template.format(a=address, v=_value(rng))
+    return line.upper() if rng.random() < 0.1 else line
+
+
+def _text(rng: random.Random) -> str:
+    return "\n".join(_line(rng) for _ in range(rng.randint(1, 9))) + rng.choice(["\n", ""])
+
+
+@pytest.mark.parametrize("pattern", SHAPES)
+def test_the_condition_holds_wherever_the_regex_matches(pattern: str) -> None:
+    regex = re.compile(pattern, FLAGS)
+    check = backrefs.precheck(regex)
+    assert check is not None
+    rng = random.Random(pattern)
+    matched = pruned = 0
+    for _ in range(2500):
+        text = _text(rng)
+        if regex.search(text):
+            matched += 1
+            assert check(text), text
+        elif not check(text):
+            pruned += 1
+    assert matched >= 5 and pruned >= 600, (matched, pruned)
+
+
+def test_only_the_known_patterns_with_their_flags() -> None:
+    assert backrefs.precheck(re.compile(SHAPES[0], re.IGNORECASE)) is None
+    assert backrefs.precheck(re.compile(r"\nFrom: (\S+)\n.*\1", FLAGS)) is None
