@@ -47,6 +47,7 @@ class Shape:
     skip_space: bool = False  # the head ends with \s+ (which may cross lines)
     digits: bool = False  # the capture may end before a run of digits (lazy, then \d*)
     adjacent: bool = False  # \1 right after the tail keyword (an optional '"' between)
+    tail_skip: bytes = _WS  # what may come between the tail keyword and \1's line
 
     def __post_init__(self) -> None:
         space = _WS if self.skip_space else b""
@@ -60,7 +61,7 @@ class Shape:
         memo = _memo(text)
         if self.adjacent:
             return self._adjacent(memo.low)
-        region = memo.region(self.tail)
+        region = memo.region(self.tail, self.tail_skip)
         if not region:
             return False
         lines: re.Pattern[bytes] = getattr(self, "_lines")  # noqa: B009
@@ -128,22 +129,22 @@ class _Memo:
     def __init__(self, text: str) -> None:
         self.text = text
         self.low = text.encode("latin-1", "replace").lower()
-        self.regions: dict[bytes, bytes] = {}
+        self.regions: dict[tuple[bytes, bytes], bytes] = {}
 
-    def region(self, keyword: bytes) -> bytes:
-        """What follows each occurrence of ``keyword`` (and the blanks after
-        it) to the end of that line, joined by newlines."""
-        made = self.regions.get(keyword)
+    def region(self, keyword: bytes, skip: bytes) -> bytes:
+        """What follows each occurrence of ``keyword``, up to the end of the
+        line where the run of ``skip`` after it ends, joined by newlines."""
+        made = self.regions.get((keyword, skip))
         if made is None:
-            after = _TAILS.get(keyword)
+            after = _TAILS.get((keyword, skip))
             if after is None:
-                after = re.compile(re.escape(keyword) + b"(?=" + _WS + b"([^\n]*))")
-                _TAILS[keyword] = after
-            made = self.regions[keyword] = b"\n".join(after.findall(self.low))
+                after = re.compile(re.escape(keyword) + b"(?=(" + skip + b"[^\n]*))")
+                _TAILS[(keyword, skip)] = after
+            made = self.regions[(keyword, skip)] = b"\n".join(after.findall(self.low))
         return made
 
 
-_TAILS: dict[bytes, re.Pattern[bytes]] = {}
+_TAILS: dict[tuple[bytes, bytes], re.Pattern[bytes]] = {}
 _last: _Memo = _Memo("")
 
 
@@ -197,6 +198,9 @@ _SHAPES: dict[str, Shape] = {
     r"[^a-z0-9]": Shape(_TO, "angle", _ADDRESS + b",", b"subject: "),
     r"\nReceived:[^\n]{0,200} for <?([^\n\s>;]+)>?;(?:[^\n]+\n+)*Subject: [^\n]{0,100}\1"
     r"[^a-z0-9]": Shape(b"\nreceived:", "for", _SPACE + b">;", b"subject: "),
+    # __PDS_TO_EQ_FROM_NAME_1: \W+ between "From:" and \1 (may cross lines)
+    r"\nTo: (?:[^\n<]{0,80}<)?([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*From:\W+(\1)([^\n\w<]++<)?"
+    r'((?!\1)[^\n">]++)>?\n': Shape(_TO, "angle", _ADDRESS, b"from:", tail_skip=rb"[^a-z0-9_]*"),
     # __PDS_TO_BRAND_SUBJECT: "To:" at a line start (the text's first line too)
     r"^To:\s+<?[^\@]+\@([^\.]+)\.(?:[^\n]+\n+)*^Subject: \"?\1\b": (
         Shape(b"\nto:", "", b"", b"\nsubject: ", adjacent=True)

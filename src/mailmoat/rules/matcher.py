@@ -33,7 +33,7 @@ from itertools import compress
 from typing import Any, overload
 
 from mailmoat.core.transaction import Transaction
-from mailmoat.rules import backrefs, engine, evals, lines
+from mailmoat.rules import engine, evals, lines, prechecks
 from mailmoat.rules.meta import MetaCompiler, build_metas, names_in
 from mailmoat.rules.model import Rule
 from mailmoat.rules.prefilter import Haystack, Needles, Scan, occurrences, search_at
@@ -268,7 +268,7 @@ class Step:
     # Set for a regex ``re`` must not run (backtracking risk): the engine decides.
     exact: engine.Exact | None = None
     # A cheap test of a value, False only when the regex cannot match it
-    # (``backrefs``: the back-reference header rules).
+    # (``prechecks``: a few costly stock rules).
     precheck: Callable[[str], bool] | None = None
 
     @classmethod
@@ -282,7 +282,7 @@ class Step:
         groups = sorted({*rule.needles, rule.lead} - {()}, key=lambda g: (len(g), g))
         first = groups[0] if groups else ()
         rest = tuple(g for g in groups[1:] if not set(first) <= set(g))
-        precheck = backrefs.precheck(rule.regex)
+        precheck = prechecks.precheck(rule.regex)
         return cls(
             position, rule, rule.regex, text, rule.lead, first, rest, rule.maxhits, None, precheck
         )
@@ -298,6 +298,8 @@ class Step:
             return int(not found) if self.rule.negate else min(found, self.limit)
         if self.limit > 1:
             if haystack is not None and not all(map(haystack.has_any, self.rest)):
+                return 0
+            if self.precheck is not None and not any(map(self.precheck, values)):
                 return 0
             found = 0
             for value in values:

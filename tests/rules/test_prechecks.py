@@ -1,4 +1,4 @@
-"""The back-reference rules' conditions: never False where the regex matches."""
+"""The known rules' conditions (back-references, lines): never False where the regex matches."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from mailmoat.rules import backrefs
+from mailmoat.rules import backrefs, prechecks
 
 FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL | re.ASCII
 SHAPES = sorted(backrefs._SHAPES)
@@ -31,7 +31,8 @@ def _line(rng: random.Random) -> str:
     address = rng.choice(ADDRESSES)
     template = rng.choice(
         [
-            "From: {v}", "From: {a}", "From: Name <{a}>", "From:\n  {a}", "From:{v}<{a}>",
+            "From: {v}", "From: {a}", "From: {a} <{b}>", "From: Name <{a}>", "From:\n  {a}",
+            "From:{v}<{a}>",
             "To: {a}", "To: {v}", "To: Name <{a}>, {v}", "To:  <{a}>", "Cc: {a}",
             "Subject: {v}", "Subject: {v} {a} {v}", 'Subject: "{v}', "Subject: {a}",
             "Received: from h by k for <{a}>; now", "Received: by k for {a};{v}",
@@ -39,7 +40,7 @@ def _line(rng: random.Random) -> str:
             "X-Long: " + "y" * 120, "", "\t{a}", "{v}", "Message-Id: <{v}@{a}>",
         ]
     )  # fmt: skip
-    line = template.format(a=address, v=_value(rng))
+    line = template.format(a=address, b=rng.choice(ADDRESSES), v=_value(rng))
     return line.upper() if rng.random() < 0.1 else line
 
 
@@ -67,3 +68,32 @@ def test_the_condition_holds_wherever_the_regex_matches(pattern: str) -> None:
 def test_only_the_known_patterns_with_their_flags() -> None:
     assert backrefs.precheck(re.compile(SHAPES[0], re.IGNORECASE)) is None
     assert backrefs.precheck(re.compile(r"\nFrom: (\S+)\n.*\1", FLAGS)) is None
+
+
+LINE_RULES = [
+    (r"^[^\r\n]{998}", re.MULTILINE | re.ASCII),
+    (r"^\s*(?:[a-z]+\s+){10}\.$", re.MULTILINE | re.ASCII),
+    (r"^(?:Subject|From|To|Reply-To):\S", FLAGS),
+]
+PIECES = [
+    "a", "word", "Subject:", "From:x", "to:\t", "REPLY-TO:y", "x" * 500, "\r", "\n", "\n\n",
+    " ", "\t", ".", " .", "\x0b.", "one two three four five six seven eight nine ten ", "\xe9",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("pattern", "flags"), LINE_RULES)
+def test_the_line_conditions_hold_wherever_the_regex_matches(pattern: str, flags: int) -> None:
+    regex = re.compile(pattern, flags)
+    check = prechecks.precheck(regex)
+    assert check is not None
+    rng = random.Random(pattern)
+    matched = pruned = 0
+    for _ in range(3000):
+        text = "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 12)))
+        if regex.search(text):
+            matched += 1
+            assert check(text), text
+        elif not check(text):
+            pruned += 1
+    assert matched >= 20 and pruned >= 300, (matched, pruned)
+    assert prechecks.precheck(re.compile(pattern)) is None  # other flags: unknown
