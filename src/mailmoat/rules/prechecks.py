@@ -25,7 +25,7 @@ _SPACE_BYTES = _SPACES.encode()
 
 def _long_line(value: str) -> bool:
     """``^[^\\r\\n]{998}`` (multi-line) needs a line of 998 characters."""
-    return len(value) >= 998 and any(len(line) >= 998 for line in value.split("\n"))
+    return len(value) >= 998 and max(map(len, value.split("\n"))) >= 998
 
 
 def _spaced_dot_at_line_end(value: str) -> bool:

@@ -216,6 +216,7 @@ _OWN_NETWORKS = tuple(
 )  # fmt: skip
 
 
+@functools.lru_cache(maxsize=4096)
 def trusted_ip(ip: str) -> bool:
     """Loopback, RFC 1918, shared (CGNAT), link-local and unique-local
     addresses: relays inside our own network."""

@@ -37,24 +37,29 @@ _SA_TEXTS: dict[str, Callable[[Any], list[str]]] = {
 
 _HEADER, _MAKER, _BODY, _EVAL, _EXISTS, _RELAYS = range(6)
 # What each ``sa-`` key asks for, read once per key: (kind, header spec or
-# eval call or field, (text if unset, raw fields)).
-_PLANS: dict[str, tuple[int, str, tuple[str, bool]]] = {}
+# eval call or field, (text if unset, raw fields, the fields one of which
+# must exist for a text: none for ``ALL``)).
+_Plan = tuple[int, str, tuple[str, bool, tuple[str, ...]]]
+_PLANS: dict[str, _Plan] = {}
+_NOTHING = ("", False, ())
 
 
-def _plan(key: str) -> tuple[int, str, tuple[str, bool]]:
+def _plan(key: str) -> _Plan:
     if key in _SA_TEXTS:
-        return _MAKER, "", ("", False)
+        return _MAKER, "", _NOTHING
     if key in ("sa-body", "sa-body-nosubject"):
-        return _BODY, "", ("", False)
+        return _BODY, "", _NOTHING
     kind, _, spec = key.partition(":")
     if kind == "sa-eval":
-        return _EVAL, spec, ("", False)
+        return _EVAL, spec, _NOTHING
     if kind == "sa-exists":
-        return _EXISTS, spec, ("", False)
+        return _EXISTS, spec, _NOTHING
     spec, _, unset = spec.partition("\0")
-    if spec.split(":")[0] in satexts.RELAY_HEADERS:
-        return _RELAYS, "", ("", False)
-    return _HEADER, spec, (unset, "raw" in spec.split(":")[1:])
+    name, *modifiers = spec.split(":")
+    if name in satexts.RELAY_HEADERS:
+        return _RELAYS, "", _NOTHING
+    wanted = () if name == "all" else satexts.PSEUDO_FIELDS.get(name, (name,))
+    return _HEADER, spec, (unset, "raw" in modifiers, wanted)
 
 
 class Texts:
@@ -115,7 +120,13 @@ class Texts:
             if spec in header_texts:
                 text = header_texts[spec]
             else:
-                text = header_texts[spec] = satexts.header_text(spec, self._fields(unset[1]))
+                fields = self._fields(unset[1])
+                wanted = unset[2]
+                if wanted and not any(map(fields.__contains__, wanted)):
+                    text = None  # absent (most of them): nothing to make
+                else:
+                    text = satexts.header_text(spec, fields)
+                header_texts[spec] = text
             return [unset[0] if text is None else text]
         if kind == _MAKER:
             return _SA_TEXTS[key](self.message)
