@@ -148,6 +148,12 @@ _TAILS: dict[tuple[bytes, bytes], re.Pattern[bytes]] = {}
 _last: _Memo = _Memo("")
 
 
+def lowered(text: str) -> bytes:
+    """``text`` with its ASCII letters lowered, one byte per character
+    (characters past Latin-1 become "?"); kept for the next rule."""
+    return _memo(text).low
+
+
 def _memo(text: str) -> _Memo:
     """The memo of ``text`` (the same text comes for several rules in a row)."""
     global _last
