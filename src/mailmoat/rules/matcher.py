@@ -37,7 +37,7 @@ from mailmoat.rules import engine, evals, lines, prechecks
 from mailmoat.rules.meta import MetaCompiler, build_metas, names_in
 from mailmoat.rules.model import Rule
 from mailmoat.rules.prefilter import Haystack, Needles, Scan, occurrences, search_at
-from mailmoat.rules.texts import BODY_LIMIT, RAW_LIMIT, Texts, exists_names
+from mailmoat.rules.texts import BODY_LIMIT, RAW_LIMIT, Texts, exists_names, header_keys
 
 __all__ = ["BODY_LIMIT", "RAW_LIMIT", "RuleSet", "Step", "match"]
 
@@ -97,6 +97,7 @@ class RuleSet(Sequence[Rule]):
         scans: dict[str, dict[bool, Scan]] = {}  # text -> folded -> scan
         for_engine: dict[str, list[Step]] = {}
         index: dict[str, int] = {}  # name -> position of the latest rule of that name so far
+        read: set[str] = set()  # the texts the rules search
 
         def scan(step: Step) -> None:
             by_fold = scans.setdefault(step.text, {})
@@ -109,6 +110,7 @@ class RuleSet(Sequence[Rule]):
                 metas.add(position, rule.expr, index)
             else:
                 step = Step.of(position, rule)
+                read.add(step.text)
                 if engine.backtracking_risk(step.regex):
                     try:
                         step = replace(step, exact=engine.Exact(step.regex))
@@ -142,6 +144,7 @@ class RuleSet(Sequence[Rule]):
             {"subject"}
             | {r.header for r in self._rules if r.kind == "header" and not r.text} - {"all"}
         )
+        self._header_keys = header_keys(sorted(read))
         self._meta_source = metas.source()
         self._prepare()
 
@@ -186,6 +189,7 @@ class RuleSet(Sequence[Rule]):
     def match_counts(self, tx: Transaction) -> list[tuple[Rule, int]]:
         """(rule, hit count) of the rules that hit ``tx``, in evaluation order."""
         texts = Texts(tx.message, self._fields, tx)
+        texts.make_headers(self._header_keys)
         hits = [0] * len(self._rules)
         for engine_text in self._engines:
             engine_text.run(texts, hits)
@@ -317,9 +321,13 @@ class Step:
     def matches(self, values: list[str], haystack: Haystack | None) -> bool:
         """Whether the rule hits ``values``, one of its ``first`` literals
         being known to occur in ``haystack`` (None: it has no literals)."""
-        if haystack is not None:
+        if haystack is not None and self.rest:
+            text = haystack.text
             for group in self.rest:
-                if not haystack.has_any(group):
+                for literal in group:
+                    if literal in text:
+                        break
+                else:
                     return False  # no literal of the group: the regex cannot match
         if self.precheck is not None and not any(map(self.precheck, values)):
             return False

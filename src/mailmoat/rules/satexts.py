@@ -129,9 +129,19 @@ class Fields(dict[str, list[str]]):
 
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
         super().__init__()
-        self.pairs = pairs = [(n, v[:HEADER_LIMIT]) for n, v in pairs]
+        kept: list[tuple[str, str]] = []
+        get = self.get
         for name, value in pairs:
-            self.setdefault(name.lower(), []).append(value)
+            if len(value) > HEADER_LIMIT:
+                value = value[:HEADER_LIMIT]
+            kept.append((name, value))
+            key = name.lower()
+            found = get(key)
+            if found is None:
+                self[key] = [value]
+            else:
+                found.append(value)
+        self.pairs = kept
 
 
 # SpamAssassin recognises its pseudo-headers by exact spelling.

@@ -19,7 +19,7 @@ literal prefilter tests. Nothing here raises on odd content.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from mailmoat.rules import evals, satexts
@@ -110,24 +110,35 @@ class Texts:
         self.made[key] = made
         return made
 
-    def _make_sa(self, key: str) -> list[str]:
-        plan = _PLANS.get(key)
-        if plan is None:
-            plan = _PLANS[key] = _plan(key)
-        kind, spec, unset = plan
-        if kind == _HEADER:
-            header_texts = self._header_texts
+    def make_headers(self, keys: Iterable[str]) -> None:
+        """Make the header texts ``keys`` (see ``header_keys``) in one pass:
+        the rules read every one of them on every message."""
+        made = self.made
+        header_texts = self._header_texts
+        fields_of = self._fields
+        for key in keys:
+            if key in made:
+                continue
+            _, spec, (unset, raw, wanted) = _PLANS.get(key) or _plan(key)
             if spec in header_texts:
                 text = header_texts[spec]
             else:
-                fields = self._fields(unset[1])
-                wanted = unset[2]
+                fields = fields_of(raw)
                 if wanted and not any(map(fields.__contains__, wanted)):
                     text = None  # absent (most of them): nothing to make
                 else:
                     text = satexts.header_text(spec, fields)
                 header_texts[spec] = text
-            return [unset[0] if text is None else text]
+            made[key] = [unset if text is None else text]
+
+    def _make_sa(self, key: str) -> list[str]:
+        plan = _PLANS.get(key)
+        if plan is None:
+            plan = _PLANS[key] = _plan(key)
+        kind, spec, _ = plan
+        if kind == _HEADER:
+            self.make_headers((key,))
+            return self.made.pop(key)
         if kind == _MAKER:
             return _SA_TEXTS[key](self.message)
         if kind == _BODY:
@@ -154,7 +165,9 @@ class Texts:
             pairs = (
                 satexts.raw_headers(self.message)
                 if raw
-                else [(n, satexts.as_bytes(v)) for n, v in self.message.headers]
+                else [
+                    (n, v if v.isascii() else satexts.as_bytes(v)) for n, v in self.message.headers
+                ]
             )
             made = self._by_name[raw] = satexts.Fields(pairs)
         return made
@@ -178,6 +191,12 @@ class Texts:
         """The values of ``key`` (made already) joined by newlines."""
         values = self.made[key]
         return values[0] if len(values) == 1 else "\n".join(values)
+
+
+def header_keys(keys: Iterable[str]) -> tuple[str, ...]:
+    """Those of ``keys`` that are SpamAssassin header texts (``sa-header:``,
+    the relays excepted): what ``Texts.make_headers`` makes."""
+    return tuple(k for k in keys if k.startswith("sa-header:") and _plan(k)[0] == _HEADER)
 
 
 def exists_names(spec: str) -> tuple[str, ...]:
