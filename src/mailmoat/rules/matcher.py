@@ -37,7 +37,14 @@ from mailmoat.rules import engine, evals, lines, prechecks
 from mailmoat.rules.meta import MetaCompiler, build_metas, names_in
 from mailmoat.rules.model import Rule
 from mailmoat.rules.prefilter import Haystack, Needles, Scan, occurrences, search_at
-from mailmoat.rules.texts import BODY_LIMIT, RAW_LIMIT, Texts, exists_names, header_keys
+from mailmoat.rules.texts import (
+    ABSENT,
+    BODY_LIMIT,
+    RAW_LIMIT,
+    Texts,
+    exists_names,
+    header_keys,
+)
 
 __all__ = ["BODY_LIMIT", "RAW_LIMIT", "RuleSet", "Step", "match"]
 
@@ -118,6 +125,8 @@ class RuleSet(Sequence[Rule]):
                         self.unbounded.append(rule)
                         index[rule.name] = position
                         continue
+                # Its count on a text that is one empty value (an absent header).
+                step = replace(step, on_empty=step.count(_EMPTY, None))
                 group = _engine_group(step.text)
                 if with_engine and group and not rule.negate:
                     for_engine.setdefault(group, []).append(step)
@@ -220,7 +229,7 @@ class RuleSet(Sequence[Rule]):
         return [(rules[i], hits[i]) for i in compress(range(len(hits)), hits)]
 
 
-_EMPTY = [""]
+_EMPTY = [""]  # equal to ABSENT, but not it: ``Step.count`` works it out
 
 
 def _read_names(rules: Sequence[Rule], reported: Callable[[Rule], bool] | None) -> set[str] | None:
@@ -274,6 +283,7 @@ class Step:
     # A cheap test of a value, False only when the regex cannot match it
     # (``prechecks``: a few costly stock rules).
     precheck: Callable[[str], bool] | None = None
+    on_empty: int = 0  # the count when the text is ``texts.ABSENT``
 
     @classmethod
     def of(cls, position: int, rule: Rule) -> Step:
@@ -298,6 +308,8 @@ class Step:
     def count(self, values: list[str], haystack: Haystack | None) -> int:
         """The rule's hit count on ``values`` (see ``matches``): 0 or 1, up to
         ``limit`` matches for a counting rule; a negated rule hits on no match."""
+        if values is ABSENT:  # one empty value (most header texts): known at load
+            return self.on_empty
         if self.exact is not None:  # no re: one hit per value that matches
             if haystack is not None and not all(map(haystack.has_any, self.rest)):
                 found = 0

@@ -35,6 +35,10 @@ _SA_TEXTS: dict[str, Callable[[Any], list[str]]] = {
 }
 
 
+# The values of a header text that is empty (most are: absent headers),
+# shared so that a rule can tell it at once (never modified).
+ABSENT = [""]
+
 _HEADER, _MAKER, _BODY, _EVAL, _EXISTS, _RELAYS = range(6)
 # What each ``sa-`` key asks for, read once per key: (kind, header spec or
 # eval call or field, (text if unset, raw fields, the fields one of which
@@ -129,7 +133,8 @@ class Texts:
                 else:
                     text = satexts.header_text(spec, fields)
                 header_texts[spec] = text
-            made[key] = [unset if text is None else text]
+            value = unset if text is None else text
+            made[key] = [value] if value else ABSENT
 
     def _make_sa(self, key: str) -> list[str]:
         plan = _PLANS.get(key)
@@ -138,7 +143,7 @@ class Texts:
         kind, spec, _ = plan
         if kind == _HEADER:
             self.make_headers((key,))
-            return self.made.pop(key)
+            return self.made.pop(key)  # ``values`` keeps it
         if kind == _MAKER:
             return _SA_TEXTS[key](self.message)
         if kind == _BODY:
