@@ -123,15 +123,19 @@ class Texts:
         for key in keys:
             if key in made:
                 continue
-            _, spec, (unset, raw, wanted) = _PLANS.get(key) or _plan(key)
+            plan = _PLANS.get(key)
+            if plan is None:
+                plan = _PLANS[key] = _plan(key)
+            _, spec, (unset, raw, wanted) = plan
             if spec in header_texts:
                 text = header_texts[spec]
             else:
                 fields = fields_of(raw)
-                if wanted and not any(map(fields.__contains__, wanted)):
-                    text = None  # absent (most of them): nothing to make
-                else:
-                    text = satexts.header_text(spec, fields)
+                text = None  # absent (most of them): nothing to make
+                for name in wanted or ("",):
+                    if not name or name in fields:
+                        text = satexts.header_text(spec, fields)
+                        break
                 header_texts[spec] = text
             value = unset if text is None else text
             made[key] = [value] if value else ABSENT
