@@ -69,3 +69,16 @@ def test_clean_admin_files_pass(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout
     assert "rules loaded: 21" in done.stdout  # 20 bundled + GOOD
     assert mailmoat("config", "--check", "--config", config).returncode == 0
+
+
+def test_stats_counts_the_helpers_nothing_reads(tmp_path: Path) -> None:
+    local = tmp_path / "local.cf"
+    local.write_text(
+        "body __READ /fine/\nbody __UNREAD /never read/\nbody __ALSO_READ /also/\n"
+        "meta __INNER __ALSO_READ\nmeta GOOD __READ && __INNER\nscore GOOD 0.5\n"
+    )
+    config = config_with(tmp_path, f'sa_default = false\nsa_paths = ["{local}"]')
+    done = mailmoat("rules", "--stats", "--config", config)
+    assert done.returncode == 0, done.stdout
+    assert "rules loaded: 25" in done.stdout  # 20 bundled + 5 (the unread helper too)
+    assert "not evaluated, as nothing reads their hits (unused helpers): 1" in done.stdout

@@ -148,3 +148,23 @@ def test_metas_see_only_the_rules_before_them() -> None:
         "META_BOTH",
         "META_OF_META",
     ]
+
+
+def test_rules_nothing_reads_are_not_evaluated() -> None:
+    text = RULES + (
+        "\n[rules.__UNREAD]\nbody = 'cash'\n"
+        "\n[rules.__UNREAD_META]\nmeta = '__UNREAD || SUBJ_WIN'\n"
+        "\n[rules.__READ_DEEP]\nbody = 'prize'\n"
+        "\n[rules.__READ_META]\nmeta = '__READ_DEEP'\n"
+        "\n[rules.READER]\nmeta = '__READ_META'\n"
+    )
+    rules, errors = load_rules([("t.toml", text)])
+    assert errors == []
+    pruned = RuleSet(list(rules), reported=lambda rule: not rule.name.startswith("__"))
+    assert sorted(r.name for r in pruned.unread) == ["__UNREAD", "__UNREAD_META"]
+    assert len(pruned) == len(rules)  # loaded all the same
+    msg = make_tx(b"Subject: You WIN\r\n\r\nClaim your cash prize, secret\r\n")
+    everything = [r.name for r in rules.match(msg)]
+    assert {"__UNREAD", "__UNREAD_META", "__READ_DEEP", "READER"} <= set(everything)
+    unread = {r.name for r in pruned.unread}
+    assert [r.name for r in pruned.match(msg)] == [n for n in everything if n not in unread]

@@ -36,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"rules loaded: {total} ({', '.join(f'{k} {n}' for k, n in kinds.most_common())})")
     from_sa = sum(1 for r in rules if ".cf:" in r.source)
     print(f"  of which SpamAssassin rules: {from_sa - len(left_out)}")
+    unread = sum(1 for rule in rules.unread if rule.name not in left_out)
+    print(f"  not evaluated, as nothing reads their hits (unused helpers): {unread}")
     sources = [*report.system_paths, *config.rules.sa_paths]
     print(f"SpamAssassin sources: {', '.join(sources) if sources else 'none'}")
     if engine.available():

@@ -14,10 +14,14 @@ groups and their regex. A regex with a catastrophic-backtracking shape
 (``engine.backtracking_risk``) is never run with ``re``: the engine decides
 it exactly, or, without the engine, it is left out (``unbounded`` lists
 those; the loaders report them). Metas are compiled, all together, against
-the rules before each. ``match(tx)`` returns the rules that hit, in
+the rules before each. With ``reported`` (which rules' hits are read
+outside, e.g. every rule not named ``__...``), a rule neither reported nor
+named, directly or through other metas, by a meta that is, is kept in the
+set but never evaluated (``unread`` lists them): its hit could change
+nothing. ``match(tx)`` returns the rules that hit, in
 evaluation order, exactly as running every regex would; ``match_counts``
 also gives each hit count (more than one for rules with ``maxhits`` above
-1). Nothing here raises on odd message content.
+1; unread rules never hit). Nothing here raises on odd message content.
 """
 
 from __future__ import annotations
@@ -29,11 +33,18 @@ from itertools import compress
 from typing import Any, overload
 
 from mailmoat.core.transaction import Transaction
-from mailmoat.rules import engine, evals, lines
-from mailmoat.rules.meta import MetaCompiler, build_metas
+from mailmoat.rules import engine, evals, lines, prechecks
+from mailmoat.rules.meta import MetaCompiler, build_metas, names_in
 from mailmoat.rules.model import Rule
 from mailmoat.rules.prefilter import Haystack, Needles, Scan, occurrences, search_at
-from mailmoat.rules.texts import BODY_LIMIT, RAW_LIMIT, Texts, exists_names
+from mailmoat.rules.texts import (
+    ABSENT,
+    BODY_LIMIT,
+    RAW_LIMIT,
+    Texts,
+    exists_names,
+    header_keys,
+)
 
 __all__ = ["BODY_LIMIT", "RAW_LIMIT", "RuleSet", "Step", "match"]
 
@@ -75,8 +86,17 @@ def match(rules: Sequence[Rule], tx: Transaction) -> list[Rule]:
 class RuleSet(Sequence[Rule]):
     """Rules in evaluation order, prepared for matching (see the module docstring)."""
 
-    def __init__(self, rules: Iterable[Rule], use_engine: bool | None = None) -> None:
+    def __init__(
+        self,
+        rules: Iterable[Rule],
+        use_engine: bool | None = None,
+        reported: Callable[[Rule], bool] | None = None,
+    ) -> None:
         self._rules = tuple(rules)
+        # Rules nothing reads (not reported, named by no meta that is read):
+        # loaded, never evaluated.
+        live = _read_names(self._rules, reported)
+        self.unread = tuple(r for r in self._rules if live is not None and r.name not in live)
         with_engine = engine.available() if use_engine is None else use_engine
         with_engine = with_engine and engine.available()
         self.unbounded: list[Rule] = []
@@ -84,16 +104,20 @@ class RuleSet(Sequence[Rule]):
         scans: dict[str, dict[bool, Scan]] = {}  # text -> folded -> scan
         for_engine: dict[str, list[Step]] = {}
         index: dict[str, int] = {}  # name -> position of the latest rule of that name so far
+        read: set[str] = set()  # the texts the rules search
 
         def scan(step: Step) -> None:
             by_fold = scans.setdefault(step.text, {})
             by_fold.setdefault(step.rule.folded, Scan(step.rule.folded)).add(step)
 
         for position, rule in enumerate(self._rules):
+            if live is not None and rule.name not in live:
+                continue
             if rule.kind == "meta":
                 metas.add(position, rule.expr, index)
             else:
                 step = Step.of(position, rule)
+                read.add(step.text)
                 if engine.backtracking_risk(step.regex):
                     try:
                         step = replace(step, exact=engine.Exact(step.regex))
@@ -101,6 +125,8 @@ class RuleSet(Sequence[Rule]):
                         self.unbounded.append(rule)
                         index[rule.name] = position
                         continue
+                # Its count on a text that is one empty value (an absent header).
+                step = replace(step, on_empty=step.count(_EMPTY, None))
                 group = _engine_group(step.text)
                 if with_engine and group and not rule.negate:
                     for_engine.setdefault(group, []).append(step)
@@ -127,6 +153,7 @@ class RuleSet(Sequence[Rule]):
             {"subject"}
             | {r.header for r in self._rules if r.kind == "header" and not r.text} - {"all"}
         )
+        self._header_keys = header_keys(sorted(read))
         self._meta_source = metas.source()
         self._prepare()
 
@@ -171,6 +198,7 @@ class RuleSet(Sequence[Rule]):
     def match_counts(self, tx: Transaction) -> list[tuple[Rule, int]]:
         """(rule, hit count) of the rules that hit ``tx``, in evaluation order."""
         texts = Texts(tx.message, self._fields, tx)
+        texts.make_headers(self._header_keys)
         hits = [0] * len(self._rules)
         for engine_text in self._engines:
             engine_text.run(texts, hits)
@@ -201,7 +229,28 @@ class RuleSet(Sequence[Rule]):
         return [(rules[i], hits[i]) for i in compress(range(len(hits)), hits)]
 
 
-_EMPTY = [""]
+_EMPTY = [""]  # equal to ABSENT, but not it: ``Step.count`` works it out
+
+
+def _read_names(rules: Sequence[Rule], reported: Callable[[Rule], bool] | None) -> set[str] | None:
+    """The names of the rules whose hits are read: the ``reported`` ones and,
+    transitively, every rule a read meta names (None: all rules, no predicate)."""
+    if reported is None:
+        return None
+    metas: dict[str, list[Rule]] = {}
+    for rule in rules:
+        if rule.kind == "meta":
+            metas.setdefault(rule.name, []).append(rule)
+    live: set[str] = set()
+    pending = [rule.name for rule in rules if reported(rule)]
+    while pending:
+        name = pending.pop()
+        if name in live:
+            continue
+        live.add(name)
+        for meta in metas.get(name, ()):
+            pending.extend(names_in(meta.expr))
+    return live
 
 
 def _on_empty(scans: Iterable[Scan]) -> tuple[tuple[int, int], ...]:
@@ -231,6 +280,10 @@ class Step:
     limit: int  # matches counted at most
     # Set for a regex ``re`` must not run (backtracking risk): the engine decides.
     exact: engine.Exact | None = None
+    # A cheap test of a value, False only when the regex cannot match it
+    # (``prechecks``: a few costly stock rules).
+    precheck: Callable[[str], bool] | None = None
+    on_empty: int = 0  # the count when the text is ``texts.ABSENT``
 
     @classmethod
     def of(cls, position: int, rule: Rule) -> Step:
@@ -243,11 +296,20 @@ class Step:
         groups = sorted({*rule.needles, rule.lead} - {()}, key=lambda g: (len(g), g))
         first = groups[0] if groups else ()
         rest = tuple(g for g in groups[1:] if not set(first) <= set(g))
-        return cls(position, rule, rule.regex, text, rule.lead, first, rest, rule.maxhits)
+        precheck = prechecks.precheck(rule.regex)
+        # Trying a SpamAssassin regex (ASCII) at each place a lead occurs costs
+        # more than ``re``'s own search (measured over the corpus); the TOML
+        # rules' Unicode regexes gain from it.
+        lead = () if text.startswith("sa-") else rule.lead
+        return cls(
+            position, rule, rule.regex, text, lead, first, rest, rule.maxhits, None, precheck
+        )
 
     def count(self, values: list[str], haystack: Haystack | None) -> int:
         """The rule's hit count on ``values`` (see ``matches``): 0 or 1, up to
         ``limit`` matches for a counting rule; a negated rule hits on no match."""
+        if values is ABSENT:  # one empty value (most header texts): known at load
+            return self.on_empty
         if self.exact is not None:  # no re: one hit per value that matches
             if haystack is not None and not all(map(haystack.has_any, self.rest)):
                 found = 0
@@ -256,6 +318,8 @@ class Step:
             return int(not found) if self.rule.negate else min(found, self.limit)
         if self.limit > 1:
             if haystack is not None and not all(map(haystack.has_any, self.rest)):
+                return 0
+            if self.precheck is not None and not any(map(self.precheck, values)):
                 return 0
             found = 0
             for value in values:
@@ -269,12 +333,19 @@ class Step:
     def matches(self, values: list[str], haystack: Haystack | None) -> bool:
         """Whether the rule hits ``values``, one of its ``first`` literals
         being known to occur in ``haystack`` (None: it has no literals)."""
-        if haystack is not None:
+        if haystack is not None and self.rest:
+            text = haystack.text
             for group in self.rest:
-                if not haystack.has_any(group):
+                for literal in group:
+                    if literal in text:
+                        break
+                else:
                     return False  # no literal of the group: the regex cannot match
-            if self.lead and haystack.aligned:  # a match can only start where a lead does
-                return search_at(self.regex, values[0], occurrences(haystack, self.lead))
+        if self.precheck is not None and not any(map(self.precheck, values)):
+            return False
+        if haystack is not None and self.lead and haystack.aligned:
+            # A match can only start where a lead does.
+            return search_at(self.regex, values[0], occurrences(haystack, self.lead))
         if len(values) == 1:
             return self.regex.search(values[0]) is not None
         return any(map(self.regex.search, values))

@@ -49,7 +49,6 @@ UNSUPPORTED_HEADERS = frozenset(
     | {"x-spam-last-trusted"}
 )
 _PARAGRAPH = re.compile(r"\n[ \t\r\f\v]*\n\s*")
-_SPACE = re.compile(r"\s+")
 _MESSAGE_IDS = ("message-id", "resent-message-id", "x-message-id")
 
 
@@ -82,7 +81,9 @@ def body_lines(message: Any, subject: bool = True) -> list[str]:
     text = "\n\n".join(t for t in (message.text, message.html_text) if t)[:BODY_LIMIT]
     lines = subject_lines(message) if subject else []
     for paragraph in _PARAGRAPH.split(text):
-        line = _SPACE.sub(" ", paragraph).strip()
+        # Whitespace runs made one space, the ends stripped (the same
+        # whitespace as ``\s`` in a str regex: ``str.isspace``).
+        line = " ".join(paragraph.split())
         if line:
             lines.extend(_pieces(as_bytes(line)))
     return lines
@@ -128,9 +129,19 @@ class Fields(dict[str, list[str]]):
 
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
         super().__init__()
-        self.pairs = pairs = [(n, v[:HEADER_LIMIT]) for n, v in pairs]
+        kept: list[tuple[str, str]] = []
+        get = self.get
         for name, value in pairs:
-            self.setdefault(name.lower(), []).append(value)
+            if len(value) > HEADER_LIMIT:
+                value = value[:HEADER_LIMIT]
+            kept.append((name, value))
+            key = name.lower()
+            found = get(key)
+            if found is None:
+                self[key] = [value]
+            else:
+                found.append(value)
+        self.pairs = kept
 
 
 # SpamAssassin recognises its pseudo-headers by exact spelling.
@@ -215,6 +226,7 @@ _OWN_NETWORKS = tuple(
 )  # fmt: skip
 
 
+@functools.lru_cache(maxsize=4096)
 def trusted_ip(ip: str) -> bool:
     """Loopback, RFC 1918, shared (CGNAT), link-local and unique-local
     addresses: relays inside our own network."""

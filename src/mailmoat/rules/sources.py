@@ -9,10 +9,12 @@ then the admin's TOML files (``files``). It returns the prepared
 ``RuleSet`` and a ``LoadReport``: the SpamAssassin load (skips by reason,
 problems with ``file:line``), the TOML error lines, and the rules left out
 because ``re`` could backtrack on them without end and no engine can bound
-them. The result is kept per process for identical config and files, so
-building the checks again (tests, a reload that changed nothing) is cheap,
-and on disk (``setcache``: keyed by the config and the content of every
-rule file read), so a start with unchanged rules does not translate them.
+them. Helpers (``__...``) that no reported rule reads, even through
+metas, are loaded but not evaluated (``RuleSet.unread``). The result is
+kept per process for identical config and files, so building the checks
+again (tests, a reload that changed nothing) is cheap, and on disk
+(``setcache``: keyed by the config and the content of every rule file
+read), so a start with unchanged rules does not translate them.
 
 Failure mode: nothing raises; every problem is in the report (the caller
 logs it, ``mailmoat rules --stats`` and ``config --check`` print it).
@@ -56,6 +58,12 @@ class LoadReport:
                 Problem(rule.source, UNBOUNDED, f"rule {rule.name}: {UNBOUNDED}", _admin(rule))
             )
         return found
+
+
+def reported(rule: Rule) -> bool:
+    """Whether a rule's hits are read outside the rule set: its symbol is
+    added (the rules check skips the helpers, named ``__...``)."""
+    return not rule.name.startswith("__")
 
 
 def _admin(rule: Rule) -> bool:
@@ -141,6 +149,8 @@ def _load(
         if not Path(path).is_file():
             report.toml_errors.append(f"{path}: unreadable, file skipped")
     read_toml(rule_sources(False, config.files), rules, report.toml_errors)
-    rule_set = RuleSet(order_metas(rules, report.toml_errors), use_engine=use_engine)
+    rule_set = RuleSet(
+        order_metas(rules, report.toml_errors), use_engine=use_engine, reported=reported
+    )
     report.unbounded = list(rule_set.unbounded)
     return rule_set, report

@@ -19,7 +19,7 @@ literal prefilter tests. Nothing here raises on odd content.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from mailmoat.rules import evals, satexts
@@ -33,6 +33,37 @@ _SA_TEXTS: dict[str, Callable[[Any], list[str]]] = {
     "sa-full": satexts.full_text,
     "sa-uri": satexts.uris,
 }
+
+
+# The values of a header text that is empty (most are: absent headers),
+# shared so that a rule can tell it at once (never modified).
+ABSENT = [""]
+
+_HEADER, _MAKER, _BODY, _EVAL, _EXISTS, _RELAYS = range(6)
+# What each ``sa-`` key asks for, read once per key: (kind, header spec or
+# eval call or field, (text if unset, raw fields, the fields one of which
+# must exist for a text: none for ``ALL``)).
+_Plan = tuple[int, str, tuple[str, bool, tuple[str, ...]]]
+_PLANS: dict[str, _Plan] = {}
+_NOTHING = ("", False, ())
+
+
+def _plan(key: str) -> _Plan:
+    if key in _SA_TEXTS:
+        return _MAKER, "", _NOTHING
+    if key in ("sa-body", "sa-body-nosubject"):
+        return _BODY, "", _NOTHING
+    kind, _, spec = key.partition(":")
+    if kind == "sa-eval":
+        return _EVAL, spec, _NOTHING
+    if kind == "sa-exists":
+        return _EXISTS, spec, _NOTHING
+    spec, _, unset = spec.partition("\0")
+    name, *modifiers = spec.split(":")
+    if name in satexts.RELAY_HEADERS:
+        return _RELAYS, "", _NOTHING
+    wanted = () if name == "all" else satexts.PSEUDO_FIELDS.get(name, (name,))
+    return _HEADER, spec, (unset, "raw" in modifiers, wanted)
 
 
 class Texts:
@@ -83,36 +114,59 @@ class Texts:
         self.made[key] = made
         return made
 
+    def make_headers(self, keys: Iterable[str]) -> None:
+        """Make the header texts ``keys`` (see ``header_keys``) in one pass:
+        the rules read every one of them on every message."""
+        made = self.made
+        header_texts = self._header_texts
+        fields_of = self._fields
+        for key in keys:
+            if key in made:
+                continue
+            plan = _PLANS.get(key)
+            if plan is None:
+                plan = _PLANS[key] = _plan(key)
+            _, spec, (unset, raw, wanted) = plan
+            if spec in header_texts:
+                text = header_texts[spec]
+            else:
+                fields = fields_of(raw)
+                text = None  # absent (most of them): nothing to make
+                for name in wanted or ("",):
+                    if not name or name in fields:
+                        text = satexts.header_text(spec, fields)
+                        break
+                header_texts[spec] = text
+            value = unset if text is None else text
+            made[key] = [value] if value else ABSENT
+
     def _make_sa(self, key: str) -> list[str]:
-        maker = _SA_TEXTS.get(key)
-        if maker is not None:
-            return maker(self.message)
-        if key in ("sa-body", "sa-body-nosubject"):
+        plan = _PLANS.get(key)
+        if plan is None:
+            plan = _PLANS[key] = _plan(key)
+        kind, spec, _ = plan
+        if kind == _HEADER:
+            self.make_headers((key,))
+            return self.made.pop(key)  # ``values`` keeps it
+        if kind == _MAKER:
+            return _SA_TEXTS[key](self.message)
+        if kind == _BODY:
             # The same lines, with and without the Subject's: made once.
             if self._body_lines is None:
                 self._body_lines = satexts.body_lines(self.message, subject=False)
             if key == "sa-body-nosubject":
                 return self._body_lines
             return satexts.subject_lines(self.message) + self._body_lines
-        kind, _, spec = key.partition(":")
-        if kind == "sa-eval":
+        if kind == _EVAL:
             return [""] if evals.NATIVE[spec](self.message, self.tx) else []
-        if kind == "sa-exists":
+        if kind == _EXISTS:
             fields = self._fields(False)
             return [""] if any(name in fields for name in exists_names(spec)) else []
-        spec, _, unset = spec.partition("\0")
-        if spec.split(":")[0] in satexts.RELAY_HEADERS:
-            if self._relays is None:
-                session = getattr(self.tx, "session", None)
-                mail_from = getattr(self.tx, "mail_from", "") or ""
-                self._relays = satexts.relays(self.message, session, mail_from)
-            return [self._relays]
-        if spec in self._header_texts:
-            text = self._header_texts[spec]
-        else:
-            raw = "raw" in spec.split(":")[1:]
-            text = self._header_texts[spec] = satexts.header_text(spec, self._fields(raw))
-        return [unset if text is None else text]
+        if self._relays is None:
+            session = getattr(self.tx, "session", None)
+            mail_from = getattr(self.tx, "mail_from", "") or ""
+            self._relays = satexts.relays(self.message, session, mail_from)
+        return [self._relays]
 
     def _fields(self, raw: bool) -> satexts.Fields:
         made = self._by_name.get(raw)
@@ -120,7 +174,9 @@ class Texts:
             pairs = (
                 satexts.raw_headers(self.message)
                 if raw
-                else [(n, satexts.as_bytes(v)) for n, v in self.message.headers]
+                else [
+                    (n, v if v.isascii() else satexts.as_bytes(v)) for n, v in self.message.headers
+                ]
             )
             made = self._by_name[raw] = satexts.Fields(pairs)
         return made
@@ -144,6 +200,12 @@ class Texts:
         """The values of ``key`` (made already) joined by newlines."""
         values = self.made[key]
         return values[0] if len(values) == 1 else "\n".join(values)
+
+
+def header_keys(keys: Iterable[str]) -> tuple[str, ...]:
+    """Those of ``keys`` that are SpamAssassin header texts (``sa-header:``,
+    the relays excepted): what ``Texts.make_headers`` makes."""
+    return tuple(k for k in keys if k.startswith("sa-header:") and _plan(k)[0] == _HEADER)
 
 
 def exists_names(spec: str) -> tuple[str, ...]:
