@@ -24,6 +24,7 @@ import re
 from typing import Any
 
 from mailmoat.rules.prefilter import parsed
+from mailmoat.rules.shapes import CATEGORY_ESCAPES
 
 _sre: Any = importlib.import_module("re._parser")
 _ASCII_LAST = 0x7F
@@ -159,14 +160,7 @@ _ANCHORS: dict[Any, str] = {
     _sre.AT_BOUNDARY: r"\b",
     _sre.AT_NON_BOUNDARY: r"\B",
 }
-_CATEGORIES: dict[Any, str] = {
-    _sre.CATEGORY_DIGIT: r"\d",
-    _sre.CATEGORY_NOT_DIGIT: r"\D",
-    _sre.CATEGORY_SPACE: r"\s",
-    _sre.CATEGORY_NOT_SPACE: r"\S",
-    _sre.CATEGORY_WORD: r"\w",
-    _sre.CATEGORY_NOT_WORD: r"\W",
-}
+_CATEGORIES = CATEGORY_ESCAPES
 
 
 def _char(value: int) -> str:

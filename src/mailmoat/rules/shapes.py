@@ -67,18 +67,20 @@ def _risky(items: Any) -> bool:
 
 _ALL = frozenset(range(256))
 _CATEGORIES: dict[Any, frozenset[int]] = {}
+# A parsed character category and the escape that writes it.
+CATEGORY_ESCAPES: dict[Any, str] = {
+    _sre.CATEGORY_DIGIT: r"\d",
+    _sre.CATEGORY_NOT_DIGIT: r"\D",
+    _sre.CATEGORY_SPACE: r"\s",
+    _sre.CATEGORY_NOT_SPACE: r"\S",
+    _sre.CATEGORY_WORD: r"\w",
+    _sre.CATEGORY_NOT_WORD: r"\W",
+}
 
 
 def _category(code: Any) -> frozenset[int]:
     if code not in _CATEGORIES:
-        probe = {
-            _sre.CATEGORY_DIGIT: r"\d",
-            _sre.CATEGORY_NOT_DIGIT: r"\D",
-            _sre.CATEGORY_SPACE: r"\s",
-            _sre.CATEGORY_NOT_SPACE: r"\S",
-            _sre.CATEGORY_WORD: r"\w",
-            _sre.CATEGORY_NOT_WORD: r"\W",
-        }.get(code)
+        probe = CATEGORY_ESCAPES.get(code)
         found = _ALL if probe is None else {c for c in _ALL if re.match(probe, chr(c), re.A)}
         _CATEGORIES[code] = frozenset(found)
     return _CATEGORIES[code]
