@@ -27,7 +27,7 @@ from mailmoat.checks.doors import RUNNER_SPEC
 from mailmoat.checks.order import waves
 from mailmoat.checks.registry import requirements, runner_settings
 from mailmoat.config import CheckSettings
-from mailmoat.core.record import EOD_STARTED, TransactionRecord
+from mailmoat.core.record import TransactionRecord
 from mailmoat.core.scoring import Decision, decide
 from mailmoat.core.symbols import Action, Evidence, Forced, Precedence, Stage, Symbol
 from mailmoat.core.transaction import Transaction
@@ -60,7 +60,7 @@ class Pipeline:
     async def run(self, stage: Stage, tx: Transaction) -> Decision:
         config = self.services.config
         if stage is Stage.DATA:
-            tx.notes[EOD_STARTED] = time.monotonic()
+            tx.eod_started = time.monotonic()
         found = Evidence()
         for wave in self._waves[stage]:
             allowlisted = tx.allowlisted or any(f.action is Action.ACCEPT for f in found.forced)

@@ -16,9 +16,6 @@ from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Stage, Symbol
 from mailmoat.core.transaction import Transaction
 
-# ``tx.notes`` key: time.monotonic() when the end-of-DATA checks started.
-EOD_STARTED = "eod_started"
-
 
 @dataclass(frozen=True)
 class TransactionRecord:
@@ -77,7 +74,7 @@ def record_for(
 ) -> TransactionRecord:
     headers = tx.headers if tx.data else None
     session = tx.session
-    eod_started = tx.notes.get(EOD_STARTED)
+    eod_started = tx.eod_started
     return TransactionRecord(
         queue_id=tx.queue_id,
         client_ip=session.client_ip,
@@ -98,5 +95,5 @@ def record_for(
         front=session.front,
         node=node,
         mta_queue_id=tx.mta_queue_id,
-        eod_seconds=time.monotonic() - eod_started if isinstance(eod_started, float) else -1.0,
+        eod_seconds=time.monotonic() - eod_started if eod_started is not None else -1.0,
     )

@@ -103,6 +103,9 @@ class Transaction:
     # and the RCPT commands the client sent, refused ones included.
     mta_queue_id: str = ""
     rcpt_attempts: int = 0
+    # When the pipeline began the DATA stage (time.monotonic(); None: not yet),
+    # read by the transaction record for its end-of-DATA time.
+    eod_started: float | None = None
     # A check's or front's private memo for this transaction, under a key of
     # its own; never a result another check reads (that is a typed field).
     notes: dict[str, Any] = field(default_factory=dict)

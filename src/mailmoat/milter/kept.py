@@ -19,26 +19,16 @@ from __future__ import annotations
 import logging
 
 from mailmoat.config import Config
-from mailmoat.core.headers import decoded
 from mailmoat.core.scoring import Decision
 from mailmoat.core.transaction import Transaction
-from mailmoat.delivery.quarantine import Quarantine
+from mailmoat.delivery.quarantine import Quarantine, envelope
 from mailmoat.smtp.outcome import prepare
 
 log = logging.getLogger("mailmoat.milter")
 
 
 async def keep(config: Config, tx: Transaction, decision: Decision) -> bool:
-    meta: dict[str, object] = {
-        "queue_id": tx.queue_id,
-        "mta_queue_id": tx.mta_queue_id,
-        "mail_from": tx.mail_from,
-        "rcpts": list(tx.rcpts),
-        "client_ip": tx.session.client_ip,
-        "subject": decoded(tx.headers.get("Subject"))[:500],
-        "score": tx.score,
-        "symbols": {s.name: s.score for s in tx.all_symbols},
-    }
+    meta = {**envelope(tx), "mta_queue_id": tx.mta_queue_id}
     try:
         box = Quarantine(config.quarantine.directory, config.quarantine.retention_days)
         await box.put(prepare(tx, decision, config), meta)
