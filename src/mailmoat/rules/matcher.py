@@ -255,15 +255,9 @@ def _read_names(rules: Sequence[Rule], reported: Callable[[Rule], bool] | None) 
 
 def _on_empty(scans: Iterable[Scan]) -> tuple[tuple[int, int], ...]:
     """(position, hit count) of the rules of ``scans`` that hit when their
-    text is one empty value (as ``match_counts`` would find, worked out once)."""
-    found: list[tuple[int, int]] = []
-    for scan in scans:
-        haystack = Haystack("", True) if scan.literals else None
-        for step in scan.candidates(haystack):
-            count = step.count(_EMPTY, haystack)
-            if count:
-                found.append((step.position, count))
-    return tuple(found)
+    text is one empty value (each step's ``on_empty``; a rule with literals
+    cannot match an empty value, so only those without are looked at)."""
+    return tuple((s.position, s.on_empty) for scan in scans for s in scan.always if s.on_empty)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
