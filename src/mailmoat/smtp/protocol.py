@@ -156,12 +156,11 @@ class SmtpProtocol:
     async def _loop(self) -> None:
         limits = self.config.smtp
         hard_limit = self.config.protocol.hard_error_limit
-        loop = asyncio.get_running_loop()
         while not self.closing:
             if self.errors >= hard_limit:
                 self.say(answers.TOO_MANY_ERRORS)
                 return
-            deadline = loop.time() + limits.command_timeout
+            deadline = self.conn.time() + limits.command_timeout
             try:
                 line = await self.conn.readline(limits.max_command_length + 2, deadline)
             except LineTooLong:

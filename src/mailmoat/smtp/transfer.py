@@ -15,7 +15,6 @@ the client goes away.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -55,7 +54,7 @@ async def read_message(
     conn: Connection, config: Config, options: list[str], claim: Callable[[int], bool]
 ) -> Received:
     limits = config.smtp
-    deadline = asyncio.get_running_loop().time() + limits.command_timeout
+    deadline = conn.time() + limits.command_timeout
     payload, size = await conn.read_data(limits.max_message_size, deadline, claim)
     if payload is not None and not claim(len(payload)):
         payload = None
