@@ -372,12 +372,12 @@ def test_fast_path_taken_only_when_safe(
 
 def test_head_used_only_when_it_fits() -> None:
     from mailmoat.core.headers import parse_header_block
-    from mailmoat.message.parse import _HEADER_END, _head_fits
+    from mailmoat.message.parse import _HEADER_END, _Given, _head_fits
 
     def fits(data: bytes) -> bool:
         match = _HEADER_END.search(data)
         offset = match.end() if match else len(data)
-        return _head_fits(data, offset, parse_header_block(data))
+        return _head_fits(data, offset, _Given(data, 0, parse_header_block(data)))
 
     assert fits(b"Subject: a\r\nX: b\r\n\r\nbody\r\n")
     assert not fits(b"Subject: a\nX: b\n\nbody\r\n\r\n")  # LF block: header_end differs
@@ -386,3 +386,34 @@ def test_head_used_only_when_it_fits() -> None:
     assert not fits(b"Subject: a\rX: b\r\n\r\nbody\r\n")
     assert not fits(b"\r\nX: y\r\n\r\nbody\r\n")  # header_end is 0
     assert not fits(b"Subject: a\r\nno colon\r\n\r\nbody\r\n")
+
+
+@pytest.mark.parametrize(
+    ("raw", "reused"),
+    [
+        (b"From a@b Tue Jul 31 22:36:21 2001\r\nSubject: a\r\n\r\nbody\r\n", True),
+        (b"Subject: a\r\nX: b\r\n\r\nbody\r\n", True),
+        (b"From a@b x\r\nFrom c@d y\r\nSubject: a\r\n\r\nbody\r\n", False),  # two envelopes
+        (b"From a@b x\rz\r\nSubject: a\r\n\r\nbody\r\n", False),  # bare CR in the envelope
+        (b"From a@b x\r\n\r\nSubject: a\r\n\r\nbody\r\n", False),  # no header block
+        (b"From a@b x\nSubject: a\n\nbody\n", False),  # LF: header_end finds no CRLF CRLF
+    ],
+)
+def test_head_behind_an_envelope_line_is_reused(
+    raw: bytes, reused: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailmoat.core.headers import parse_header_block
+    from mailmoat.message import parse
+
+    head = parse_header_block(raw)
+    expected = parse._parse(raw, None, None, fast=False)
+    splits: list[bytes] = []
+    real = parse.plain_header_block
+
+    def spy(block: bytes) -> object:
+        splits.append(block)
+        return real(block)
+
+    monkeypatch.setattr(parse, "plain_header_block", spy)
+    assert parse_message(raw, head=head) == expected
+    assert (not splits) is reused

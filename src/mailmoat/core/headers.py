@@ -42,6 +42,14 @@ def parse_header_block(message: bytes) -> Message:
     return plain if plain is not None else BytesHeaderParser(policy=compat32).parsebytes(block)
 
 
+def plain_header_block(block: bytes) -> Message | None:
+    """The fields of ``block`` (a header block without its blank line) as
+    ``parse_header_block`` splits a plain block by itself: the stdlib's
+    ``Message`` for it, or None when the block is not plain (then only the
+    stdlib's parser can tell)."""
+    return _plain_header_block(block)
+
+
 # What the stdlib's feed parser takes for a field name: printable ASCII
 # but the colon (``email.feedparser.headerRE``), at least one character.
 _FIELD_NAME = re.compile(r"[\041-\071\073-\176]+")

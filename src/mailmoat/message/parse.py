@@ -22,10 +22,11 @@ Fast path: when the top-level part is single-part (not ``multipart/*`` or
 ``message/*``) and a header-only parse ends exactly at the blank line found
 by ``_HEADER_END``, the body bytes are sliced from the input and handed to
 the walk as the root's payload, because the full parser would only rebuild
-that same body line by line (the bulk of its cost for a plain message); a
-header block already parsed by the caller (``Transaction.headers``) is
-reused when it provably covers the same lines. Anything else takes the full
-parse, so the result is the same either way.
+that same body line by line (the bulk of its cost for a plain message). The
+header block is the caller's parse (``Transaction.headers``) when it
+provably covers the same lines (also behind an mbox ``From `` line), else
+``core.headers``' own split of a plain block, else the stdlib's. Anything
+else takes the full parse, so the result is the same either way.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from email import policy
 from email.errors import MissingHeaderBodySeparatorDefect
 from email.message import Message
 from email.parser import BytesParser
+from typing import NamedTuple
 
-from mailmoat.core.headers import header_end
+from mailmoat.core.headers import header_end, plain_header_block
 from mailmoat.message.decode import (
     decode_header_value,
     decode_text,
@@ -83,19 +85,27 @@ def _parse(
     except (TypeError, ValueError):
         data = b""
         defects.append("input_not_bytes")
-    as_given = True  # data is raw as the caller's head parser saw it
+    # Bytes of ``raw`` before ``data``: None once data is no longer a tail
+    # of raw as the caller's head parser saw it.
+    head_skip: int | None = 0
+    given_data = data
     if data.startswith(b"From "):
         line_end = data.find(b"\n")
         data = data[line_end + 1 :] if line_end >= 0 else b""
-        as_given = False
+        head_skip = line_end + 1 if line_end >= 0 else None
     if len(data) > limits.max_input_bytes:
         data = data[: limits.max_input_bytes]
         defects.append("input_truncated")
-        as_given = False
+        head_skip = None
     separator = _HEADER_END.search(data)
     body_offset = separator.end() if separator else len(data)
     try:
-        split = _single_part(data, body_offset, head if as_given else None) if fast else None
+        given = (
+            _Given(given_data, head_skip, head)
+            if head is not None and head_skip is not None
+            else None
+        )
+        split = _single_part(data, separator, given) if fast else None
         if split is None:
             message, payload = _full_parse(data), None
         else:
@@ -142,23 +152,37 @@ def _full_parse(data: bytes) -> Message:
     return BytesParser(policy=policy.compat32).parsebytes(data)
 
 
+class _Given(NamedTuple):
+    """The caller's header block parse: ``head`` was parsed from ``data``,
+    which holds the parsed text after its first ``skip`` bytes (an mbox
+    ``From `` line)."""
+
+    data: bytes
+    skip: int
+    head: Message
+
+
 def _single_part(
-    data: bytes, body_offset: int, head: Message | None
+    data: bytes, separator: re.Match[bytes] | None, given: _Given | None
 ) -> tuple[Message, bytes] | None:
     """The root's headers and payload when the full parse would give a
-    single-part root whose body is exactly ``data[body_offset:]``; None when
-    only the full parse can tell.
+    single-part root whose body is exactly ``data[separator.end():]``; None
+    when only the full parse can tell.
 
     The full parser ends the header block at the first line that is not a
     header line; a blank one is consumed, any other is pushed back into the
-    body with a ``MissingHeaderBodySeparatorDefect``. ``data[:body_offset]``
-    ends with a blank line (``_HEADER_END``), so a header-only parse of it
-    that leaves no payload took every line before that blank line as a
-    header: the same lines (the slice ends with LF, so they split as in
-    ``data``), headers and defects as the full parse. The root's payload is
-    then the rest of the text, whose bytes (ASCII with surrogateescape) are
-    ``data[body_offset:]``.
+    body with a ``MissingHeaderBodySeparatorDefect``. ``separator`` is the
+    first blank line (``_HEADER_END``): a header-only parse of the lines
+    before it that takes every one as a header (``_clean``) gives the same
+    headers and defects as the full parse. That parse is the caller's when
+    it fits (``_head_fits``), else ``plain_header_block``'s split of a plain
+    block (the stdlib's ``Message`` for it), else the stdlib's. The root's
+    payload is then the rest of the text, whose bytes (ASCII with
+    surrogateescape) are ``data[separator.end():]``.
     """
+    if separator is None:
+        return None
+    body_offset = separator.end()
     block = data[:body_offset]
     # A compound root's Content-Type holds one of these (compat32 lower-cases
     # the type before ";"). Seen, the root is most likely compound: spare a
@@ -167,10 +191,19 @@ def _single_part(
     if b"multipart/" in lowered or b"message/" in lowered:
         return None
     try:
-        if head is None or not _head_fits(data, body_offset, head):
-            head = BytesParser(policy=policy.compat32).parsebytes(block, headersonly=True)
-            if not _clean(head):
-                return None
+        if given is not None and _head_fits(data, body_offset, given):
+            head = given.head
+        else:
+            # The block with its last line end, without the blank line.
+            line_end = separator.start() + (2 if block[separator.start()] == 13 else 1)
+            head_or_none = plain_header_block(block[:line_end])
+            if head_or_none is None:
+                head_or_none = BytesParser(policy=policy.compat32).parsebytes(
+                    block, headersonly=True
+                )
+                if not _clean(head_or_none):
+                    return None
+            head = head_or_none
         # The test the full parser makes before it reads the body.
         if head.get_content_maintype() in ("multipart", "message"):
             return None
@@ -179,10 +212,10 @@ def _single_part(
         return None
 
 
-def _head_fits(data: bytes, body_offset: int, head: Message) -> bool:
-    """Whether ``head``, parsed by ``parse_header_block`` from
-    ``data[:header_end(data)]`` (the header block without its blank line),
-    saw the lines the full parse reads as the header block.
+def _head_fits(data: bytes, body_offset: int, given: _Given) -> bool:
+    """Whether ``given.head``, parsed by ``parse_header_block`` from the
+    header block of ``given.data`` (``data`` behind ``given.skip`` bytes),
+    saw the lines the full parse of ``data`` reads as the header block.
 
     ``header_end`` finds only the first CRLF CRLF: it must be the separator
     ``_HEADER_END`` found (none earlier, LF-only or not), so the block ends
@@ -190,14 +223,18 @@ def _head_fits(data: bytes, body_offset: int, head: Message) -> bool:
     CRs the block's lines split as in ``data``, its last line is no blank
     line (that would be an earlier separator), and a parse that left no
     payload and no separator defect took them all as headers, as the full
-    parse does before it consumes the blank line.
+    parse does before it consumes the blank line. With skipped bytes (an
+    mbox ``From `` line, which ``parse_header_block`` took as the envelope
+    line), ``data`` must not start with ``From `` (the full parse would take
+    that line as the envelope; the head saw it as a misplaced one).
     """
-    block_end = body_offset - 2
+    block_end = given.skip + body_offset - 2
     return (
-        block_end > 0
-        and header_end(data) == block_end
-        and data.count(b"\r", 0, block_end) == data.count(b"\r\n", 0, block_end)
-        and _clean(head)
+        body_offset > 2
+        and header_end(given.data) == block_end
+        and given.data.count(b"\r", 0, block_end) == given.data.count(b"\r\n", 0, block_end)
+        and not (given.skip and data.startswith(b"From "))
+        and _clean(given.head)
     )
 
 
