@@ -39,6 +39,10 @@ def _stdlib(data: bytes) -> Message:
         (b"Subject: no end", False),
         (b"\r\nbody only\r\n", False),
         (b"Subject: lf\nFrom: a@b\n", True),
+        (b"From a@b x\r\n", True),  # the envelope line alone
+        (b"From a@b x\n\n", False),  # the envelope line, then a blank line
+        (b"Subject\r\n x: y\r\n\r\n", False),  # the colon on a continuation line
+        (b"X:  \t\r\n\tv\r\nY:\r\n\r\n", True),  # blanks before a fold
     ],
 )
 def test_same_message_as_the_stdlib(data: bytes, plain: bool) -> None:

@@ -349,7 +349,10 @@ def test_fast_path_matches_full_parse(label: str, raw: bytes, line_end: str) -> 
         (b"Subject: a\n\nb\xe9dy\n", True),
         (b"Subject: a\nno colon\n\nbody\n", False),
         (b"Subject: a\r\r\n\r\nbody\r\n", False),
-        (b'Content-Type: multipart/mixed; boundary="b"\n\n--b\n\nx\n--b--\n', False),
+        (b'Content-Type: multipart/mixed; boundary="b"\n\n--b\n\nx\n--b--\n', True),
+        (b'Content-Type: multipart/mixed; boundary="b"\n\n--b\n\nx\n', False),  # no close
+        (b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\n\nx\r\n--b--\r\n', False),
+        (b"Content-Type: multipart/digest; boundary=b\n\n--b\n\nx\n--b--\n", False),
         (b"Content-Type: message/rfc822\n\nSubject: inner\n\nx\n", False),
     ],
 )
@@ -372,12 +375,13 @@ def test_fast_path_taken_only_when_safe(
 
 def test_head_used_only_when_it_fits() -> None:
     from mailmoat.core.headers import parse_header_block
-    from mailmoat.message.parse import _HEADER_END, _Given, _head_fits
+    from mailmoat.message.fastpath import Given, head_fits
+    from mailmoat.message.parse import _HEADER_END
 
     def fits(data: bytes) -> bool:
         match = _HEADER_END.search(data)
         offset = match.end() if match else len(data)
-        return _head_fits(data, offset, _Given(data, 0, parse_header_block(data)))
+        return head_fits(data, offset, Given(data, 0, parse_header_block(data)))
 
     assert fits(b"Subject: a\r\nX: b\r\n\r\nbody\r\n")
     assert not fits(b"Subject: a\nX: b\n\nbody\r\n\r\n")  # LF block: header_end differs
@@ -403,17 +407,44 @@ def test_head_behind_an_envelope_line_is_reused(
     raw: bytes, reused: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mailmoat.core.headers import parse_header_block
-    from mailmoat.message import parse
+    from mailmoat.message import fastpath, parse
 
     head = parse_header_block(raw)
     expected = parse._parse(raw, None, None, fast=False)
     splits: list[bytes] = []
-    real = parse.plain_header_block
+    real = fastpath.plain_header_block
 
     def spy(block: bytes) -> object:
         splits.append(block)
         return real(block)
 
-    monkeypatch.setattr(parse, "plain_header_block", spy)
+    monkeypatch.setattr(fastpath, "plain_header_block", spy)
     assert parse_message(raw, head=head) == expected
     assert (not splits) is reused
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Subject: a\n\nbody\n",
+        b"CONTENT-TYPE: Text/HTML ; charset=x\ncontent-type: text/plain\n\nx\n",
+        b"Content-Type: text\nContent-Disposition: attachment\n\nx\n",
+        b"Content-Type: a/b/c\nContent-Transfer-Encoding: base64\n\nx\n",
+        b"Content-Type: text/pl\xe9in; name=\xe9\nContent-Disposition: \xff\n\nx\n",
+        b"Content-Type: multipart/digest; boundary=b\n\n--b\n\nSubject: x\n\ny\n--b--\n",
+    ],
+)
+def test_leaf_fields_read_as_message_get_reads_them(raw: bytes) -> None:
+    from email.message import Message
+
+    from mailmoat.message.parse import _Fields, _full_parse
+
+    parts: list[Message] = [_full_parse(raw)]
+    for part in parts:
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            parts.extend(payload)
+        fields = _Fields(part)
+        assert fields.content_type() == part.get_content_type()
+        for name in ("Content-Type", "Content-Disposition", "Content-Transfer-Encoding"):
+            assert str(fields.get(name.lower())) == str(part.get(name, ""))

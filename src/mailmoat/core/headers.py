@@ -53,6 +53,9 @@ def plain_header_block(block: bytes) -> Message | None:
 # What the stdlib's feed parser takes for a field name: printable ASCII
 # but the colon (``email.feedparser.headerRE``), at least one character.
 _FIELD_NAME = re.compile(r"[\041-\071\073-\176]+")
+# A line end not followed by a continuation line's blank: where a field ends.
+_FIELD_STARTS_CRLF = re.compile(r"\r\n(?![ \t])")
+_FIELD_STARTS_LF = re.compile(r"\n(?![ \t])")
 
 
 def _plain_header_block(block: bytes) -> Message | None:
@@ -66,33 +69,37 @@ def _plain_header_block(block: bytes) -> Message | None:
         return None
     if not block.endswith(eol.encode()):
         return None
+    # As the stdlib reads it: ASCII, other bytes as surrogates; without the
+    # last line end, split into fields (a line and its continuation lines).
+    text = block.decode("ascii", "surrogateescape")[: -len(eol)]
+    unixfrom = ""
+    if text.startswith("From "):  # an mbox envelope line, kept apart
+        unixfrom, more, text = text.partition(eol)
+        if not more:
+            return _message(unixfrom, [])
+    if text[:1] in (" ", "\t"):
+        return None  # a continuation first: the stdlib records a defect
     fields: list[tuple[str, str]] = []
-    name = unixfrom = ""
-    value: list[str] = []
-    # As the stdlib reads it: ASCII, other bytes as surrogates.
-    lines = block.decode("ascii", "surrogateescape").split(eol)
-    if lines[0].startswith("From "):  # an mbox envelope line, kept apart
-        unixfrom = lines.pop(0)
-    for line in lines[:-1]:
-        if line[:1] in (" ", "\t"):
-            if not name:
-                return None  # a continuation first: the stdlib records a defect
-            value.append(line + eol)
-            continue
-        if name:
-            fields.append((name, "".join(value).rstrip("\r\n")))
-        colon = line.find(":")
-        if colon <= 0 or line.startswith("From ") or not _FIELD_NAME.fullmatch(line, 0, colon):
+    for field in (_FIELD_STARTS_CRLF if eol == "\r\n" else _FIELD_STARTS_LF).split(text):
+        colon = field.find(":")
+        # A name with a line end, space or colon in it is no field name:
+        # so neither a line without a colon nor a misplaced ``From `` line.
+        if colon <= 0 or not _FIELD_NAME.fullmatch(field, 0, colon):
             return None
-        name = line[:colon]
-        value = [(line[colon + 1 :] + eol).lstrip(" \t")]
-    if name:
-        fields.append((name, "".join(value).rstrip("\r\n")))
+        # The value's first line loses its leading blanks (never its line
+        # end); folds stay inside it.
+        fields.append((field[:colon], field[colon + 1 :].lstrip(" \t")))
+    return _message(unixfrom, fields)
+
+
+def _message(unixfrom: str, fields: list[tuple[str, str]]) -> Message:
+    """A header-only ``Message`` as the stdlib's parser makes it."""
     parsed = Message(policy=compat32)
     if unixfrom:
         parsed.set_unixfrom(unixfrom)
-    for field in fields:
-        parsed.set_raw(*field)
+    # What ``set_raw`` would append field by field: compat32 stores a field
+    # as its (name, value) pair (``Compat32.header_store_parse``).
+    vars(parsed)["_headers"] = fields
     parsed.set_payload("")
     return parsed
 

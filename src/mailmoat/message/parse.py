@@ -18,27 +18,24 @@ hand here is only what it lacks: an iterative, depth- and count-limited walk
 charset fallbacks (see ``decode``), HTML reduction (``html``) and URL
 extraction (``urls``).
 
-Fast path: when the top-level part is single-part (not ``multipart/*`` or
-``message/*``) and a header-only parse ends exactly at the blank line found
-by ``_HEADER_END``, the body bytes are sliced from the input and handed to
-the walk as the root's payload, because the full parser would only rebuild
-that same body line by line (the bulk of its cost for a plain message). The
-header block is the caller's parse (``Transaction.headers``) when it
-provably covers the same lines (also behind an mbox ``From `` line), else
-``core.headers``' own split of a plain block, else the stdlib's. Anything
-else takes the full parse, so the result is the same either way.
+Fast paths (``fastpath``): a single-part root's body is sliced from the
+input and handed to the walk as the root's payload, and a plain multipart
+tree is split on its delimiter lines with ``bytes.find``, because the full
+parser would only rebuild those same bodies line by line (the bulk of its
+cost). The header block is the caller's parse (``Transaction.headers``)
+when it provably covers the same lines (also behind an mbox ``From ``
+line), else ``core.headers``' own split of a plain block, else the
+stdlib's. Anything else takes the full parse, so the result is the same
+either way.
 """
 
 from __future__ import annotations
 
 import re
 from email import policy
-from email.errors import MissingHeaderBodySeparatorDefect
 from email.message import Message
 from email.parser import BytesParser
-from typing import NamedTuple
 
-from mailmoat.core.headers import header_end, plain_header_block
 from mailmoat.message.decode import (
     decode_header_value,
     decode_text,
@@ -46,6 +43,7 @@ from mailmoat.message.decode import (
     surrogate_bytes,
 )
 from mailmoat.message.fallback import split_tree
+from mailmoat.message.fastpath import Given, split_message
 from mailmoat.message.html import html_to_text
 from mailmoat.message.model import Attachment, ParsedMessage, ParseLimits
 from mailmoat.message.urls import UrlCollector
@@ -101,11 +99,11 @@ def _parse(
     body_offset = separator.end() if separator else len(data)
     try:
         given = (
-            _Given(given_data, head_skip, head)
+            Given(given_data, head_skip, head)
             if head is not None and head_skip is not None
             else None
         )
-        split = _single_part(data, separator, given) if fast else None
+        split = split_message(data, separator, given) if fast else None
         if split is None:
             message, payload = _full_parse(data), None
         else:
@@ -150,99 +148,6 @@ def _salvage(
 
 def _full_parse(data: bytes) -> Message:
     return BytesParser(policy=policy.compat32).parsebytes(data)
-
-
-class _Given(NamedTuple):
-    """The caller's header block parse: ``head`` was parsed from ``data``,
-    which holds the parsed text after its first ``skip`` bytes (an mbox
-    ``From `` line)."""
-
-    data: bytes
-    skip: int
-    head: Message
-
-
-def _single_part(
-    data: bytes, separator: re.Match[bytes] | None, given: _Given | None
-) -> tuple[Message, bytes] | None:
-    """The root's headers and payload when the full parse would give a
-    single-part root whose body is exactly ``data[separator.end():]``; None
-    when only the full parse can tell.
-
-    The full parser ends the header block at the first line that is not a
-    header line; a blank one is consumed, any other is pushed back into the
-    body with a ``MissingHeaderBodySeparatorDefect``. ``separator`` is the
-    first blank line (``_HEADER_END``): a header-only parse of the lines
-    before it that takes every one as a header (``_clean``) gives the same
-    headers and defects as the full parse. That parse is the caller's when
-    it fits (``_head_fits``), else ``plain_header_block``'s split of a plain
-    block (the stdlib's ``Message`` for it), else the stdlib's. The root's
-    payload is then the rest of the text, whose bytes (ASCII with
-    surrogateescape) are ``data[separator.end():]``.
-    """
-    if separator is None:
-        return None
-    body_offset = separator.end()
-    block = data[:body_offset]
-    # A compound root's Content-Type holds one of these (compat32 lower-cases
-    # the type before ";"). Seen, the root is most likely compound: spare a
-    # header parse the full parse would repeat. (A faster test than a regex.)
-    lowered = block.lower()
-    if b"multipart/" in lowered or b"message/" in lowered:
-        return None
-    try:
-        if given is not None and _head_fits(data, body_offset, given):
-            head = given.head
-        else:
-            # The block with its last line end, without the blank line.
-            line_end = separator.start() + (2 if block[separator.start()] == 13 else 1)
-            head_or_none = plain_header_block(block[:line_end])
-            if head_or_none is None:
-                head_or_none = BytesParser(policy=policy.compat32).parsebytes(
-                    block, headersonly=True
-                )
-                if not _clean(head_or_none):
-                    return None
-            head = head_or_none
-        # The test the full parser makes before it reads the body.
-        if head.get_content_maintype() in ("multipart", "message"):
-            return None
-        return head, data[body_offset:]
-    except Exception:  # let the full parse meet (and report) the same failure
-        return None
-
-
-def _head_fits(data: bytes, body_offset: int, given: _Given) -> bool:
-    """Whether ``given.head``, parsed by ``parse_header_block`` from the
-    header block of ``given.data`` (``data`` behind ``given.skip`` bytes),
-    saw the lines the full parse of ``data`` reads as the header block.
-
-    ``header_end`` finds only the first CRLF CRLF: it must be the separator
-    ``_HEADER_END`` found (none earlier, LF-only or not), so the block ends
-    where ``data[:body_offset]`` ends but for the blank line. Without bare
-    CRs the block's lines split as in ``data``, its last line is no blank
-    line (that would be an earlier separator), and a parse that left no
-    payload and no separator defect took them all as headers, as the full
-    parse does before it consumes the blank line. With skipped bytes (an
-    mbox ``From `` line, which ``parse_header_block`` took as the envelope
-    line), ``data`` must not start with ``From `` (the full parse would take
-    that line as the envelope; the head saw it as a misplaced one).
-    """
-    block_end = given.skip + body_offset - 2
-    return (
-        body_offset > 2
-        and header_end(given.data) == block_end
-        and given.data.count(b"\r", 0, block_end) == given.data.count(b"\r\n", 0, block_end)
-        and not (given.skip and data.startswith(b"From "))
-        and _clean(given.head)
-    )
-
-
-def _clean(head: Message) -> bool:
-    """A header-only parse that took every line as a header line."""
-    return _raw_payload(head) == "" and not any(
-        isinstance(defect, MissingHeaderBodySeparatorDefect) for defect in head.defects
-    )
 
 
 class _Walker:
@@ -308,7 +213,13 @@ class _Walker:
             items = items[: self.limits.max_headers]
         for defect in message.defects:
             self.defects.append(type(defect).__name__)
-        return [(str(name), self._header_value(str(value))) for name, value in items]
+        headers: list[tuple[str, str]] = []
+        for name, raw in items:
+            value = str(raw)
+            # What decode_header_value gives for one plain line of ASCII.
+            plain = "\n" not in value and "=?" not in value and value.isascii()
+            headers.append((str(name), value.strip() if plain else self._header_value(value)))
+        return headers
 
     def _header_value(self, raw: str) -> str:
         """One header's decoded value; its raw text when decoding fails."""
@@ -370,22 +281,23 @@ class _Walker:
             self.defects.append(f"part_lost:{type(exc).__name__}")
 
     def _leaf(self, part: Message, payload: str | bytes) -> None:
+        fields = _Fields(part)
         # "text/plain charset=x" (no semicolon) is still text/plain.
-        content_type = part.get_content_type().split(None, 1)[0].rstrip(";")
+        content_type = fields.content_type().split(None, 1)[0].rstrip(";")
         self.part_types.append(content_type)
-        disposition = str(part.get("Content-Disposition", "")).lower()
+        disposition = str(fields.get("content-disposition")).lower()
         # get_filename parses every parameter: only ask when a name is there.
-        named = "name" in disposition or "name" in str(part.get("Content-Type", "")).lower()
+        named = "name" in disposition or "name" in str(fields.get("content-type")).lower()
         raw_name = part.get_filename() if named else None
         filename = decode_header_value(str(raw_name)) if raw_name else ""
-        encoding = str(part.get("Content-Transfer-Encoding", ""))
+        encoding = str(fields.get("content-transfer-encoding"))
         raw = payload if isinstance(payload, bytes) else surrogate_bytes(payload)
         data, truncated = decode_transfer(raw, encoding, self.limits.max_part_bytes)
         if truncated:
             self.defects.append("part_truncated")
         is_attachment = bool(filename) or disposition.startswith("attachment")
         if content_type in ("text/plain", "text/html") and not is_attachment:
-            charset = _charset(part)
+            charset = _charset(str(fields.get("content-type")))
             if charset:
                 self.charsets.append(charset)
             self._add_text(content_type, decode_text(data, charset))
@@ -427,8 +339,38 @@ def _raw_payload(part: Message) -> object:
     return part.__dict__.get("_payload")
 
 
-def _charset(part: Message) -> str:
+def _charset(content_type: str) -> str:
     # A regex on the raw field: Message.get_param parses every parameter and
     # costs more than the rest of the leaf.
-    match = _CHARSET.search(str(part.get("Content-Type", "")))
+    match = _CHARSET.search(content_type)
     return match.group(1).lower()[:40] if match else ""
+
+
+class _Fields:
+    """The fields a leaf reads, found in one pass over its header fields;
+    each value as ``Message.get`` returns it (the first of its name, any
+    case, through the policy's ``header_fetch_parse``)."""
+
+    _NAMES = frozenset({"content-type", "content-disposition", "content-transfer-encoding"})
+
+    def __init__(self, part: Message) -> None:
+        self.part = part
+        self.raw: dict[str, tuple[str, str]] = {}
+        for name, value in part.raw_items():
+            key = name.lower()
+            if key in self._NAMES and key not in self.raw:
+                self.raw[key] = (name, value)
+
+    def get(self, key: str) -> object:
+        """``part.get(key, "")``, for a lower-case ``key`` of ``_NAMES``."""
+        field = self.raw.get(key)
+        return "" if field is None else self.part.policy.header_fetch_parse(*field)
+
+    def content_type(self) -> str:
+        """``part.get_content_type()``."""
+        field = self.raw.get("content-type")
+        if field is None:
+            return self.part.get_default_type()
+        value = self.part.policy.header_fetch_parse(*field)
+        ctype = str(value).partition(";")[0].strip().lower()
+        return ctype if ctype.count("/") == 1 else "text/plain"

@@ -15,9 +15,13 @@ tricks, and it raises on some hostile input (bad IPv6 brackets, ports).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import unquote
 
 _DOTS = re.compile(r"\s?(?:\[\.\]|\(\.\)|\[dot\]|\(dot\)|\{dot\})\s?", re.I)
+# What every match of ``_DOTS`` holds; searched for first, as the leading
+# optional space makes ``_DOTS`` try every position of a text.
+_DOT_WORD = re.compile(r"\[\.\]|\(\.\)|\[dot\]|\(dot\)|\{dot\}", re.I)
 _SCHEMED = r"(?:h(?:tt|xx|\*\*)ps?|ftp)://[^\s<>\"'\])}]+"
 _WWW = r"www\d{0,3}\.[^\s<>\"'\])}]+"
 _TLDS = (
@@ -45,12 +49,16 @@ class UrlCollector:
 
     def add_text(self, text: str) -> None:
         """Every URL written in running text."""
-        if ".]" in text or ".)" in text or "dot" in text or "DOT" in text:
+        if (".]" in text or ".)" in text or "dot" in text or "DOT" in text) and _DOT_WORD.search(
+            text
+        ):  # the substitution only where it has work
             text = _DOTS.sub(".", text)
         # Whitespace-split first: the regex then only runs on distinct words
         # with an inner dot (not just a full stop) or a scheme, which is many
         # times faster than scanning every position.
         for word in dict.fromkeys(text.split()):
+            if "." not in word and ":" not in word:  # no stem to look at
+                continue
             stem = word.rstrip(_TRAILING)
             if "." not in stem and "://" not in stem:
                 continue
@@ -67,7 +75,9 @@ class UrlCollector:
         elif lower.startswith("//"):
             self.add("http:" + link)
         elif "://" in lower or lower.startswith("www"):
-            self.add(_DOTS.sub(".", link))
+            # Every obfuscated dot holds one of these brackets.
+            has_bracket = "[" in link or "(" in link or "{" in link
+            self.add(_DOTS.sub(".", link) if has_bracket else link)
 
     def add(self, candidate: str) -> bool:
         """Normalise and record one URL; False once the limit is reached."""
@@ -93,8 +103,20 @@ class UrlCollector:
             self.domains.append(host)
 
 
+# Candidates up to this long are remembered: links repeat from message to
+# message (a campaign's, a mailing list's footer); longer ones are rare and
+# would make the memo's size unbounded in bytes.
+_NORMALISED_MEMO_MAX = 256
+
+
 def normalise_url(candidate: str) -> tuple[str, str] | None:
     """(``scheme://host/rest``, host) for a URL-ish string, None if no host."""
+    if len(candidate) <= _NORMALISED_MEMO_MAX:
+        return _normalise_memo(candidate)
+    return _normalise(candidate)
+
+
+def _normalise(candidate: str) -> tuple[str, str] | None:
     text = candidate.strip().rstrip(_TRAILING)
     scheme_match = _SCHEME.match(text)
     if scheme_match:
@@ -112,6 +134,9 @@ def normalise_url(candidate: str) -> tuple[str, str] | None:
     if not host:
         return None
     return f"{scheme}://{host}{path}", host
+
+
+_normalise_memo = lru_cache(maxsize=4096)(_normalise)
 
 
 def _clean_host(authority: str) -> str:
