@@ -101,6 +101,14 @@ def test_random_multiparts_parse_as_the_full_parse() -> None:
         (b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n", True),
         (b"Content-Type: multipart/mixed; boundary=b\n\n--b\nA: 1\n\nx\n--b \n\ny\n--b--\n", True),
         (b"Content-Type: multipart/mixed; boundary=b\n\n--b--\n", False),  # close first
+        (b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\nx\n", True),  # no close
+        (b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\nx", True),  # nor line end
+        (b"Content-Type: multipart/mixed; boundary=b\n\n--b\nA: 1\n", False),
+        (
+            b"Content-Type: multipart/mixed; boundary=b\nContent-Transfer-Encoding: base64\n\n"
+            b"--b\n\nx\n--b--\n",
+            True,
+        ),
         (b"Content-Type: multipart/mixed; boundary=b\n\n--b\n--b\n\nx\n--b--\n", False),
         (b"Content-Type: multipart/mixed; boundary=b\n\n--b\nno colon\n\nx\n--b--\n", False),
         (b"Content-Type: multipart/mixed; boundary=b\n\n--b\nA: 1\nx\n--b--\n", False),

@@ -350,7 +350,8 @@ def test_fast_path_matches_full_parse(label: str, raw: bytes, line_end: str) -> 
         (b"Subject: a\nno colon\n\nbody\n", False),
         (b"Subject: a\r\r\n\r\nbody\r\n", False),
         (b'Content-Type: multipart/mixed; boundary="b"\n\n--b\n\nx\n--b--\n', True),
-        (b'Content-Type: multipart/mixed; boundary="b"\n\n--b\n\nx\n', False),  # no close
+        (b'Content-Type: multipart/mixed; boundary="b"\n\n--b\n\nx\n', True),  # no close
+        (b'Content-Type: multipart/mixed; boundary="b"\n\n--b\n', False),  # nothing after
         (b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\n\nx\r\n--b--\r\n', False),
         (b"Content-Type: multipart/digest; boundary=b\n\n--b\n\nx\n--b--\n", False),
         (b"Content-Type: message/rfc822\n\nSubject: inner\n\nx\n", False),

@@ -20,9 +20,11 @@ The cases handled are those where the stdlib's result is plain to see:
   the rest of ``data``;
 * ``multipart/*`` (not ``digest``, whose parts default to
   ``message/rfc822``) with one line end throughout (all CRLF or all LF), a
-  boundary, a 7bit/8bit/binary transfer encoding, a first delimiter line
-  that is no close delimiter, no two delimiter lines in a row, and a close
-  delimiter; every part's header block plain (``plain_header_block``) and
+  boundary, a first delimiter line that is no close delimiter and no two
+  delimiter lines in a row (a transfer encoding other than 7bit/8bit/binary
+  and a missing close delimiter are noted as the stdlib notes them: a
+  defect each, the last part running to the end); every part's header
+  block plain (``plain_header_block``) and
   ended by a blank line (or no header block at all), no ``message/*`` part,
   nesting at most ``_MAX_DEPTH`` deep. A part's body ends before the next
   delimiter line, less the line end before it (RFC 2046 5.1.1: it belongs to
@@ -38,7 +40,11 @@ from __future__ import annotations
 import itertools
 import re
 from email import policy
-from email.errors import MissingHeaderBodySeparatorDefect
+from email.errors import (
+    CloseBoundaryNotFoundDefect,
+    InvalidMultipartContentTransferEncodingDefect,
+    MissingHeaderBodySeparatorDefect,
+)
 from email.message import Message
 from email.parser import BytesParser
 from typing import NamedTuple
@@ -152,37 +158,39 @@ def _split(data: bytes, start: int, end: int, part: Message, eol: bytes, depth: 
     """Set the parts of the multipart ``part``, whose body is
     ``data[start:end]``, as its payload; False when only the stdlib can."""
     boundary = part.get_boundary()
-    encoding = str(part.get("content-transfer-encoding", "8bit")).lower()
-    if (
-        boundary is None
-        or depth >= _MAX_DEPTH
-        or encoding not in _PLAIN_ENCODINGS
-        or part.get_content_subtype() == "digest"
-    ):
+    if boundary is None or depth >= _MAX_DEPTH or part.get_content_subtype() == "digest":
         return False
+    encoding = str(part.get("content-transfer-encoding", "8bit")).lower()
+    if encoding not in _PLAIN_ENCODINGS:  # noted, then split as any other
+        part.defects.append(InvalidMultipartContentTransferEncodingDefect())
     delimiter = b"--" + boundary.encode("ascii", "surrogateescape")
     lines = _delimiter_lines(data, start, end, delimiter, eol)
     if lines is None:
         return False
+    closed = lines[-1][2]
+    if not closed:  # the last part runs to the end
+        lines.append((end, end, True))
     children: list[Message | str] = []
-    for (_, body_start), (next_start, _) in itertools.pairwise(lines):
+    for (_, body_start, _), (next_start, _, _) in itertools.pairwise(lines):
         child = _part(data, body_start, next_start, eol, depth)
         if child is None:
             return False
         children.append(child)
     part.set_payload(children)
+    if not closed:
+        part.defects.append(CloseBoundaryNotFoundDefect())
     return True
 
 
 def _delimiter_lines(
     data: bytes, start: int, end: int, delimiter: bytes, eol: bytes
-) -> list[tuple[int, int]] | None:
-    """(line start, next line start) of each delimiter line of
-    ``data[start:end]`` up to and with the close delimiter; None unless the
-    first is an opening one, none directly follows another and the close is
-    found. A delimiter line is the delimiter, ``--`` for the close one,
-    blanks (the stdlib's boundary regex, matched at each line start)."""
-    lines: list[tuple[int, int]] = []
+) -> list[tuple[int, int, bool]] | None:
+    """(line start, next line start, is close) of each delimiter line of
+    ``data[start:end]`` up to the close delimiter if any; None unless the
+    first is an opening one and none directly follows another. A delimiter
+    line is the delimiter, ``--`` for the close one, blanks (the stdlib's
+    boundary regex, matched at each line start)."""
+    lines: list[tuple[int, int, bool]] = []
     needle = eol + delimiter
     if data.startswith(delimiter, start, end):
         at = start
@@ -197,14 +205,14 @@ def _delimiter_lines(
         if not rest[2 if close else 0 :].strip(b" \t"):
             if (lines and lines[-1][1] == at) or (close and not lines):
                 return None  # a delimiter line after another is skipped
-            lines.append((at, end if line_end < 0 else line_end + len(eol)))
+            lines.append((at, end if line_end < 0 else line_end + len(eol), close))
             if close:
-                return lines
+                break
         if line_end < 0:
             break
         found = data.find(needle, line_end, end)
         at = found + len(eol) if found >= 0 else -1
-    return None
+    return lines or None
 
 
 def _part(data: bytes, start: int, end: int, eol: bytes, depth: int) -> Message | None:
