@@ -10,12 +10,13 @@ encoded multiparts) as well as those it takes; whichever path runs, the
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
 from mailmoat.core.headers import parse_header_block
 from mailmoat.message import fastpath, parse_message
-from mailmoat.message.parse import _HEADER_END, _parse
+from mailmoat.message.parse import _parse
 
 _PART_HEADERS = [
     b"",
@@ -90,7 +91,7 @@ def test_random_multiparts_parse_as_the_full_parse() -> None:
         assert parse_message(raw) == expected, raw
         assert parse_message(raw, head=parse_header_block(raw)) == expected, raw
         data = raw[raw.find(b"\n") + 1 :] if raw.startswith(b"From ") else raw
-        split = fastpath.split_message(data, _HEADER_END.search(data), None)
+        split = fastpath.split_message(data, fastpath.header_separator(data), None)
         fast += split is not None and split[1] is None
     assert fast > 150  # the multipart path is exercised, not only refused
 
@@ -122,6 +123,16 @@ def test_random_multiparts_parse_as_the_full_parse() -> None:
     ],
 )
 def test_multipart_fast_path_taken_only_when_plain(raw: bytes, taken: bool) -> None:
-    split = fastpath.split_message(raw, _HEADER_END.search(raw), None)
+    split = fastpath.split_message(raw, fastpath.header_separator(raw), None)
     assert (split is not None) is taken
     assert parse_message(raw) == _parse(raw, None, None, fast=False)
+
+
+def test_header_separator_is_the_first_match_of_the_blank_line_regex() -> None:
+    reference = re.compile(rb"\r?\n\r?\n")
+    rng = random.Random(5)
+    for _ in range(20000):
+        data = bytes(rng.choice(b"\r\nab") for _ in range(rng.randint(0, 12)))
+        match = reference.search(data)
+        expected = (match.start(), match.end()) if match else None
+        assert fastpath.header_separator(data) == expected, data

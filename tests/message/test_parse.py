@@ -376,12 +376,11 @@ def test_fast_path_taken_only_when_safe(
 
 def test_head_used_only_when_it_fits() -> None:
     from mailmoat.core.headers import parse_header_block
-    from mailmoat.message.fastpath import Given, head_fits
-    from mailmoat.message.parse import _HEADER_END
+    from mailmoat.message.fastpath import Given, head_fits, header_separator
 
     def fits(data: bytes) -> bool:
-        match = _HEADER_END.search(data)
-        offset = match.end() if match else len(data)
+        separator = header_separator(data)
+        offset = separator.end if separator else len(data)
         return head_fits(data, offset, Given(data, 0, parse_header_block(data)))
 
     assert fits(b"Subject: a\r\nX: b\r\n\r\nbody\r\n")
@@ -449,3 +448,16 @@ def test_leaf_fields_read_as_message_get_reads_them(raw: bytes) -> None:
         assert fields.content_type() == part.get_content_type()
         for name in ("Content-Type", "Content-Disposition", "Content-Transfer-Encoding"):
             assert str(fields.get(name.lower())) == str(part.get(name, ""))
+
+
+def test_unfold_is_the_fold_regex_substitution() -> None:
+    import random
+    import re
+
+    from mailmoat.message.decode import unfold
+
+    fold = re.compile(r"\r?\n[ \t]*")
+    rng = random.Random(7)
+    for _ in range(20000):
+        value = "".join(rng.choice("\r\n \tab") for _ in range(rng.randint(0, 12)))
+        assert unfold(value) == fold.sub(" ", value), repr(value)

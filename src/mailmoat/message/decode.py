@@ -43,7 +43,6 @@ _TEXT_CODECS: dict[str, str | None] = {}
 _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]{1,40})\?([bBqQ])\?([^?]*)\?=")
 _BETWEEN_WORDS = re.compile(r"(\?=)[ \t\r\n]+(=\?)")
-_FOLD = re.compile(r"\r?\n[ \t]*")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
@@ -120,13 +119,21 @@ def surrogate_bytes(text: str) -> bytes:
 
 def decode_header_value(value: str) -> str:
     """Unfold a raw header value, repair 8-bit bytes and decode RFC 2047 words."""
-    text = (_FOLD.sub(" ", value) if "\n" in value else value).strip()
+    text = (unfold(value) if "\n" in value else value).strip()
     if not text.isascii() and _SURROGATE.search(text):
         text = decode_text(surrogate_bytes(text))
     if "=?" not in text:
         return text
     text = _BETWEEN_WORDS.sub(r"\1\2", text)
     return _ENCODED_WORD.sub(_decode_word, text)
+
+
+def unfold(value: str) -> str:
+    """``value`` with each line break and the blanks after it (regex
+    ``\\r?\\n[ \\t]*``) as one space; split and joined, which costs less
+    than the regex substitution."""
+    lines = value.replace("\r\n", "\n").split("\n")
+    return " ".join([lines[0], *(line.lstrip(" \t") for line in lines[1:])])
 
 
 def _decode_word(match: re.Match[str]) -> str:

@@ -4,7 +4,7 @@ Contract: ``split_message(data, separator, given)`` returns the root of the
 tree ``BytesParser(policy=compat32).parsebytes(data)`` would build, as far
 as ``parse._Walker`` reads it (header fields and root defects, content
 types, payloads), or None when only the full parse can tell; it never
-raises. ``separator`` is the first blank line of ``data`` (``_HEADER_END``);
+raises. ``separator`` is the first blank line of ``data`` (``header_separator``);
 ``given`` the caller's header block parse, used when it fits.
 
 Why: the stdlib's feed parser reads every body line through Python code (a
@@ -38,7 +38,6 @@ colon, nested messages...) returns None and takes the full parse.
 from __future__ import annotations
 
 import itertools
-import re
 from email import policy
 from email.errors import (
     CloseBoundaryNotFoundDefect,
@@ -55,6 +54,31 @@ _MAX_DEPTH = 20
 _PLAIN_ENCODINGS = ("7bit", "8bit", "binary")
 
 
+class Separator(NamedTuple):
+    """Where the first blank line's match of ``\\r?\\n\\r?\\n`` starts and
+    ends: the header block's last line end, then the blank line."""
+
+    start: int
+    end: int
+
+
+def header_separator(data: bytes) -> Separator | None:
+    """The leftmost match of ``rb"\\r?\\n\\r?\\n"`` in ``data``, or None;
+    found with ``bytes.find`` (the regex tries every line end of the header
+    block and costs several times more). Its first LF is the first LF
+    followed by LF or CRLF; a CR before that LF belongs to the match."""
+    crlf = data.find(b"\n\r\n")
+    lf = data.find(b"\n\n", 0, crlf + 1) if crlf >= 0 else data.find(b"\n\n")
+    if lf >= 0:
+        first, end = lf, lf + 2
+    elif crlf >= 0:
+        first, end = crlf, crlf + 3
+    else:
+        return None
+    start = first - 1 if first > 0 and data[first - 1] == 13 else first
+    return Separator(start, end)
+
+
 class Given(NamedTuple):
     """The caller's header block parse: ``head`` was parsed from ``data``,
     which holds the parsed text after its first ``skip`` bytes (an mbox
@@ -66,7 +90,7 @@ class Given(NamedTuple):
 
 
 def split_message(
-    data: bytes, separator: re.Match[bytes] | None, given: Given | None
+    data: bytes, separator: Separator | None, given: Given | None
 ) -> tuple[Message, bytes | None] | None:
     """(root, root payload) for a single-part root, (root, None) for a
     multipart root whose parts hold their payloads, None for the full parse."""
@@ -81,22 +105,22 @@ def split_message(
         if maintype == "message":
             return None
         if maintype != "multipart":
-            return head, data[separator.end() :]
-        return _multipart_root(data, separator.end(), head)
+            return head, data[separator.end :]
+        return _multipart_root(data, separator.end, head)
     except Exception:  # let the full parse meet (and report) the same failure
         return None
 
 
-def _root_head(data: bytes, separator: re.Match[bytes], given: Given | None) -> Message | None:
+def _root_head(data: bytes, separator: Separator, given: Given | None) -> Message | None:
     """The root's header fields when a header-only parse takes every line
     before ``separator`` as a header line (as the full parse then does):
     the caller's parse when it fits (``head_fits``), else
     ``plain_header_block``'s split of a plain block, else the stdlib's."""
-    body_offset = separator.end()
+    body_offset = separator.end
     if given is not None and head_fits(data, body_offset, given):
         return given.head
     # The block with its last line end, without the blank line.
-    line_end = separator.start() + (2 if data[separator.start()] == 13 else 1)
+    line_end = separator.start + (2 if data[separator.start] == 13 else 1)
     head = plain_header_block(data[:line_end])
     if head is None:
         head = BytesParser(policy=policy.compat32).parsebytes(data[:body_offset], headersonly=True)
@@ -111,7 +135,7 @@ def head_fits(data: bytes, body_offset: int, given: Given) -> bool:
     saw the lines the full parse of ``data`` reads as the header block.
 
     ``header_end`` finds only the first CRLF CRLF: it must be the separator
-    ``_HEADER_END`` found (none earlier, LF-only or not), so the block ends
+    ``header_separator`` found (none earlier, LF-only or not), so the block ends
     where ``data[:body_offset]`` ends but for the blank line. Without bare
     CRs the block's lines split as in ``data``, its last line is no blank
     line (that would be an earlier separator), and a parse that left no

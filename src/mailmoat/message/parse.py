@@ -43,13 +43,12 @@ from mailmoat.message.decode import (
     surrogate_bytes,
 )
 from mailmoat.message.fallback import split_tree
-from mailmoat.message.fastpath import Given, split_message
+from mailmoat.message.fastpath import Given, header_separator, split_message
 from mailmoat.message.html import html_to_text
 from mailmoat.message.model import Attachment, ParsedMessage, ParseLimits
 from mailmoat.message.urls import UrlCollector
 
 DEFAULT_LIMITS = ParseLimits()
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 _NAMED_FIELDS = ("Content-Disposition", "Content-Type")
 # filename=, name=, and their RFC 2231 forms (filename*=charset''value).
 _RAW_FILENAME = re.compile(
@@ -95,8 +94,8 @@ def _parse(
         data = data[: limits.max_input_bytes]
         defects.append("input_truncated")
         head_skip = None
-    separator = _HEADER_END.search(data)
-    body_offset = separator.end() if separator else len(data)
+    separator = header_separator(data)
+    body_offset = separator.end if separator else len(data)
     try:
         given = (
             Given(given_data, head_skip, head)
