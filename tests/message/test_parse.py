@@ -461,3 +461,20 @@ def test_unfold_is_the_fold_regex_substitution() -> None:
     for _ in range(20000):
         value = "".join(rng.choice("\r\n \tab") for _ in range(rng.randint(0, 12)))
         assert unfold(value) == fold.sub(" ", value), repr(value)
+
+
+def test_link_search_of_joined_tags_is_the_search_tag_by_tag() -> None:
+    import random
+
+    from mailmoat.message.html import _LINK_ATTR, _OPEN_TAG, _links
+
+    pieces = [
+        "<a ", "<IMG ", "href", "HREF", "Src", "sRC", "action", "BackGround", "xhref", "_src",
+        "=", " = ", '"', "'", "http://a.example/", "x y", ">", "<", " ", "\u017f", "\u212a", "\xe9",
+    ]  # fmt: skip
+    rng = random.Random(3)
+    for _ in range(20000):
+        source = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
+        tags = _OPEN_TAG.findall(source)
+        expected = [a or b or c for tag in tags for a, b, c in _LINK_ATTR.findall(tag)]
+        assert _links(tags) == expected, source
