@@ -4,8 +4,9 @@ Contract: ``split_message(data, separator, given)`` returns the root of the
 tree ``BytesParser(policy=compat32).parsebytes(data)`` would build, as far
 as ``parse._Walker`` reads it (header fields and root defects, content
 types, payloads), or None when only the full parse can tell; it never
-raises. ``separator`` is the first blank line of ``data`` (``header_separator``);
-``given`` the caller's header block parse, used when it fits.
+raises. ``separator`` is the first blank line of ``data``
+(``header_separator``); ``given`` the caller's header block parse, used
+when it fits.
 
 Why: the stdlib's feed parser reads every body line through Python code (a
 base64 attachment is thousands of lines) and compiles a regex per MIME
@@ -24,9 +25,9 @@ The cases handled are those where the stdlib's result is plain to see:
   delimiter lines in a row (a transfer encoding other than 7bit/8bit/binary
   and a missing close delimiter are noted as the stdlib notes them: a
   defect each, the last part running to the end); every part's header
-  block plain (``plain_header_block``) and
-  ended by a blank line (or no header block at all), no ``message/*`` part,
-  nesting at most ``_MAX_DEPTH`` deep. A part's body ends before the next
+  block plain (``plain_header_block``) and ended by a blank line (or no
+  header block at all), no ``message/*`` part, nesting at most
+  ``_MAX_DEPTH`` deep. A part's body ends before the next
   delimiter line, less the line end before it (RFC 2046 5.1.1: it belongs to
   the delimiter), as the stdlib strips it. Preambles and epilogues, which the
   walker never reads, are skipped.
