@@ -34,6 +34,7 @@ from typing import Any, overload
 
 from mailmoat.core.transaction import Transaction
 from mailmoat.rules import engine, evals, lines, prechecks
+from mailmoat.rules.asciionly import ascii_variant
 from mailmoat.rules.meta import MetaCompiler, build_metas, names_in
 from mailmoat.rules.model import Rule
 from mailmoat.rules.prefilter import Haystack, Needles, Scan, occurrences, search_at
@@ -278,6 +279,11 @@ class Step:
     # (``prechecks``: a few costly stock rules).
     precheck: Callable[[str], bool] | None = None
     on_empty: int = 0  # the count when the text is ``texts.ABSENT``
+    # ``regex`` narrowed to pure-ASCII values (``asciionly``: the same matches
+    # there), for the look-alike rules whose alternatives are mostly
+    # non-ASCII; None when it cannot match ASCII. Read only when ``narrowed``.
+    ascii_regex: re.Pattern[str] | None = None
+    narrowed: bool = False
 
     @classmethod
     def of(cls, position: int, rule: Rule) -> Step:
@@ -295,9 +301,28 @@ class Step:
         # more than ``re``'s own search (measured over the corpus); the TOML
         # rules' Unicode regexes gain from it.
         lead = () if text.startswith("sa-") else rule.lead
+        narrow = ascii_variant(rule.regex)
         return cls(
-            position, rule, rule.regex, text, lead, first, rest, rule.maxhits, None, precheck
+            position,
+            rule,
+            rule.regex,
+            text,
+            lead,
+            first,
+            rest,
+            rule.maxhits,
+            None,
+            precheck,
+            ascii_regex=narrow,
+            narrowed=narrow is not rule.regex,
         )
+
+    def regex_for(self, value: str) -> re.Pattern[str] | None:
+        """The regex to run on ``value``: the narrowed one when it is ASCII
+        (None: no match there)."""
+        if self.narrowed and value.isascii():
+            return self.ascii_regex
+        return self.regex
 
     def count(self, values: list[str], haystack: Haystack | None) -> int:
         """The rule's hit count on ``values`` (see ``matches``): 0 or 1, up to
@@ -317,7 +342,10 @@ class Step:
                 return 0
             found = 0
             for value in values:
-                for _ in self.regex.finditer(value):
+                regex = self.regex_for(value)
+                if regex is None:
+                    continue
+                for _ in regex.finditer(value):
                     found += 1
                     if found >= self.limit:
                         return found
@@ -340,6 +368,12 @@ class Step:
         if haystack is not None and self.lead and haystack.aligned:
             # A match can only start where a lead does.
             return search_at(self.regex, values[0], occurrences(haystack, self.lead))
+        if self.narrowed:
+            for value in values:
+                regex = self.regex_for(value)
+                if regex is not None and regex.search(value) is not None:
+                    return True
+            return False
         if len(values) == 1:
             return self.regex.search(values[0]) is not None
         return any(map(self.regex.search, values))
@@ -370,7 +404,8 @@ class _EngineText:
         self.decided = decided
         self.whole = whole
         self.line_text = group in lines.LINE_TEXTS
-        # One search over the lines joined (``lines``) for a rule of a line text.
+        # One search over the lines joined (``lines``) for a rule of a line
+        # text (its narrowed regex when it has one: used on ASCII lines only).
         self.line_regexes: dict[int, re.Pattern[str] | None] = {}
         self.size = len(steps) + (len(decided.accepted) if decided else 0)
         self.size += sum(len(database.accepted) for _, database in whole)
@@ -442,14 +477,24 @@ class _EngineText:
         found = self.prefilter.scan(parts[0])
         for part in parts[1:]:
             found |= self.prefilter.scan(part)
+        plain = data.isascii()
         for position in found:
             step = self.steps[position]
-            if self.line_text and step.exact is None and step.limit == 1:
+            line_regex = None
+            if (
+                self.line_text
+                and step.exact is None
+                and step.limit == 1
+                and (plain or not step.narrowed)
+            ):
+                # Lines with non-ASCII ones among them: a look-alike rule is
+                # searched line by line, each ASCII line with its narrowed regex.
                 if position not in self.line_regexes:  # compiled on first use: few are
-                    self.line_regexes[position] = lines.line_regex(step.regex)
+                    regex = step.ascii_regex if step.narrowed else step.regex
+                    self.line_regexes[position] = regex and lines.line_regex(regex)
+                if step.narrowed and step.ascii_regex is None:
+                    continue  # it cannot match ASCII lines
                 line_regex = self.line_regexes[position]
-            else:
-                line_regex = None
             if line_regex is not None:
                 verdict = lines.decide(line_regex, joined)
                 if verdict is not None:
