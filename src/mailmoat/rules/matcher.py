@@ -33,7 +33,7 @@ from itertools import compress
 from typing import Any, overload
 
 from mailmoat.core.transaction import Transaction
-from mailmoat.rules import engine, evals, lines, prechecks
+from mailmoat.rules import counters, engine, evals, lines, prechecks
 from mailmoat.rules.asciionly import ascii_variant
 from mailmoat.rules.meta import MetaCompiler, build_metas, names_in
 from mailmoat.rules.model import Rule
@@ -284,6 +284,9 @@ class Step:
     # non-ASCII; None when it cannot match ASCII. Read only when ``narrowed``.
     ascii_regex: re.Pattern[str] | None = None
     narrowed: bool = False
+    # The exact match count of one value, without ``re`` (``counters``: a
+    # few counting stock rules).
+    counter: Callable[[str], int] | None = None
 
     @classmethod
     def of(cls, position: int, rule: Rule) -> Step:
@@ -315,6 +318,7 @@ class Step:
             precheck,
             ascii_regex=narrow,
             narrowed=narrow is not rule.regex,
+            counter=counters.counter(rule.regex) if rule.maxhits > 1 else None,
         )
 
     def regex_for(self, value: str) -> re.Pattern[str] | None:
@@ -340,6 +344,8 @@ class Step:
                 return 0
             if self.precheck is not None and not any(map(self.precheck, values)):
                 return 0
+            if self.counter is not None:
+                return min(sum(map(self.counter, values)), self.limit)
             found = 0
             for value in values:
                 regex = self.regex_for(value)
