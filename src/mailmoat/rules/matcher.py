@@ -391,10 +391,11 @@ class _EngineText:
     or over the header texts joined); only the rules it reports run their
     regex, each on its own text. The engine decides some rules exactly: the
     single-hit rules of a line text (``decided``, over the lines joined) and
-    those of the large header texts, each one value (``whole``: per text,
-    one scan of its value). A line text with non-ASCII lines is scanned as
-    two parts, its ASCII lines and the others, so that most of it goes
-    through the engine's smaller ASCII databases."""
+    those of the header texts, each one value (``whole``: per text present,
+    one scan of its value; an empty one gives each rule's ``on_empty``). A
+    line text with non-ASCII lines is scanned as two parts, its ASCII lines
+    and the others, so that most of it goes through the engine's smaller
+    ASCII databases."""
 
     def __init__(
         self,
@@ -402,7 +403,7 @@ class _EngineText:
         steps: dict[int, Step],
         prefilter: engine.Prefilter,
         decided: engine.Prefilter | None,
-        whole: tuple[tuple[str, engine.Prefilter], ...] = (),
+        whole: tuple[tuple[str, engine.Prefilter, tuple[tuple[int, int], ...]], ...] = (),
     ) -> None:
         self.group = group
         self.steps = steps
@@ -414,7 +415,7 @@ class _EngineText:
         # text (its narrowed regex when it has one: used on ASCII lines only).
         self.line_regexes: dict[int, re.Pattern[str] | None] = {}
         self.size = len(steps) + (len(decided.accepted) if decided else 0)
-        self.size += sum(len(database.accepted) for _, database in whole)
+        self.size += sum(len(database.accepted) for _, database, _ in whole)
         self.keys = tuple(dict.fromkeys(step.text for step in steps.values()))
 
     @classmethod
@@ -425,18 +426,23 @@ class _EngineText:
             single = [(step.position, step.regex) for step in steps if step.limit == 1]
             decided = engine.Prefilter(single, lines=True)
             steps = [step for step in steps if step.position not in decided.accepted]
-        whole: list[tuple[str, engine.Prefilter]] = []
-        if group.startswith(HEADERS) and group != HEADERS:
-            # A large header text is one value: the engine decides a single-hit
-            # rule on it exactly, one scan per text.
-            by_text: dict[str, list[tuple[int, re.Pattern[str]]]] = {}
+        whole: list[tuple[str, engine.Prefilter, tuple[tuple[int, int], ...]]] = []
+        if group.startswith(HEADERS):
+            # A header text is one value: the engine decides a single-hit rule
+            # on it exactly, one scan per text (none when it is empty).
+            by_text: dict[str, list[Step]] = {}
             for step in steps:
                 if step.limit == 1:
-                    by_text.setdefault(step.text, []).append((step.position, step.regex))
-            for text, regexes in by_text.items():
-                database = engine.Prefilter(regexes, whole=True)
+                    by_text.setdefault(step.text, []).append(step)
+            for text, single in by_text.items():
+                database = engine.Prefilter([(s.position, s.regex) for s in single], whole=True)
                 if database.accepted:
-                    whole.append((text, database))
+                    empty = tuple(
+                        (s.position, s.on_empty)
+                        for s in single
+                        if s.position in database.accepted and s.on_empty
+                    )
+                    whole.append((text, database, empty))
                     steps = [step for step in steps if step.position not in database.accepted]
         prefilter = engine.Prefilter((step.position, step.regex) for step in steps)
         taken: dict[int, Step] = {}
@@ -458,8 +464,12 @@ class _EngineText:
         return [part.encode("latin-1", "replace") for part in parts]
 
     def run(self, texts: Texts, hits: list[int]) -> None:
-        for text, database in self.whole:
+        for text, database, on_empty in self.whole:
             (value,) = texts.values(text)  # a SpamAssassin header text: one value
+            if not value:  # absent or empty: known at load
+                for position, count in on_empty:
+                    hits[position] = count
+                continue
             for position in database.scan(value.encode("latin-1", "replace")):
                 hits[position] = 1
         if not self.steps and self.decided is None:
