@@ -32,6 +32,9 @@ ENGINE_TEXTS = frozenset({"sa-body", "sa-body-nosubject", "sa-rawbody", "sa-full
 # large ones (every header, the Received chain, the relays) are scanned apart,
 # each with only its own rules: a scan costs about its length times the rules.
 HEADERS = "sa-header:*"
+# The texts that are always one value (besides the header texts): the
+# engine decides their single-hit rules exactly, one scan of the value.
+ONE_VALUE = frozenset({"sa-full"})
 _LARGE_HEADERS = {
     "all": "all",
     "received": "received",
@@ -55,7 +58,8 @@ class EngineText:
     or over the header texts joined); only the rules it reports run their
     regex, each on its own text. The engine decides some rules exactly: the
     single-hit rules of a line text (``decided``, over the lines joined) and
-    those of the header texts, each one value (``whole``: per text present,
+    those of the header texts and the full message, each one value
+    (``whole``: per text present,
     one scan of its value; an empty one gives each rule's ``on_empty``). A
     line text with non-ASCII lines is scanned as two parts, its ASCII lines
     and the others, so that most of it goes through the engine's smaller
@@ -91,7 +95,7 @@ class EngineText:
             decided = engine.Prefilter(single, lines=True)
             steps = [step for step in steps if step.position not in decided.accepted]
         whole: list[tuple[str, engine.Prefilter, tuple[tuple[int, int], ...]]] = []
-        if group.startswith(HEADERS):
+        if group.startswith(HEADERS) or group in ONE_VALUE:
             # A header text is one value: the engine decides a single-hit rule
             # on it exactly, one scan per text (none when it is empty).
             by_text: dict[str, list[Step]] = {}
