@@ -202,8 +202,9 @@ class RuleSet(Sequence[Rule]):
                 for step in scan.candidates(haystack):
                     hits[step.position] = step.count(values, haystack)
         self._metas(hits)
-        rules = self._rules
-        return [(rules[i], hits[i]) for i in compress(range(len(hits)), hits)]
+        # The rules whose count is not 0, each with its count (in C: no
+        # Python step per rule).
+        return list(zip(compress(self._rules, hits), filter(None, hits), strict=True))
 
 
 _EMPTY = [""]  # equal to ABSENT, but not it: ``Step.count`` works it out
