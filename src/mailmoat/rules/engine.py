@@ -238,7 +238,7 @@ class Prefilter:
             data += b"\n"
         found: set[int] = set()
         for database, ids in self.ascii_databases if data.isascii() else self.databases:
-            found.update(ids[n] for n in _scan(database, data))
+            found.update(map(ids.__getitem__, _scan(database, data)))
         return found
 
 
@@ -328,15 +328,18 @@ def _compiled_prefilter_item(ident: int, regex: re.Pattern[str]) -> tuple[int, b
     return item
 
 
-def _scan(database: Any, data: bytes) -> set[int]:
-    found: set[int] = set()
-    if database is None:
-        return found
+def _collect(ident: int, start: int, end: int, flags: int, found: list[int]) -> None:
+    """The match handler of every scan: the pattern's id into ``found`` (the
+    scan's context). Module-level: no handler is made per scan."""
+    found.append(ident)
 
-    def seen(ident: int, start: int, end: int, flags: int, context: object) -> None:
-        found.add(ident)
 
-    database.scan(data, match_event_handler=seen)
+def _scan(database: Any, data: bytes) -> list[int]:
+    """The ids of the patterns of ``database`` that match ``data`` (each
+    once: single-match patterns)."""
+    found: list[int] = []
+    if database is not None:
+        database.scan(data, match_event_handler=_collect, context=found)
     return found
 
 

@@ -33,7 +33,9 @@ from itertools import compress
 from typing import Any, overload
 
 from mailmoat.core.transaction import Transaction
-from mailmoat.rules import engine, evals, lines, prechecks
+from mailmoat.rules import counters, engine, evals, prechecks
+from mailmoat.rules.asciionly import ascii_variant
+from mailmoat.rules.enginetext import EngineText, engine_group
 from mailmoat.rules.meta import MetaCompiler, build_metas, names_in
 from mailmoat.rules.model import Rule
 from mailmoat.rules.prefilter import Haystack, Needles, Scan, occurrences, search_at
@@ -47,31 +49,6 @@ from mailmoat.rules.texts import (
 )
 
 __all__ = ["BODY_LIMIT", "RAW_LIMIT", "RuleSet", "Step", "match"]
-
-# Texts large enough that one engine scan beats per-rule literal tests. Only
-# SpamAssassin's byte texts: the engine scans bytes with ASCII semantics, which
-# is not a superset of the Unicode matching of the TOML rules.
-ENGINE_TEXTS = frozenset({"sa-body", "sa-body-nosubject", "sa-rawbody", "sa-full", "sa-uri"})
-# SpamAssassin's header texts, most of them small: one scan over all of them
-# (joined) finds the few header rules worth confirming on their own text. The
-# large ones (every header, the Received chain, the relays) are scanned apart,
-# each with only its own rules: a scan costs about its length times the rules.
-HEADERS = "sa-header:*"
-_LARGE_HEADERS = {
-    "all": "all",
-    "received": "received",
-    "x-spam-relays-external": "relays",
-    "x-spam-relays-untrusted": "relays",
-}
-
-
-def _engine_group(text: str) -> str:
-    if text in ENGINE_TEXTS:
-        return text
-    if not text.startswith("sa-header:"):
-        return ""
-    large = _LARGE_HEADERS.get(text[len("sa-header:") :].split(":")[0].lower())
-    return f"{HEADERS}{large}" if large else HEADERS
 
 
 def match(rules: Sequence[Rule], tx: Transaction) -> list[Rule]:
@@ -127,13 +104,13 @@ class RuleSet(Sequence[Rule]):
                         continue
                 # Its count on a text that is one empty value (an absent header).
                 step = replace(step, on_empty=step.count(_EMPTY, None))
-                group = _engine_group(step.text)
+                group = engine_group(step.text)
                 if with_engine and group and not rule.negate:
                     for_engine.setdefault(group, []).append(step)
                 else:
                     scan(step)
             index[rule.name] = position
-        self._engines = [_EngineText.of(text, steps, scan) for text, steps in for_engine.items()]
+        self._engines = [EngineText.of(text, steps, scan) for text, steps in for_engine.items()]
         self._scans = []
         # Texts that are one empty value or none (a field exists, a native
         # eval says so): their hits worked out once, applied by field name.
@@ -225,8 +202,9 @@ class RuleSet(Sequence[Rule]):
                 for step in scan.candidates(haystack):
                     hits[step.position] = step.count(values, haystack)
         self._metas(hits)
-        rules = self._rules
-        return [(rules[i], hits[i]) for i in compress(range(len(hits)), hits)]
+        # The rules whose count is not 0, each with its count (in C: no
+        # Python step per rule).
+        return list(zip(compress(self._rules, hits), filter(None, hits), strict=True))
 
 
 _EMPTY = [""]  # equal to ABSENT, but not it: ``Step.count`` works it out
@@ -278,6 +256,14 @@ class Step:
     # (``prechecks``: a few costly stock rules).
     precheck: Callable[[str], bool] | None = None
     on_empty: int = 0  # the count when the text is ``texts.ABSENT``
+    # ``regex`` narrowed to pure-ASCII values (``asciionly``: the same matches
+    # there), for the look-alike rules whose alternatives are mostly
+    # non-ASCII; None when it cannot match ASCII. Read only when ``narrowed``.
+    ascii_regex: re.Pattern[str] | None = None
+    narrowed: bool = False
+    # The exact match count of one value, without ``re`` (``counters``: a
+    # few counting stock rules).
+    counter: Callable[[str], int] | None = None
 
     @classmethod
     def of(cls, position: int, rule: Rule) -> Step:
@@ -295,9 +281,29 @@ class Step:
         # more than ``re``'s own search (measured over the corpus); the TOML
         # rules' Unicode regexes gain from it.
         lead = () if text.startswith("sa-") else rule.lead
+        narrow = ascii_variant(rule.regex)
         return cls(
-            position, rule, rule.regex, text, lead, first, rest, rule.maxhits, None, precheck
+            position,
+            rule,
+            rule.regex,
+            text,
+            lead,
+            first,
+            rest,
+            rule.maxhits,
+            None,
+            precheck,
+            ascii_regex=narrow,
+            narrowed=narrow is not rule.regex,
+            counter=counters.counter(rule.regex) if rule.maxhits > 1 else None,
         )
+
+    def regex_for(self, value: str) -> re.Pattern[str] | None:
+        """The regex to run on ``value``: the narrowed one when it is ASCII
+        (None: no match there)."""
+        if self.narrowed and value.isascii():
+            return self.ascii_regex
+        return self.regex
 
     def count(self, values: list[str], haystack: Haystack | None) -> int:
         """The rule's hit count on ``values`` (see ``matches``): 0 or 1, up to
@@ -315,9 +321,14 @@ class Step:
                 return 0
             if self.precheck is not None and not any(map(self.precheck, values)):
                 return 0
+            if self.counter is not None:
+                return min(sum(map(self.counter, values)), self.limit)
             found = 0
             for value in values:
-                for _ in self.regex.finditer(value):
+                regex = self.regex_for(value)
+                if regex is None:
+                    continue
+                for _ in regex.finditer(value):
                     found += 1
                     if found >= self.limit:
                         return found
@@ -340,123 +351,12 @@ class Step:
         if haystack is not None and self.lead and haystack.aligned:
             # A match can only start where a lead does.
             return search_at(self.regex, values[0], occurrences(haystack, self.lead))
+        if self.narrowed:
+            for value in values:
+                regex = self.regex_for(value)
+                if regex is not None and regex.search(value) is not None:
+                    return True
+            return False
         if len(values) == 1:
             return self.regex.search(values[0]) is not None
         return any(map(self.regex.search, values))
-
-
-class _EngineText:
-    """The rules of one text (or of all SpamAssassin header texts) the engine
-    prefilters (``engine.Prefilter``: one scan per database over the text,
-    or over the header texts joined); only the rules it reports run their
-    regex, each on its own text. The engine decides some rules exactly: the
-    single-hit rules of a line text (``decided``, over the lines joined) and
-    those of the large header texts, each one value (``whole``: per text,
-    one scan of its value). A line text with non-ASCII lines is scanned as
-    two parts, its ASCII lines and the others, so that most of it goes
-    through the engine's smaller ASCII databases."""
-
-    def __init__(
-        self,
-        group: str,
-        steps: dict[int, Step],
-        prefilter: engine.Prefilter,
-        decided: engine.Prefilter | None,
-        whole: tuple[tuple[str, engine.Prefilter], ...] = (),
-    ) -> None:
-        self.group = group
-        self.steps = steps
-        self.prefilter = prefilter
-        self.decided = decided
-        self.whole = whole
-        self.line_text = group in lines.LINE_TEXTS
-        # One search over the lines joined (``lines``) for a rule of a line text.
-        self.line_regexes: dict[int, re.Pattern[str] | None] = {}
-        self.size = len(steps) + (len(decided.accepted) if decided else 0)
-        self.size += sum(len(database.accepted) for _, database in whole)
-        self.keys = tuple(dict.fromkeys(step.text for step in steps.values()))
-
-    @classmethod
-    def of(cls, group: str, steps: list[Step], fallback: Callable[[Step], None]) -> _EngineText:
-        decided = None
-        if group in lines.LINE_TEXTS:
-            # A rule that hits once at most on a line text: the engine decides it.
-            single = [(step.position, step.regex) for step in steps if step.limit == 1]
-            decided = engine.Prefilter(single, lines=True)
-            steps = [step for step in steps if step.position not in decided.accepted]
-        whole: list[tuple[str, engine.Prefilter]] = []
-        if group.startswith(HEADERS) and group != HEADERS:
-            # A large header text is one value: the engine decides a single-hit
-            # rule on it exactly, one scan per text.
-            by_text: dict[str, list[tuple[int, re.Pattern[str]]]] = {}
-            for step in steps:
-                if step.limit == 1:
-                    by_text.setdefault(step.text, []).append((step.position, step.regex))
-            for text, regexes in by_text.items():
-                database = engine.Prefilter(regexes, whole=True)
-                if database.accepted:
-                    whole.append((text, database))
-                    steps = [step for step in steps if step.position not in database.accepted]
-        prefilter = engine.Prefilter((step.position, step.regex) for step in steps)
-        taken: dict[int, Step] = {}
-        for step in steps:
-            if step.position in prefilter.accepted:
-                taken[step.position] = step
-            else:
-                fallback(step)  # refused by the engine: the pure-Python path
-        return cls(group, taken, prefilter, decided, tuple(whole))
-
-    @staticmethod
-    def ascii_apart(lines: list[str]) -> list[bytes]:
-        """The lines of a line text joined in two parts, the ASCII lines and the
-        others (empty parts left out): no rule's match spans two lines, and the
-        engine scans ASCII data with smaller databases (``engine.Prefilter``)."""
-        plain = [line for line in lines if line.isascii()]
-        other = [line for line in lines if not line.isascii()]
-        parts = ["\n".join(part) for part in (plain, other) if part]
-        return [part.encode("latin-1", "replace") for part in parts]
-
-    def run(self, texts: Texts, hits: list[int]) -> None:
-        for text, database in self.whole:
-            (value,) = texts.values(text)  # a SpamAssassin header text: one value
-            for position in database.scan(value.encode("latin-1", "replace")):
-                hits[position] = 1
-        if not self.steps and self.decided is None:
-            return
-        if self.group.startswith(HEADERS):
-            # Distinct values only: the decoded and raw forms of a field are
-            # often the same, and a rule's match needs its text once.
-            joined = "\n".join(dict.fromkeys(v for key in self.keys for v in texts.values(key)))
-        elif texts.values(self.group):
-            joined = texts.joined(self.group)
-        else:
-            return
-        data = joined.encode("latin-1", "replace")
-        parts = [data]
-        if self.line_text and not data.isascii():
-            parts = self.ascii_apart(texts.values(self.group))
-        if self.decided is not None:
-            for part in parts:
-                for position in self.decided.scan(part):
-                    hits[position] = 1
-        found = self.prefilter.scan(parts[0])
-        for part in parts[1:]:
-            found |= self.prefilter.scan(part)
-        for position in found:
-            step = self.steps[position]
-            if self.line_text and step.exact is None and step.limit == 1:
-                if position not in self.line_regexes:  # compiled on first use: few are
-                    self.line_regexes[position] = lines.line_regex(step.regex)
-                line_regex = self.line_regexes[position]
-            else:
-                line_regex = None
-            if line_regex is not None:
-                verdict = lines.decide(line_regex, joined)
-                if verdict is not None:
-                    hits[position] = int(verdict)
-                    continue
-            values = texts.values(step.text)
-            haystack = None
-            if step.rest or step.lead:
-                haystack = texts.haystack(step.text, step.rule.folded)
-            hits[position] = step.count(values, haystack)

@@ -184,6 +184,28 @@ _RDNS_IP = re.compile(r"\(\s*([^\s\[\]()]+)\s+\[")
 _HELO = re.compile(r"\b(?:helo|HELO)[=\s]+([^\s)\]]+)")
 _ID = re.compile(r"\bid\s+<?([^\s;>]+)", re.I)
 _AUTH = re.compile(r"\bwith\s+(E?SMTPS?A|LMTPS?A|ASMTP)\b|\(authenticated", re.I)
+# What every match of each starts with (after its zero-width \b), lower case
+# for the case-insensitive ones: each search starts where the first occurs.
+_HELO_STARTS = ("helo", "HELO")
+_ID_STARTS = ("id",)
+_AUTH_STARTS = ("with", "(authenticated")
+
+
+def _search_from(
+    regex: re.Pattern[str], text: str, starts: tuple[str, ...], folded: bool
+) -> re.Match[str] | None:
+    """``regex.search(text)``, begun where the first of ``starts`` occurs in
+    ``text`` (lowered when ``folded``; a Latin-1 text lowers one character
+    to one) instead of trying every place before it: every match begins with
+    one of them, and ``search`` from a position still reads the character
+    before it for ``\b``. None at once when none occurs."""
+    haystack = text.lower() if folded else text
+    first = -1
+    for start in starts:
+        at = haystack.find(start)
+        if at >= 0 and (first < 0 or at < first):
+            first = at
+    return None if first < 0 else regex.search(text, first)
 
 
 def relay(ip: str, rdns: str, helo: str, by: str, envfrom: str, ident: str, auth: str) -> str:
@@ -207,11 +229,11 @@ def parse_received(value: str) -> tuple[str, str] | None:
     rdns_match = _RDNS_IP.search(middle)
     rdns = rdns_match.group(1) if rdns_match else ""
     rdns = "" if rdns.lower() in ("unknown", found.group(1)) else rdns
-    helo_match = _HELO.search(middle)
+    helo_match = _search_from(_HELO, middle, _HELO_STARTS, False)
     helo = helo_match.group(1) if helo_match else first
     helo = "" if helo.lower() == "unknown" else helo.strip("()")
-    ident_match = _ID.search(rest)
-    auth_match = _AUTH.search(middle + rest)
+    ident_match = _search_from(_ID, rest, _ID_STARTS, True)
+    auth_match = _search_from(_AUTH, middle + rest, _AUTH_STARTS, True)
     auth = (auth_match.group(1) or "authenticated") if auth_match else ""
     ip = found.group(1)
     return ip, relay(ip, rdns, helo, by, "", ident_match.group(1) if ident_match else "", auth)
