@@ -128,6 +128,8 @@ class Transaction:
 
     @property
     def allowlisted(self) -> bool:
+        if not self.forced and not self.session.forced:  # most transactions
+            return False
         return any(f.action == "accept" for f in self.all_forced)
 
     @property
