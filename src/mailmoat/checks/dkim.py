@@ -121,6 +121,11 @@ class DkimCheck(Check):
 
     async def run(self, tx: Transaction, evidence: Evidence) -> None:
         fields = tx.fields_named(*SIGNATURE_FIELDS, *ARC_FIELDS)
+        if not fields:  # most mail: no signature, no chain, nothing to look up
+            tx.dkim_results = []
+            SPEC.add(evidence, "DKIM_NONE")
+            SPEC.add(evidence, "ARC_NONE")
+            return
         signatures = [tags(v) for n, v in fields if n.lower() in SIGNATURE_FIELDS]
         arc = [tags(v) for n, v in fields if n.lower() in ARC_FIELDS]
         if len(signatures) > self.max_signatures:

@@ -26,6 +26,7 @@ import contextvars
 import functools
 import ipaddress
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -144,6 +145,11 @@ async def evaluate(
     return "permerror", f"more than {MAX_QUERIES} DNS queries"
 
 
+# Dot-separated labels of 1 to 63 characters (any but the dot): the names
+# pyspf looks up at all (``query.dns_spf``).
+_LABELS = re.compile(r"[^.]{1,63}(?:\.[^.]{1,63})*")
+
+
 def _pyspf_domain(sender: str, helo: str) -> str:
     """The domain pyspf evaluates for ``s=sender, h=helo`` (its
     ``split_email``: after the first "@"; the HELO name for the null sender)."""
@@ -160,12 +166,13 @@ def _without_policy(answers: Answers, sender: str, helo: str) -> bool:
     on the bytes pyspf would see). Anything else (a policy, a failure, an
     answer not fetched yet) is left to pyspf itself."""
     domain = _pyspf_domain(sender, helo)
-    if any(not label or len(label) > 63 for label in domain.split(".")):
+    if not _LABELS.fullmatch(domain):
         return True
     answer = answers.get((domain.lower(), "TXT"))
     if answer is None or answer.failed:
         return False
-    return not any(spf.RE_SPF.match(_pyspf_record("TXT", r)[0]) for r in answer.records)
+    records = answer.records
+    return not records or not any(spf.RE_SPF.match(_pyspf_record("TXT", r)[0]) for r in records)
 
 
 def _run(answers: Answers, ip: str, sender: str, helo: str, timeout: float) -> Any:
