@@ -52,17 +52,23 @@ def test_random_blocks_give_the_same_named_fields() -> None:
         b"B: \xe9\xff\r\n", b"\xe9From: v\r\n", b"C: a\rb\r\n", b"D: a\nb\r\n", b"\r\n",
         b"E:v", b" \r\n", b"DKIM-Signature: d=x\r\n", b"Subject: y\n", b" c\n", b"x: z\r",
         b"Authentication-Results: h; none\r\n", b"\x0bFrom:\x0c v\r\n", b"From\r\n",
+        b"Received: from a\r\n", b"\tfrom b: c\r\n", b" by x from y\r\n", b"X-Fr: from\r\n",
+        b"From: lf\n", b" from cont\n", b"Received: by z\n", b"fRoM :\r\n", b"\n",
+        b" from: x\r\n", b"\tFROM:y\n",
     ]  # fmt: skip
     rng = random.Random(7)
-    found = 0
-    for _ in range(5000):
-        data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
-        data += rng.choice([b"", b"\r\nbody\r\n", b"\r\nFrom: body\r\n"])
+    found = lone_cr = 0
+    for _ in range(8000):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 10)))
+        data += rng.choice([b"", b"\r\nbody\r\n", b"\r\nFrom: body\r\n", b"\nfrom: x\n"])
+        lone_cr += b"\r" in data.replace(b"\r\n", b"")
         for names in NAMES:
             expected = _expected(data, names)
             assert fields_named(data, names) == expected, (data, names)
+            assert fields_named(data, names, lower_head(data)) == expected, (data, names)
             found += bool(expected)
-    assert found > 5000  # named fields were there to be found
+    assert found > 8000  # named fields were there to be found
+    assert 1000 < lone_cr < 7000  # both ways of reading lines were taken
 
 
 def test_transaction_fields_named_with_and_without_header_fields() -> None:

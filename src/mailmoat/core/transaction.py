@@ -167,7 +167,7 @@ class Transaction:
             self._low_head_of = self.data
         if not mentions(self._low_head, [name.encode("ascii") for name in names]):
             return ()
-        return fields_named(self.data, names)
+        return fields_named(self.data, names, self._low_head)
 
     @property
     def message(self) -> Any:
