@@ -75,10 +75,12 @@ class Pipeline:
         # As ``rescored`` gives them; a symbol without an override is kept
         # (it is immutable) rather than made again.
         scores = config.scores
-        symbols = [
-            s if s.name not in scores else self.rescored(s.name, s.score, s.detail)
-            for s in found.symbols
-        ]
+        symbols = found.symbols
+        if scores:
+            symbols = [
+                s if s.name not in scores else self.rescored(s.name, s.score, s.detail)
+                for s in symbols
+            ]
         if stage in _SESSION_STAGES:
             tx.session.symbols.extend(symbols)
             tx.session.forced.extend(found.forced)
