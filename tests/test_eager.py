@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -128,10 +129,21 @@ async def test_gather_raises_the_first_error_and_closes_the_rest() -> None:
     with pytest.raises(ValueError, match="at once"):
         await eager.gather(no_wait(1), fails_at_once(), records("never started"))
     assert seen == []  # closed before it ran
+    began = time.monotonic()
     with pytest.raises(ValueError, match="at once"):
         await eager.gather(records("waiting"), _fails_later())
+    assert time.monotonic() - began < 10  # not after the waiting one's 60 s
     await asyncio.sleep(0)
     assert seen == ["waiting"]  # it was cancelled where it waited
+
+
+async def test_a_failure_while_the_first_still_waits_leaves_the_task_usable() -> None:
+    with pytest.raises(ValueError, match="at once"):
+        await eager.gather(waits(60, 1), _fails_later(), waits(0.01, 3))
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0  # our own cancel was taken back
+    await asyncio.sleep(0.02)  # and the task can still wait
+    assert await eager.gather(waits(0.01, 4), no_wait(5)) == [4, 10]
 
 
 async def _fails_later() -> int:

@@ -12,8 +12,10 @@ before its first wait (``asyncio.timeout``, ``current_task()``) is bound to
 that task. ``gather(*coros)`` keeps to that: it starts the coroutines in
 place one after the other; at the first that waits, the ones not yet
 started become tasks and run meanwhile, and the waiting one goes on here.
-Values come in argument order; the first exception propagates, and what has
-not finished by then is cancelled or closed.
+Values come in argument order; the first exception propagates as soon as it
+is raised (if the waiting one still waits then, this task is cancelled
+where it waits and the exception raised instead), and what has not finished
+by then is cancelled or closed.
 
 Awaited, a ``Suspended`` hands the future its coroutine is
 waiting on to that task (which wakes it when the future is done, or throws
@@ -23,7 +25,7 @@ a cancellation in), then resumes the coroutine where it stopped.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Generator
+from collections.abc import Coroutine, Generator, Sequence
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -83,10 +85,45 @@ async def gather(*coros: Coroutine[Any, Any, T]) -> list[T]:
         # the task that entered them).
         rest = [asyncio.ensure_future(later) for later in coros[n + 1 :]]
         try:
-            values.append(await started)
+            values.append(await _unless_one_fails(started, rest))
             values.extend(await asyncio.gather(*rest))
         finally:
             for task in rest:
                 task.cancel()
         break
     return values
+
+
+async def _unless_one_fails(started: Suspended[T], rest: Sequence[asyncio.Future[T]]) -> T:
+    """``await started``, in this task; if one of ``rest`` fails first, its
+    exception, at once: this task is cancelled where ``started`` waits
+    (which then sees the cancellation) and the exception raised instead."""
+    current = asyncio.current_task()
+    if not rest or current is None:
+        return await started
+    failed: list[BaseException] = []
+    waiting = True
+
+    def watch(task: asyncio.Future[T]) -> None:
+        if not waiting or failed or task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            failed.append(error)
+            current.cancel()
+
+    for task in rest:
+        task.add_done_callback(watch)
+    try:
+        value = await started
+    except asyncio.CancelledError:
+        if not failed:
+            raise
+    finally:
+        waiting = False
+        for task in rest:
+            task.remove_done_callback(watch)
+    if failed:
+        current.uncancel()
+        raise failed[0]
+    return value

@@ -63,10 +63,11 @@ class Pipeline:
             tx.eod_started = time.monotonic()
         found = Evidence()
         for wave in self._waves[stage]:
-            allowlisted = tx.allowlisted or any(f.action is Action.ACCEPT for f in found.forced)
-            runnable = [c for c in wave if c.runs_when_allowlisted or not allowlisted]
-            if not runnable:
-                continue
+            runnable = wave
+            if tx.allowlisted or any(f.action is Action.ACCEPT for f in found.forced):
+                runnable = [c for c in wave if c.runs_when_allowlisted]
+                if not runnable:
+                    continue
             results = await self._run_wave(runnable, tx)
             for evidence in results:
                 found.symbols.extend(evidence.symbols)
@@ -74,10 +75,12 @@ class Pipeline:
         # As ``rescored`` gives them; a symbol without an override is kept
         # (it is immutable) rather than made again.
         scores = config.scores
-        symbols = [
-            s if s.name not in scores else self.rescored(s.name, s.score, s.detail)
-            for s in found.symbols
-        ]
+        symbols = found.symbols
+        if scores:
+            symbols = [
+                s if s.name not in scores else self.rescored(s.name, s.score, s.detail)
+                for s in symbols
+            ]
         if stage in _SESSION_STAGES:
             tx.session.symbols.extend(symbols)
             tx.session.forced.extend(found.forced)
@@ -132,31 +135,71 @@ class Pipeline:
     async def _run_wave(self, checks: list[Check], tx: Transaction) -> list[Evidence]:
         """Every check of one wave, concurrently; their evidence in check order.
 
-        ``eager.gather`` starts the checks in place one after the other: most
-        content checks never wait for I/O and so cost no task and no timer.
-        At the first check that waits, the checks not yet started run as
-        tasks meanwhile and the waiting one goes on in this task.
+        As ``eager.gather`` does, but without a coroutine of the runner's own
+        around each check: the checks start in place one after the other
+        (most content checks never wait for I/O and so cost no task and no
+        timer). At the first check that waits, the checks not yet started
+        run as tasks (``_checked``) meanwhile and the waiting one goes on in
+        this task, under its timeout.
         """
-        return await eager.gather(*(self._checked(check, tx) for check in checks))
+        results: list[Evidence] = []
+        perf_counter = time.perf_counter
+        for n, check in enumerate(checks):
+            evidence = Evidence()
+            began = perf_counter()
+            steps = check.run(tx, evidence)
+            try:
+                waiting_on = steps.send(None)  # eager.start, in place
+            except StopIteration:
+                metrics.observe_check(check.name, perf_counter() - began)
+                results.append(evidence)
+                continue
+            except Exception as exc:  # TimeoutError too: the check's own, it never waited
+                results.append(self._failure(check, tx, exc))
+                continue
+            started = eager.Suspended(steps, waiting_on)
+            rest = [asyncio.ensure_future(self._checked(later, tx)) for later in checks[n + 1 :]]
+            try:
+                results.append(await self._waited(check, tx, evidence, started, began))
+                results.extend(await asyncio.gather(*rest))
+            finally:
+                for task in rest:
+                    task.cancel()
+            break
+        return results
 
     async def _checked(self, check: Check, tx: Transaction) -> Evidence:
         """Run one check; its evidence, or that of its failure. The timeout
         is armed only if the check waits (a check that does not cannot be
         interrupted anyway)."""
         evidence = Evidence()
-        timeout: float | None = None  # set once the check waits
         began = time.perf_counter()
         try:
             started = eager.start(check.run(tx, evidence))
-            if isinstance(started, eager.Suspended):
-                timeout = self.settings(check).timeout
-                async with asyncio.timeout(timeout):
-                    await started
+        except Exception as exc:  # TimeoutError too: the check's own, it never waited
+            return self._failure(check, tx, exc)
+        if isinstance(started, eager.Finished):
             metrics.observe_check(check.name, time.perf_counter() - began)
             return evidence
-        except TimeoutError as exc:
-            if timeout is None:  # raised by the check itself before it ever waited
-                return self._failure(check, tx, exc)
+        return await self._waited(check, tx, evidence, started, began)
+
+    async def _waited(
+        self,
+        check: Check,
+        tx: Transaction,
+        evidence: Evidence,
+        started: eager.Suspended[None],
+        began: float,
+    ) -> Evidence:
+        """Drive a started check that waits to its end under its timeout;
+        its evidence, or that of its failure."""
+        timeout = self.settings(check).timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await started
+            metrics.observe_check(check.name, time.perf_counter() - began)
+            return evidence
+        except TimeoutError:
             metrics.count_check_failure(check.name, "timeout")
             return self._failed(check, tx, f"timeout after {timeout:g}s")
         except asyncio.CancelledError:

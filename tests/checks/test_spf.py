@@ -8,8 +8,9 @@ import time
 import pytest
 
 from authfakes import FakeResolver, make_tx, names
-from mailmoat.checks.spf import SpfCheck, evaluate
+from mailmoat.checks.spf import SpfCheck, _pyspf_run, _run, _without_policy, evaluate
 from mailmoat.core.symbols import Evidence
+from mailmoat.dns.base import DnsAnswer
 
 TABLE: dict[tuple[str, str], object] = {
     ("example.org", "TXT"): ["v=spf1 ip4:192.0.2.0/24 include:_spf.example.net -all"],
@@ -128,3 +129,65 @@ async def test_temporary_errors_are_not_reused() -> None:
         await check.run(make_tx(ip="203.0.113.1", mail_from="a@tmp.test"), evidence)
         assert [s.name for s in evidence.symbols] == ["SPF_TEMPERROR"]
     assert resolver.queries.count(("tmp.test", "TXT")) == 2
+
+
+_SHORTCUT_ANSWERS: dict[tuple[str, str], DnsAnswer] = {
+    ("nothing.test", "TXT"): DnsAnswer("nxdomain"),
+    ("empty.test", "TXT"): DnsAnswer("ok"),
+    ("other.test", "TXT"): DnsAnswer(
+        "ok", ("google-site-verification=abc", "v=spf10 -all", "v=spf1x", " v=spf1 -all", "é")
+    ),
+    ("policy.test", "TXT"): DnsAnswer("ok", ("v=spf1 -all",)),
+    ("upper.test", "TXT"): DnsAnswer("ok", ("x", "V=SPF1 ?all")),
+    ("bare.test", "TXT"): DnsAnswer("ok", ("v=spf1",)),
+    ("two.test", "TXT"): DnsAnswer("ok", ("v=spf1 -all", "v=spf1 +all")),
+    ("failed.test", "TXT"): DnsAnswer("servfail"),
+    ("timeout.test", "TXT"): DnsAnswer("timeout"),
+    ("üni.test", "TXT"): DnsAnswer("nxdomain"),
+    ("mail.nothing.test", "TXT"): DnsAnswer("nxdomain"),
+}
+_SHORTCUT_SENDERS = [
+    "",
+    "a@nothing.test",
+    "a@Nothing.TEST",
+    "@nothing.test",
+    "a@b@nothing.test",
+    "a@nothing.test.",
+    "a@",
+    "a@x..nothing.test",
+    "a@" + "l" * 64 + ".test",
+    "a@" + "l" * 63 + ".test",
+    "a@empty.test",
+    "a@other.test",
+    "a@policy.test",
+    "a@upper.test",
+    "a@bare.test",
+    "a@two.test",
+    "a@failed.test",
+    "a@timeout.test",
+    "a@unasked.test",
+    "a@ÜNI.test",
+    "no-at-sign.test",
+]
+_SHORTCUT_HELOS = ["", "mail.nothing.test", "mail.unasked.test", "policy.test", "h" * 70 + ".test"]
+
+
+def _outcome(value: object) -> object:
+    return getattr(value, "key", value)  # a _NeedLookup by what it asks for
+
+
+@pytest.mark.parametrize("ip", ["203.0.113.1", "2001:db8::1", "::ffff:192.0.2.9"])
+def test_no_policy_shortcut_gives_what_pyspf_gives(ip: str) -> None:
+    """The no-record case is read from the answers without pyspf: for every
+    sender, HELO name and answer, the outcome (or the lookup asked for) is
+    the one pyspf itself gives."""
+    shortcut = 0
+    for sender in _SHORTCUT_SENDERS:
+        for helo in _SHORTCUT_HELOS:
+            answers = dict(_SHORTCUT_ANSWERS)
+            expected = _outcome(_pyspf_run(answers, ip, sender, helo, 1.0))
+            assert _outcome(_run(answers, ip, sender, helo, 1.0)) == expected, (sender, helo)
+            if _without_policy(answers, sender, helo):
+                assert expected == ("none", ""), (sender, helo)
+                shortcut += 1
+    assert shortcut > 40

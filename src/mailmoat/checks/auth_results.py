@@ -15,6 +15,9 @@ How the sender-authentication checks fit together (all at the data stage):
   Authentication-Results field claiming our authserv-id to be dropped
   (``tx.removed_headers``): a sender must never be able to pre-forge our
   verdicts. It adds ``AUTH_RESULTS_FORGED`` when it drops such a field.
+- Each reads only the header fields it needs (``tx.fields_named``: DKIM and
+  ARC signatures, From, Authentication-Results), as ``tx.header_fields``
+  gives them; the others are not unfolded or decoded.
 
 This check does no I/O and cannot fail except by a bug; its fail mode is the
 runner's default (no header added).
@@ -72,12 +75,6 @@ def format_value(server_id: str, results: list[AuthResult]) -> str:
     return f"{server_id}; " + "; ".join(r.render() for r in results)
 
 
-def fields_of(tx: Transaction) -> tuple[tuple[str, str], ...]:
-    """The transaction's header fields (``tx.header_fields``: split once per
-    transaction; DKIM, DMARC and this check all read them)."""
-    return tx.header_fields
-
-
 def claimed_id(value: str) -> str:
     """The authserv-id an Authentication-Results value names (lower case)."""
     head = _COMMENT.sub(" ", value.split(";", 1)[0]).split()
@@ -115,8 +112,8 @@ class AuthResultsCheck(Check):
     async def run(self, tx: Transaction, evidence: Evidence) -> None:
         forged = [
             (name, value)
-            for name, value in fields_of(tx)
-            if name.lower() == "authentication-results" and claimed_id(value) == self.server_id
+            for name, value in tx.fields_named("authentication-results")
+            if claimed_id(value) == self.server_id
         ]
         if forged:
             tx.removed_headers.extend(forged)

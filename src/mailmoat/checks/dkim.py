@@ -33,7 +33,7 @@ import dkim
 from dkim.canonicalization import CanonicalizationPolicy
 
 from mailmoat import eager
-from mailmoat.checks.auth_results import AuthResult, fields_of, lookup
+from mailmoat.checks.auth_results import AuthResult, lookup
 from mailmoat.checks.base import Check, Services
 from mailmoat.checks.spec import CheckSpec, SymbolSpec
 from mailmoat.core.symbols import Evidence, Stage
@@ -120,7 +120,12 @@ class DkimCheck(Check):
         self.min_key_bits = min_key_bits
 
     async def run(self, tx: Transaction, evidence: Evidence) -> None:
-        fields = fields_of(tx)
+        fields = tx.fields_named(*SIGNATURE_FIELDS, *ARC_FIELDS)
+        if not fields:  # most mail: no signature, no chain, nothing to look up
+            tx.dkim_results = []
+            SPEC.add(evidence, "DKIM_NONE")
+            SPEC.add(evidence, "ARC_NONE")
+            return
         signatures = [tags(v) for n, v in fields if n.lower() in SIGNATURE_FIELDS]
         arc = [tags(v) for n, v in fields if n.lower() in ARC_FIELDS]
         if len(signatures) > self.max_signatures:

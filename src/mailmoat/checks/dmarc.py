@@ -25,7 +25,7 @@ import random
 from typing import ClassVar
 
 from mailmoat.checks import psl
-from mailmoat.checks.auth_results import AuthResult, fields_of, lookup
+from mailmoat.checks.auth_results import AuthResult, lookup
 from mailmoat.checks.base import Check, Services
 from mailmoat.checks.psl import registered_domain
 from mailmoat.checks.spec import CheckSpec, SymbolSpec
@@ -115,7 +115,7 @@ class DmarcCheck(Check):
         self.rng = rng or random.Random()
 
     async def run(self, tx: Transaction, evidence: Evidence) -> None:
-        domain = from_domain(fields_of(tx))
+        domain = from_domain(tx.fields_named("from"))
         if domain is None:
             SPEC.add(evidence, "DMARC_BAD_FROM")
             return

@@ -18,6 +18,7 @@ from email.message import Message
 from typing import Any
 
 from mailmoat.core.authresults import AuthResult
+from mailmoat.core.fieldpick import fields_named, lower_head, mentions
 from mailmoat.core.findings import Finding
 from mailmoat.core.headers import header_fields, parse_header_block
 from mailmoat.core.symbols import Forced, Symbol
@@ -114,6 +115,8 @@ class Transaction:
     _headers_of: bytes | None = None
     _fields: tuple[tuple[str, str], ...] = ()
     _fields_of: bytes | None = None
+    _low_head: bytes = b""
+    _low_head_of: bytes | None = None
 
     @property
     def all_symbols(self) -> list[Symbol]:
@@ -125,6 +128,8 @@ class Transaction:
 
     @property
     def allowlisted(self) -> bool:
+        if not self.forced and not self.session.forced:  # most transactions
+            return False
         return any(f.action == "accept" for f in self.all_forced)
 
     @property
@@ -148,6 +153,21 @@ class Transaction:
             self._fields = header_fields(self.data)
             self._fields_of = self.data
         return self._fields
+
+    def fields_named(self, *names: str) -> tuple[tuple[str, str], ...]:
+        """The fields of ``header_fields`` whose lower-cased name is one of
+        ``names`` (lower case), in order; the others are neither unfolded nor
+        decoded, and a block that cannot hold such a field (most have no
+        DKIM-Signature or Authentication-Results) is not split at all
+        (``mailmoat.core.fieldpick``)."""
+        if self._fields_of is self.data:
+            return tuple(f for f in self._fields if f[0].lower() in names)
+        if self._low_head_of is not self.data:
+            self._low_head = lower_head(self.data)
+            self._low_head_of = self.data
+        if not mentions(self._low_head, [name.encode("ascii") for name in names]):
+            return ()
+        return fields_named(self.data, names, self._low_head)
 
     @property
     def message(self) -> Any:
