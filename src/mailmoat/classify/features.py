@@ -43,7 +43,7 @@ import zlib
 from array import array
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import AnyStr, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -139,14 +139,13 @@ class _Memo(dict[K, V]):
 
 
 class _Cache:
-    """The per-process memos: hashes of words (as str and as ASCII bytes)
+    """The per-process memos: hashes of words (as str or as UTF-8 bytes)
     and of keys by prefix (``"from:"``: ``"gmail"``), the hashes of whole
     HTML tags, and header fields by name."""
 
     def __init__(self) -> None:
         self.count = 0
-        self.words: _Memo[str, int] = _Memo(_hash)
-        self.ascii_words: _Memo[bytes, int] = _Memo(_hash)
+        self.words: _Memo[str | bytes, int] = _Memo(_hash)
         self.prefixes: dict[str, _Memo[str, int]] = {}
         self.tags: _Memo[str, list[int]] = _Memo(_tag_hashes)
         self.fields: _Memo[str, _Field] = _Memo(_Field)
@@ -356,53 +355,57 @@ def _word_hashes(text: str, limit: int, out: list[int]) -> None:
     r"""Append the hashes of the first ``limit`` words (``_WORD``) of
     ``text.lower()``.
 
-    Not one regex pass over all the text: the characters no word contains
-    become spaces and the text splits at white space (never in a word
-    either) into chunks that each hold whole words. A chunk of letters and
-    digits only (``isalnum``: Unicode ``\w`` but "_") is one word; only the
-    few others go through the regex.
+    Not one regex pass over all the text: the lower-cased text is encoded
+    (UTF-8), the ASCII characters no word contains become spaces and the
+    bytes split at ASCII white space (never in a word either) into chunks
+    that each hold whole words. A chunk of ASCII letters and digits only
+    (``isalnum``: ``\w`` but "_") is one word; only the few others go
+    through ``_resplit``. A word's hash is that of its UTF-8 bytes, so an
+    ASCII word hashes the same as bytes or as text.
     """
     if text.isascii():
         data = text.encode("ascii").translate(_LOWER_WORD_BYTES)
-        chunks = words = data.split()
-        # (In text without word punctuation each chunk is one word: "_" is a
-        # word character, isalnum() aside.)
-        if any(map(data.__contains__, _PUNCTUATION)):
-            plain = list(map(bytes.isalnum, chunks))
-            if False in plain:
-                words = _resplit(chunks, plain, _WORD_BYTES, _NOT_FIRST_BYTES, _NOT_LAST_BYTES)
-        out += map(_cache.ascii_words.__getitem__, words[:limit])
     else:
         data = text.lower().encode("utf-8", "surrogatepass").translate(_LOWER_WORD_BYTES)
-        text_chunks = data.decode("utf-8", "surrogatepass").split()
-        plain = list(map(str.isalnum, text_chunks))
-        text_words = text_chunks
+    chunks = data.split()
+    words: list[bytes] | list[bytes | str] = chunks
+    # (In ASCII text without word punctuation each chunk is one word: "_"
+    # is a word character, isalnum() aside.)
+    if not data.isascii() or any(map(data.__contains__, _PUNCTUATION)):
+        plain = list(map(bytes.isalnum, chunks))
         if False in plain:
-            text_words = _resplit(text_chunks, plain, _WORD_STR, _NOT_FIRST, _NOT_LAST)
-        out += map(_cache.words.__getitem__, text_words[:limit])
+            words = _resplit(chunks, plain)
+    out += map(_cache.words.__getitem__, words[:limit])
 
 
-def _resplit(
-    chunks: list[AnyStr],
-    plain: list[bool],
-    pattern: re.Pattern[AnyStr],
-    not_first: AnyStr,
-    not_last: AnyStr,
-) -> list[AnyStr]:
-    """The words of ``chunks``: a plain chunk is one, the words of the
-    others are found by ``pattern`` once they are stripped of characters
-    that cannot begin (or end) a word there, which often leaves one plain
-    word or none ("it.", "--")."""
-    words: list[AnyStr] = []
+def _resplit(chunks: list[bytes], plain: list[bool]) -> list[bytes | str]:
+    r"""The words of ``chunks``: a plain chunk is one. An ASCII chunk that
+    is not is stripped of characters that cannot begin (or end) a word
+    there, which often leaves one plain word or none ("it.", "--"), and the
+    rest goes through the regex. A chunk with other characters is decoded
+    and split at Unicode white space, and each piece found the same way
+    with the Unicode ``\w`` (its words are ``str``)."""
+    words: list[bytes | str] = []
     start = 0
     for _ in range(plain.count(False)):
         other = plain.index(False, start)
         words += chunks[start:other]
-        chunk = chunks[other].lstrip(not_first).rstrip(not_last)
-        if chunk.isalnum():
-            words.append(chunk)
-        elif chunk:
-            words += pattern.findall(chunk)
+        chunk = chunks[other]
+        if chunk.isascii():
+            chunk = chunk.lstrip(_NOT_FIRST_BYTES).rstrip(_NOT_LAST_BYTES)
+            if chunk.isalnum():
+                words.append(chunk)
+            elif chunk:
+                words += _WORD_BYTES.findall(chunk)
+        else:
+            for piece in chunk.decode("utf-8", "surrogatepass").split():
+                if not piece.isalnum():
+                    piece = piece.lstrip(_NOT_FIRST).rstrip(_NOT_LAST)
+                    if not piece.isalnum():
+                        if piece:
+                            words += _WORD_STR.findall(piece)
+                        continue
+                words.append(piece)
         start = other + 1
     words += chunks[start:]
     return words
