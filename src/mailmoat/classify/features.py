@@ -30,9 +30,9 @@ four bytes. The index is ``(h ^ h >> 29) & (2**hash_bits - 1)``.
 
 The cost is kept down by a bounded per-process cache of hashes: of words,
 of keys by prefix (so a header token needs no key string built), of whole
-short header values and whole HTML tags, which recur across messages; and
-by tokenising body text mostly with ``bytes.split`` rather than the regex
-(``_word_hashes``). None of it changes the features.
+short header values, whole HTML tags and whole URLs, which recur across
+messages; and by tokenising body text mostly with ``bytes.split`` rather
+than the regex (``_word_hashes``). None of it changes the features.
 """
 
 from __future__ import annotations
@@ -141,13 +141,14 @@ class _Memo(dict[K, V]):
 class _Cache:
     """The per-process memos: hashes of words (as str or as UTF-8 bytes)
     and of keys by prefix (``"from:"``: ``"gmail"``), the hashes of whole
-    HTML tags, and header fields by name."""
+    HTML tags and of whole URLs, and header fields by name."""
 
     def __init__(self) -> None:
         self.count = 0
         self.words: _Memo[str | bytes, int] = _Memo(_hash)
         self.prefixes: dict[str, _Memo[str, int]] = {}
         self.tags: _Memo[str, list[int]] = _Memo(_tag_hashes)
+        self.urls: _Memo[str, list[int]] = _Memo(_url_hashes)
         self.fields: _Memo[str, _Field] = _Memo(_Field)
 
     def prefixed(self, prefix: str) -> _Memo[str, int]:
@@ -210,6 +211,22 @@ class _Field:
                 if "@" in token:
                     hashes.append(self.domains[token.rpartition("@")[2]])
         return hashes
+
+
+def _url_hashes(url: str) -> list[int]:
+    """The key hashes of one URL: its host, its parent domains of two and
+    three labels, "u:ip" when the last label is a number, and its first ten
+    path words in lower case."""
+    host, _, path = url.partition("://")[2].partition("/")
+    labels = host.split(".")
+    keys = ["uh:" + host]
+    for depth in range(2, min(len(labels), 4)):
+        keys.append("ud:" + ".".join(labels[-depth:]))
+    if labels[-1].isdigit():
+        keys.append("u:ip")
+    for word in _PATH_WORD.findall(path)[:10]:
+        keys.append("up:" + word.lower())
+    return [_hash(key) for key in keys]
 
 
 def _tag_hashes(tag: str) -> list[int]:
@@ -463,18 +480,10 @@ def _portable_header_keys(message: ParsedMessage, config: FeatureConfig, out: li
 
 
 def _content_keys(message: ParsedMessage, config: FeatureConfig, out: list[int]) -> None:
-    keys: list[str] = []
-    for url in message.urls[: config.max_urls]:
-        host, _, path = url.partition("://")[2].partition("/")
-        labels = host.split(".")
-        keys.append("uh:" + host)
-        for depth in range(2, min(len(labels), 4)):
-            keys.append("ud:" + ".".join(labels[-depth:]))
-        if labels[-1].isdigit():
-            keys.append("u:ip")
-        for word in _PATH_WORD.findall(path)[:10]:
-            keys.append("up:" + word.lower())
-    keys.append("urls:" + str(_bucket(len(message.urls))))
+    # A URL's keys by the whole URL: half the URLs of a mail stream recur.
+    for url_hashes in map(_cache.urls.__getitem__, message.urls[: config.max_urls]):
+        out += url_hashes
+    keys = ["urls:" + str(_bucket(len(message.urls)))]
     if message.html:
         # Distinct tags (name and attributes) only: HTML spam repeats its
         # markup; and much of it recurs across messages (the memo).
