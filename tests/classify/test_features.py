@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 import pytest
 
-from mailmoat.classify import FeatureConfig, extract, features
+from mailmoat.classify import FeatureConfig, extract, features, key_memo
 from mailmoat.classify.header_shape import CONTENT_FIELDS, header_shape_keys
 from mailmoat.classify.testing import synthetic_corpus
 from mailmoat.message import ParsedMessage, parse_message
@@ -266,7 +266,7 @@ def test_same_after_the_cache_starts_over(monkeypatch: pytest.MonkeyPatch) -> No
     # use then go on unshared, and the results stay the same.
     rng = random.Random(5)
     messages = [parse_message(_random_message(rng)) for _ in range(20)]
-    monkeypatch.setattr(features, "_CACHE_MAX", 7)
+    monkeypatch.setattr(key_memo, "CACHE_MAX", 7)
     for message in messages:
         for config in (FeatureConfig(), FeatureConfig(feature_set=1)):
             assert np.array_equal(extract(message, config), reference_extract(message, config))
