@@ -67,8 +67,8 @@ _CACHE_KIB = 16 * 1024
 # once, so a longer interval means less copying per write (the bulk
 # detector's keys are random: its writes touch pages all over the key
 # index). The WAL file grows to about 16 MiB and is reused from its start
-# after each checkpoint. About a fifth less CPU per bulk check's store
-# writes on the corpus (docs/benchmarks.md).
+# after each checkpoint. About 15% less CPU in the bulk check's store
+# statements on the corpus (docs/benchmarks.md).
 _CHECKPOINT_PAGES = 4000
 log = logging.getLogger("mailmoat.store")
 
