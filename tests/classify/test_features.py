@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 import pytest
 
-from mailmoat.classify import FeatureConfig, extract, features
+from mailmoat.classify import FeatureConfig, extract, features, key_memo
 from mailmoat.classify.header_shape import CONTENT_FIELDS, header_shape_keys
 from mailmoat.classify.testing import synthetic_corpus
 from mailmoat.message import ParsedMessage, parse_message
@@ -266,7 +266,33 @@ def test_same_after_the_cache_starts_over(monkeypatch: pytest.MonkeyPatch) -> No
     # use then go on unshared, and the results stay the same.
     rng = random.Random(5)
     messages = [parse_message(_random_message(rng)) for _ in range(20)]
-    monkeypatch.setattr(features, "_CACHE_MAX", 7)
+    monkeypatch.setattr(key_memo, "CACHE_MAX", 7)
     for message in messages:
         for config in (FeatureConfig(), FeatureConfig(feature_set=1)):
             assert np.array_equal(extract(message, config), reference_extract(message, config))
+
+
+def test_body_words_are_the_regex_words() -> None:
+    # The tokeniser splits bytes and keeps the regex for the few chunks
+    # that need it (non-ASCII ones decoded): the same words in the same
+    # order as one regex pass, on text of every mix of ASCII and not.
+    rng = random.Random(1999)
+    texts = [
+        "",
+        " ",
+        "x",
+        "É",
+        "a\xa0b",
+        "ab\u3000cd.e",
+        "\udc80x y.",
+        *(e.decode() for e in EDGES),
+    ]
+    for size in (5, 40, 400, 3000):
+        texts += [_noise(rng, size) for _ in range(30)]
+        texts += [_noise(rng, size, list("aZ9.'@+-!% \n")) for _ in range(10)]
+    for text in texts:
+        for limit in (0, 1, 7, 1500):
+            words = _REF_WORD.findall(text.lower())[:limit]
+            got: list[int] = []
+            features._word_hashes(text, limit, got)
+            assert got == [_ref_hash(word) for word in words], (text[:60], limit)

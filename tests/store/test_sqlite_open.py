@@ -1,12 +1,17 @@
-"""SqliteStore: workers starting together open one new file without error."""
+"""SqliteStore: workers starting together open one new file without error;
+the settings an opened store writes with."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import multiprocessing
+import os
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
+from mailmoat.store import sqlite
 from mailmoat.store.sqlite import SqliteStore
 
 
@@ -35,3 +40,25 @@ def test_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -> Non
         for worker in workers:
             worker.join(30)
     assert outcomes == ["ok"] * 80
+
+
+def test_the_wal_is_checkpointed_only_after_its_longer_interval(tmp_path: Path) -> None:
+    # SQLite's default checkpoints (and starts the WAL over) every 1000
+    # pages; the store lets the WAL grow to _CHECKPOINT_PAGES first.
+    path = str(tmp_path / "s.db")
+    store = SqliteStore(path)
+    frame = 4096 + 24  # page and frame header
+
+    async def write(rounds: int) -> int:
+        """Adds of five new random keys until the WAL holds 1500 frames."""
+        for n in range(rounds):
+            keys = [hashlib.blake2b(b"%d" % (n * 5 + k)).hexdigest() for k in range(5)]
+            await store.add_many(dict.fromkeys(keys, b"198.51.100.0"), 3600)
+            if os.path.getsize(path + "-wal") >= 1500 * frame:
+                return n
+        return rounds
+
+    assert asyncio.run(write(2000)) < 2000
+    written = os.path.getsize(path + "-wal")
+    assert written < (sqlite._CHECKPOINT_PAGES + 50) * frame
+    asyncio.run(store.close())

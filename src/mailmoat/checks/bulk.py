@@ -38,8 +38,8 @@ import logging
 import re
 import time
 import zlib
+from array import array
 from collections.abc import Callable
-from itertools import chain
 from typing import Any, ClassVar
 
 import numpy as np
@@ -66,6 +66,9 @@ _RECENT_MAX = 50_000
 _SPREAD_A = np.uint64(0x9E3779B1)
 _SPREAD_B = np.uint64(0x85EBCA77)
 _LOW_32 = np.uint64(0xFFFFFFFF)
+# array() type code of a C unsigned 64-bit integer (from a list of ints,
+# array() is quicker than numpy).
+_U64 = "L" if array("L").itemsize == 8 else "Q"
 
 _URL = re.compile(r"(?:https?|ftp)://\S+|www\.\S+", re.I)
 # On lower-case ASCII text ignoring case changes nothing but costs a lot.
@@ -156,7 +159,9 @@ def fingerprint(words: list[str]) -> list[str]:
     count = len(words)
     # The words' hashes and two zeros: with fewer than three words, one
     # shingle padded with zeros.
-    hashes = np.fromiter(chain(map(_word_crcs.__getitem__, words), _PAD), np.uint64, count + 2)
+    crcs = list(map(_word_crcs.__getitem__, words))
+    crcs += _PAD
+    hashes = np.frombuffer(array(_U64, crcs), np.uint64)
     # A 3-word shingle's hash from its words' hashes, bits spread before
     # binning. In uint64 the products wrap, which leaves the low 32 bits that
     # are kept exact.

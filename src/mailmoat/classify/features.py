@@ -28,27 +28,26 @@ key) whose 64-bit hash ``h`` is two CRC-32s of its UTF-8 bytes; a bigram
 mixes the hashes of its two words and their distance, a byte 4-gram its
 four bytes. The index is ``(h ^ h >> 29) & (2**hash_bits - 1)``.
 
-The cost is kept down by a bounded per-process cache of hashes: of words,
-of keys by prefix (so a header token needs no key string built), of whole
-short header values and whole HTML tags, which recur across messages; and
-by tokenising body text mostly with ``bytes.split`` rather than the regex
-(``_word_hashes``). None of it changes the features.
+The cost is kept down by the bounded per-process memos of ``key_memo``:
+hashes of words, of keys by prefix (so a header token needs no key string
+built), of whole short header values, whole HTML tags and whole URLs,
+which recur across messages; and by tokenising body text mostly with
+``bytes.split`` rather than the regex (``_word_hashes``). None of it
+changes the features.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import zlib
 from array import array
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import AnyStr, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from mailmoat.classify.header_shape import CONTENT_FIELDS, header_shape_keys
+from mailmoat.classify.key_memo import current
 from mailmoat.message import ParsedMessage
 
 IndexArray = npt.NDArray[np.uint32]
@@ -57,18 +56,13 @@ IndexArray = npt.NDArray[np.uint32]
 # and "!" or "%" behind. (A currency sign in front would make the regex
 # try every position and cost a third more; the byte 4-grams see "$1".)
 _WORD = re.compile(r"\w+(?:[.'@+-]\w+)*[!%]?")
-_HEADER_WORD = re.compile(r"[$]?\w+(?:[.@-]\w+)*[!%]?")
 # The patterns as run: they match the same, faster. Written to start with a
 # plain \w, they let the regex engine skip to the places a match can start;
 # possessive, they keep no backtracking state (which is never needed: the
-# optional tail can always match empty). ASCII-only text takes ASCII \w,
-# which is the same there; _HEADER_WORD is kept for text with a "$".
+# optional tail can always match empty).
 _WORD_FAST = r"\w\w*+(?:[.'@+-]\w++)*+[!%]?"
 _WORD_STR = re.compile(_WORD_FAST)
 _WORD_BYTES = re.compile(_WORD_FAST.encode())
-_HEADER_WORD_FAST = r"\w\w*+(?:[.@-]\w++)*+[!%]?"
-_HEADER_WORD_STR = re.compile(_HEADER_WORD_FAST)
-_HEADER_WORD_ASCII = re.compile(_HEADER_WORD_FAST, re.ASCII)
 # For _word_hashes: ASCII to lower case with the characters no word holds
 # turned into spaces (other bytes kept); characters that never start a word
 # and those that never end one.
@@ -82,167 +76,15 @@ _NOT_LAST = ".'@+-"
 _NOT_FIRST_BYTES = _NOT_FIRST.encode()
 _NOT_LAST_BYTES = _NOT_LAST.encode()
 _PUNCTUATION = tuple(bytes([c]) for c in b".-'@+!%")
-_TAG = re.compile(r"<(/?[a-z][a-z0-9]{0,15})([^>]{0,300})")
-# _TAG without its groups: the same matches as whole strings, found faster.
+# key_memo's tag pattern without its groups: the same matches as whole
+# strings, found faster.
 _WHOLE_TAG = re.compile(r"</?[a-z][a-z0-9]{0,15}[^>]{0,300}")
-_ATTR = re.compile(r"([a-z-]{1,20})\s*=")  # as _attr_names finds them
-_ATTR_CHARS = "abcdefghijklmnopqrstuvwxyz-"
-_PATH_WORD = re.compile(r"[A-Za-z0-9]{2,30}")
-# Fields whose values carry no signal or only noise unique to each message.
-_SKIP_VALUES = frozenset({"date", "content-length", "lines", "status", "x-uid", "x-status"})
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _NGRAM_SEED = np.uint64(0x51ED27)
 _MIX_SHIFT = np.uint64(29)
 # array() type code of a C unsigned 64-bit integer ("L" converts faster).
 _U64 = "L" if array("L").itemsize == 8 else "Q"
-_CACHE_MAX = 500_000
-# Header values up to this long have their keys memoised whole (many recur:
-# From, To, Content-Type, List-*...), but not those of fields whose values
-# differ in every message (nor long ones: mostly Received, unique too).
-_VALUE_MEMO_MAX = 200
-_UNIQUE_VALUES = frozenset({"message-id", "received", "references", "in-reply-to"})
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-def _hash(key: str | bytes) -> int:
-    """The 64-bit hash of a feature key (bytes: its UTF-8 encoding)."""
-    data = key if isinstance(key, bytes) else key.encode("utf-8", "surrogatepass")
-    return zlib.crc32(data) | (zlib.crc32(data, 0x5BD1E995) << 32)
-
-
-class _Memo(dict[K, V]):
-    """``compute(key)`` by key: a missing key is computed and kept.
-
-    All memos together keep about ``_CACHE_MAX`` hashes (a list of hashes
-    counts by its length, a key by every 32 characters); past that the
-    cache starts over, and memos still
-    in use go on working, just no longer shared.
-    """
-
-    __slots__ = ("compute",)
-
-    def __init__(self, compute: Callable[[K], V]) -> None:
-        super().__init__()
-        self.compute = compute
-
-    def __missing__(self, key: K) -> V:
-        value = self[key] = self.compute(key)
-        weight = len(value) + 1 if isinstance(value, list) else 1
-        # A long key (a word can be thousands of characters) counts more.
-        _cache.count += weight + len(key) // 32  # type: ignore[arg-type]
-        if _cache.count > _CACHE_MAX:
-            _start_over()
-        return value
-
-
-class _Cache:
-    """The per-process memos: hashes of words (as str and as ASCII bytes)
-    and of keys by prefix (``"from:"``: ``"gmail"``), the hashes of whole
-    HTML tags, and header fields by name."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.words: _Memo[str, int] = _Memo(_hash)
-        self.ascii_words: _Memo[bytes, int] = _Memo(_hash)
-        self.prefixes: dict[str, _Memo[str, int]] = {}
-        self.tags: _Memo[str, list[int]] = _Memo(_tag_hashes)
-        self.fields: _Memo[str, _Field] = _Memo(_Field)
-
-    def prefixed(self, prefix: str) -> _Memo[str, int]:
-        """The memo of ``key -> _hash(prefix + key)``."""
-        memo = self.prefixes.get(prefix)
-        if memo is None:
-            memo = self.prefixes[prefix] = _Memo(lambda key: _hash(prefix + key))
-        return memo
-
-
-class _Field:
-    """A header field name (as written) and what its keys need: the name in
-    lower case and the hash of its key, whether its values are skipped or
-    it is a Received field; the memos of its token and domain keys, and of
-    the keys of whole (short) values by ``max_header_words``."""
-
-    __slots__ = (
-        "domains",
-        "name",
-        "name_hash",
-        "received",
-        "skipped",
-        "tokens",
-        "unique",
-        "values",
-    )
-
-    def __init__(self, written: str) -> None:
-        name = written.lower()
-        self.name = name
-        self.name_hash = _cache.prefixed("hn:")[name]
-        self.skipped = name in _SKIP_VALUES or name.startswith("x-spam")
-        self.received = name == "received"
-        self.tokens = _cache.prefixed(name + ":")
-        self.domains = _cache.prefixed(name + ":@")
-        self.unique = name in _UNIQUE_VALUES or "date" in name
-        self.values: dict[int, _Memo[str, list[int]]] = {}
-
-    def value_hashes(self, value: str, limit: int) -> list[int]:
-        """The hashes of the keys of ``value``: its first ``limit`` tokens
-        and the domains of those with an "@"."""
-        if self.unique or len(value) > _VALUE_MEMO_MAX:
-            return self.compute(value, limit)
-        memo = self.values.get(limit)
-        if memo is None:
-            memo = self.values[limit] = _Memo(lambda v: self.compute(v, limit))
-        return memo[value]
-
-    def compute(self, value: str, limit: int) -> list[int]:
-        """``value_hashes`` without the memo."""
-        value = value.lower()
-        if "$" in value:
-            pattern = _HEADER_WORD
-        else:
-            pattern = _HEADER_WORD_ASCII if value.isascii() else _HEADER_WORD_STR
-        tokens = pattern.findall(value)[:limit]
-        hashes = list(map(self.tokens.__getitem__, tokens))
-        if "@" in value:
-            for token in tokens:
-                if "@" in token:
-                    hashes.append(self.domains[token.rpartition("@")[2]])
-        return hashes
-
-
-def _tag_hashes(tag: str) -> list[int]:
-    """The key hashes of one whole HTML tag: its name and, under the name,
-    its first six attribute names."""
-    name, attrs = _TAG.fullmatch(tag).groups()  # type: ignore[union-attr]
-    keys = ["tag:" + name] + [f"ta:{name}:{attr}" for attr in _attr_names(attrs)]
-    return [_hash(key) for key in keys]
-
-
-def _attr_names(attrs: str, limit: int = 6) -> list[str]:
-    """``_ATTR.findall(attrs)[:limit]`` without the regex, which backtracks
-    at every letter. Each "=" ends a stretch of ``attrs``; a name matches
-    there if the stretch, white space aside, ends in ``[a-z-]``: the last 20
-    of those characters."""
-    names: list[str] = []
-    for stretch in attrs.split("=")[:-1]:
-        stretch = stretch.rstrip()
-        size = len(stretch) - len(stretch.rstrip(_ATTR_CHARS))
-        if size:
-            names.append(stretch[-min(size, 20) :])
-            if len(names) == limit:
-                break
-    return names
-
-
-_cache = _Cache()
-
-
-def _start_over() -> None:
-    global _cache
-    _cache = _Cache()
 
 
 @dataclass(frozen=True)
@@ -356,53 +198,57 @@ def _word_hashes(text: str, limit: int, out: list[int]) -> None:
     r"""Append the hashes of the first ``limit`` words (``_WORD``) of
     ``text.lower()``.
 
-    Not one regex pass over all the text: the characters no word contains
-    become spaces and the text splits at white space (never in a word
-    either) into chunks that each hold whole words. A chunk of letters and
-    digits only (``isalnum``: Unicode ``\w`` but "_") is one word; only the
-    few others go through the regex.
+    Not one regex pass over all the text: the lower-cased text is encoded
+    (UTF-8), the ASCII characters no word contains become spaces and the
+    bytes split at ASCII white space (never in a word either) into chunks
+    that each hold whole words. A chunk of ASCII letters and digits only
+    (``isalnum``: ``\w`` but "_") is one word; only the few others go
+    through ``_resplit``. A word's hash is that of its UTF-8 bytes, so an
+    ASCII word hashes the same as bytes or as text.
     """
     if text.isascii():
         data = text.encode("ascii").translate(_LOWER_WORD_BYTES)
-        chunks = words = data.split()
-        # (In text without word punctuation each chunk is one word: "_" is a
-        # word character, isalnum() aside.)
-        if any(map(data.__contains__, _PUNCTUATION)):
-            plain = list(map(bytes.isalnum, chunks))
-            if False in plain:
-                words = _resplit(chunks, plain, _WORD_BYTES, _NOT_FIRST_BYTES, _NOT_LAST_BYTES)
-        out += map(_cache.ascii_words.__getitem__, words[:limit])
     else:
         data = text.lower().encode("utf-8", "surrogatepass").translate(_LOWER_WORD_BYTES)
-        text_chunks = data.decode("utf-8", "surrogatepass").split()
-        plain = list(map(str.isalnum, text_chunks))
-        text_words = text_chunks
+    chunks = data.split()
+    words: list[bytes] | list[bytes | str] = chunks
+    # (In ASCII text without word punctuation each chunk is one word: "_"
+    # is a word character, isalnum() aside.)
+    if not data.isascii() or any(map(data.__contains__, _PUNCTUATION)):
+        plain = list(map(bytes.isalnum, chunks))
         if False in plain:
-            text_words = _resplit(text_chunks, plain, _WORD_STR, _NOT_FIRST, _NOT_LAST)
-        out += map(_cache.words.__getitem__, text_words[:limit])
+            words = _resplit(chunks, plain)
+    out += map(current().words.__getitem__, words[:limit])
 
 
-def _resplit(
-    chunks: list[AnyStr],
-    plain: list[bool],
-    pattern: re.Pattern[AnyStr],
-    not_first: AnyStr,
-    not_last: AnyStr,
-) -> list[AnyStr]:
-    """The words of ``chunks``: a plain chunk is one, the words of the
-    others are found by ``pattern`` once they are stripped of characters
-    that cannot begin (or end) a word there, which often leaves one plain
-    word or none ("it.", "--")."""
-    words: list[AnyStr] = []
+def _resplit(chunks: list[bytes], plain: list[bool]) -> list[bytes | str]:
+    r"""The words of ``chunks``: a plain chunk is one. An ASCII chunk that
+    is not is stripped of characters that cannot begin (or end) a word
+    there, which often leaves one plain word or none ("it.", "--"), and the
+    rest goes through the regex. A chunk with other characters is decoded
+    and split at Unicode white space, and each piece found the same way
+    with the Unicode ``\w`` (its words are ``str``)."""
+    words: list[bytes | str] = []
     start = 0
     for _ in range(plain.count(False)):
         other = plain.index(False, start)
         words += chunks[start:other]
-        chunk = chunks[other].lstrip(not_first).rstrip(not_last)
-        if chunk.isalnum():
-            words.append(chunk)
-        elif chunk:
-            words += pattern.findall(chunk)
+        chunk = chunks[other]
+        if chunk.isascii():
+            chunk = chunk.lstrip(_NOT_FIRST_BYTES).rstrip(_NOT_LAST_BYTES)
+            if chunk.isalnum():
+                words.append(chunk)
+            elif chunk:
+                words += _WORD_BYTES.findall(chunk)
+        else:
+            for piece in chunk.decode("utf-8", "surrogatepass").split():
+                if not piece.isalnum():
+                    piece = piece.lstrip(_NOT_FIRST).rstrip(_NOT_LAST)
+                    if not piece.isalnum():
+                        if piece:
+                            words += _WORD_STR.findall(piece)
+                        continue
+                words.append(piece)
         start = other + 1
     words += chunks[start:]
     return words
@@ -427,7 +273,7 @@ def _ngram_head(raw: bytes, size: int) -> bytes:
 
 def _header_keys(message: ParsedMessage, config: FeatureConfig, out: list[int]) -> None:
     names = []
-    fields = _cache.fields
+    fields = current().fields
     received = 0
     for name, value in message.headers:
         field = fields[name]
@@ -440,7 +286,7 @@ def _header_keys(message: ParsedMessage, config: FeatureConfig, out: list[int]) 
             if received > config.max_received:
                 continue
         out += field.value_hashes(value, config.max_header_words)
-    keys = _cache.prefixed("")
+    keys = current().prefixed("")
     out.append(keys["ho:" + ",".join(names[:6])])
     out.append(keys["hcount:" + str(_bucket(len(names)))])
 
@@ -448,35 +294,27 @@ def _header_keys(message: ParsedMessage, config: FeatureConfig, out: list[int]) 
 def _portable_header_keys(message: ParsedMessage, config: FeatureConfig, out: list[int]) -> None:
     """Set 2: the values of the fields in ``CONTENT_FIELDS`` tokenised and
     the shape keys of ``header_shape``; nothing from other fields."""
-    fields = _cache.fields
+    fields = current().fields
     seen: set[str] = set()
     for name, value in message.headers:
         field = fields[name]
         if field.name in CONTENT_FIELDS and field.name not in seen:
             seen.add(field.name)
             out += field.value_hashes(value, config.max_header_words)
-    keys = _cache.prefixed("")
+    keys = current().prefixed("")
     out += map(keys.__getitem__, header_shape_keys(message))
 
 
 def _content_keys(message: ParsedMessage, config: FeatureConfig, out: list[int]) -> None:
-    keys: list[str] = []
-    for url in message.urls[: config.max_urls]:
-        host, _, path = url.partition("://")[2].partition("/")
-        labels = host.split(".")
-        keys.append("uh:" + host)
-        for depth in range(2, min(len(labels), 4)):
-            keys.append("ud:" + ".".join(labels[-depth:]))
-        if labels[-1].isdigit():
-            keys.append("u:ip")
-        for word in _PATH_WORD.findall(path)[:10]:
-            keys.append("up:" + word.lower())
-    keys.append("urls:" + str(_bucket(len(message.urls))))
+    # A URL's keys by the whole URL: half the URLs of a mail stream recur.
+    for url_hashes in map(current().urls.__getitem__, message.urls[: config.max_urls]):
+        out += url_hashes
+    keys = ["urls:" + str(_bucket(len(message.urls)))]
     if message.html:
         # Distinct tags (name and attributes) only: HTML spam repeats its
         # markup; and much of it recurs across messages (the memo).
         tags = dict.fromkeys(_WHOLE_TAG.findall(message.html.lower()))
-        for tag_hashes in map(_cache.tags.__getitem__, list(tags)[: config.max_tags]):
+        for tag_hashes in map(current().tags.__getitem__, list(tags)[: config.max_tags]):
             out += tag_hashes
         ratio = len(message.html_text) / max(len(message.html), 1)
         keys.append(f"hratio:{int(ratio * 10)}")
@@ -493,7 +331,7 @@ def _content_keys(message: ParsedMessage, config: FeatureConfig, out: list[int])
         keys.append("df:" + defect.partition(":")[0])
     keys.append("len:" + str(_bucket(len(message.raw))))
     keys.append("parts:" + str(_bucket(message.parts_count)))
-    out += map(_cache.prefixed("").__getitem__, keys)
+    out += map(current().prefixed("").__getitem__, keys)
 
 
 def _bucket(value: int) -> int:
