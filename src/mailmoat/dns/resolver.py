@@ -1,4 +1,5 @@
-"""A caching, de-duplicating async stub resolver (dnspython messages, own sockets).
+"""A caching, de-duplicating async stub resolver (own sockets; the common
+answers read by ``dns.wire``, any other by dnspython).
 
 Contract: ``CachingResolver.resolve(name, rdtype)`` returns a ``DnsAnswer``
 and never raises for DNS trouble: a missing name is ``nxdomain``, a name
