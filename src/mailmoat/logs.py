@@ -173,6 +173,9 @@ def configure(settings: LogConfig) -> None:
     when the target is stderr)."""
     root = logging.getLogger()
     root.setLevel(settings.level.upper())
+    # No format of ours shows a record's process or thread: not looked up
+    # for every record (on Python 3.11 the pid is a system call each time).
+    logging.logProcesses = logging.logThreads = logging.logMultiprocessing = False
     handler = handler_for(settings)
     if handler is None:
         return

@@ -1,4 +1,5 @@
-"""A caching, de-duplicating async stub resolver (dnspython messages, own sockets).
+"""A caching, de-duplicating async stub resolver (own sockets; the common
+answers read by ``dns.wire``, any other by dnspython).
 
 Contract: ``CachingResolver.resolve(name, rdtype)`` returns a ``DnsAnswer``
 and never raises for DNS trouble: a missing name is ``nxdomain``, a name
@@ -42,8 +43,9 @@ import dns.rdatatype
 import dns.resolver
 import dns.rrset
 
+from mailmoat.dns import wire
 from mailmoat.dns.base import DnsAnswer
-from mailmoat.dns.transport import DnsClient
+from mailmoat.dns.transport import DnsClient, as_message
 from mailmoat.metrics import count_dns_error
 
 log = logging.getLogger("mailmoat.dns")
@@ -126,23 +128,28 @@ class CachingResolver:
         return answer
 
     async def _ask(self, name: str, rdtype: str) -> DnsAnswer:
-        try:
-            query = dns.message.make_query(dns.name.from_text(name), rdtype)
-        except (dns.exception.DNSException, ValueError) as exc:
-            log.debug("dns query=%s/%s status=servfail: %s", name, rdtype, exc)
-            count_dns_error("error")
-            return DnsAnswer("servfail")
+        # The question as dnspython writes it; built here for plain names.
+        question = wire.question(name, rdtype)
+        if question is None:
+            try:
+                question = dns.message.make_query(dns.name.from_text(name), rdtype).to_wire()[12:]
+            except (dns.exception.DNSException, ValueError) as exc:
+                log.debug("dns query=%s/%s status=servfail: %s", name, rdtype, exc)
+                count_dns_error("error")
+                return DnsAnswer("servfail")
         problem = "no nameserver"
         for client in self._clients:
             try:
-                response = await client.exchange(query, self.timeout / len(self._clients))
+                response = await client.exchange(question, self.timeout / len(self._clients))
             except dns.exception.Timeout:
                 problem = "timeout"
                 continue
             except (dns.exception.DNSException, OSError, ValueError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
                 continue
-            return self._interpret(query, response, rdtype)
+            if isinstance(response, wire.Parsed):
+                return self._read(response)
+            return self._interpret(as_message(0, question), response, rdtype)
         if problem == "timeout":
             log.debug("dns query=%s/%s status=timeout after %gs", name, rdtype, self.timeout)
             count_dns_error("timeout")
@@ -150,6 +157,17 @@ class CachingResolver:
         log.debug("dns query=%s/%s status=servfail: %s", name, rdtype, problem)
         count_dns_error("error")
         return DnsAnswer("servfail")
+
+    def _read(self, response: wire.Parsed) -> DnsAnswer:
+        """``_interpret`` for a response ``dns.wire`` read (NOERROR or
+        NXDOMAIN; answer records of the asked name and type only)."""
+        soa = response.soa
+        negative = self._clamp(0 if soa is None else min(soa))
+        if response.rcode == wire.NXDOMAIN:
+            return DnsAnswer("nxdomain", (), negative)
+        if response.records:
+            return DnsAnswer("ok", response.texts(), self._clamp(min(self.max_ttl, response.ttl)))
+        return DnsAnswer("nodata", (), negative)
 
     def _interpret(
         self, query: dns.message.Message, response: dns.message.Message, rdtype: str

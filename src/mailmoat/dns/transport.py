@@ -4,16 +4,22 @@ Why not dnspython's resolver for every query: it opens a new UDP socket per
 query and runs its generic answer machinery, which under a botnet storm
 (thousands of DNSBL lookups a second) costs more CPU than the rest of a
 connection. This client keeps a few connected UDP sockets per nameserver and
-matches replies to queries by id and question; dnspython still builds and
-parses the messages.
+matches replies to queries by id and question. A response of a plain shape
+is read by ``dns.wire`` without dnspython's objects; any other goes through
+dnspython's parser and its ``is_response`` test, as every response did before.
 
-Contract: ``exchange(query, timeout)`` returns the nameserver's response to
-``query`` (any rcode) or raises ``dns.exception.Timeout`` when none came
-within ``timeout`` seconds (the query is re-sent once, halfway), or
-``OSError`` when the nameserver is unreachable (ICMP port unreachable on the
-connected socket). Spoofing resistance: a connected socket only accepts
-datagrams from the nameserver's address; ids are random and the question
-must match; the sockets' source ports are random ephemeral ports.
+Contract: ``exchange(question, timeout)`` sends the query for ``question``
+(the question section, ``dns.wire.question``) and returns the nameserver's
+response to it (any rcode): a ``dns.wire.Parsed`` when ``dns.wire.parse``
+knows its shape, else the ``dns.message.Message`` dnspython read (also
+after a truncated answer, asked again over TCP). It raises
+``dns.exception.Timeout`` when none came within ``timeout`` seconds (the
+query is re-sent once, halfway), or ``OSError`` when the nameserver is
+unreachable (ICMP port unreachable on the connected socket). A datagram
+that is not the response to the query is ignored. Spoofing resistance: a
+connected socket only accepts datagrams from the nameserver's address; ids
+are random and the question must match; the sockets' source ports are
+random ephemeral ports.
 """
 
 from __future__ import annotations
@@ -27,15 +33,17 @@ import dns.exception
 import dns.flags
 import dns.message
 
+from mailmoat.dns import wire
+
 _SOCKETS = 4
+Response = wire.Parsed | dns.message.Message
 
 
 class _Endpoint(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.transport: asyncio.DatagramTransport | None = None
-        self.pending: dict[
-            int, tuple[dns.message.Message, asyncio.Future[dns.message.Message]]
-        ] = {}
+        # id -> (the question asked, the future its response completes)
+        self.pending: dict[int, tuple[bytes, asyncio.Future[Response]]] = {}
         self.alive = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -44,15 +52,22 @@ class _Endpoint(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         if len(data) < 12:
             return
-        entry = self.pending.get(int.from_bytes(data[:2], "big"))
+        ident = int.from_bytes(data[:2], "big")
+        entry = self.pending.get(ident)
         if entry is None:
             return
-        query, future = entry
+        question, future = entry
+        if future.done():
+            return
+        parsed = wire.parse(data, ident, question)
+        if parsed is not None:
+            future.set_result(parsed)
+            return
         try:
             response = dns.message.from_wire(data)
         except (dns.exception.DNSException, ValueError):
             return
-        if query.is_response(response) and not future.done():
+        if as_message(ident, question).is_response(response):
             future.set_result(response)
 
     def error_received(self, exc: Exception) -> None:
@@ -94,7 +109,7 @@ class DnsClient:
                 return endpoint
         return random.choice(self._endpoints)
 
-    async def exchange(self, query: dns.message.Message, timeout: float) -> dns.message.Message:
+    async def exchange(self, question: bytes, timeout: float) -> Response:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         for attempt in range(2):
@@ -106,23 +121,32 @@ class DnsClient:
             # Unpredictable (secrets, not random's Mersenne Twister, whose
             # state other outputs could reveal): the id is what stands
             # against forged answers besides the source port.
-            query.id = secrets.randbelow(65536)
-            while query.id in endpoint.pending:
-                query.id = secrets.randbelow(65536)
-            future: asyncio.Future[dns.message.Message] = loop.create_future()
-            endpoint.pending[query.id] = (query, future)
+            ident = secrets.randbelow(65536)
+            while ident in endpoint.pending:
+                ident = secrets.randbelow(65536)
+            future: asyncio.Future[Response] = loop.create_future()
+            endpoint.pending[ident] = (question, future)
             try:
                 assert endpoint.transport is not None
-                endpoint.transport.sendto(query.to_wire())
+                endpoint.transport.sendto(wire.query(ident, question))
                 async with asyncio.timeout(wait):
                     response = await future
             except TimeoutError:
                 continue
             finally:
-                endpoint.pending.pop(query.id, None)
-            if response.flags & dns.flags.TC:
+                endpoint.pending.pop(ident, None)
+            if isinstance(response, dns.message.Message) and response.flags & dns.flags.TC:
                 return await dns.asyncquery.tcp(
-                    query, self.host, timeout=max(deadline - loop.time(), 0.1), port=self.port
+                    as_message(ident, question),
+                    self.host,
+                    timeout=max(deadline - loop.time(), 0.1),
+                    port=self.port,
                 )
             return response
         raise dns.exception.Timeout(timeout=timeout)  # type: ignore[no-untyped-call]
+
+
+def as_message(ident: int, question: bytes) -> dns.message.Message:
+    """The query for ``question`` as dnspython's message (for its parser's
+    path: the response test, TCP)."""
+    return dns.message.from_wire(wire.query(ident, question))

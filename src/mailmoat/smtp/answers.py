@@ -18,6 +18,7 @@ never by editing reply text. Pure; never raises.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -111,8 +112,22 @@ MESSAGE_BARE_NEWLINE = Answer(554, "5.5.2", "Message contains bare <CR> or <LF> 
 MESSAGE_8BIT = Answer(554, "5.6.1", "8-bit data requires BODY=8BITMIME")
 
 
+@functools.lru_cache(maxsize=16)
+def greeting(hostname: str, banner: str) -> Answer:
+    """The ``220`` greeting (made once per config, not per connection)."""
+    return Answer(220, "", f"{hostname} {banner}")
+
+
+@functools.lru_cache(maxsize=16)
+def helo_reply(hostname: str) -> Answer:
+    """The ``250`` reply to HELO: our name."""
+    return Answer(250, "", hostname)
+
+
+@functools.lru_cache(maxsize=64)
 def capabilities(hostname: str, max_size: int, *, starttls: bool, xforward: bool) -> Answer:
-    """The EHLO reply: our name and the extensions we offer."""
+    """The EHLO reply: our name and the extensions we offer (an answer is
+    immutable: made once per combination, not per EHLO)."""
     keywords = [
         hostname,
         "PIPELINING",

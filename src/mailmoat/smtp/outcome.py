@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 from mailmoat.config import Config
+from mailmoat.core.headers import header_end
 from mailmoat.core.scoring import Decision
 from mailmoat.core.symbols import Action
 from mailmoat.core.transaction import Transaction
@@ -77,4 +78,9 @@ def prepare(tx: Transaction, decision: Decision, config: Config) -> bytes:
         *tx.added_headers,
         *spam_fields(tx, decision, config),
     ]
-    return edit_headers(tx.data, fields, drop)
+    data = tx.data
+    if not removed and b"x-spam-" not in data[: header_end(data)].lower():
+        # No field can be dropped (every name in SPAM_FIELDS holds
+        # "x-spam-"): the fields are not split and compared one by one.
+        return edit_headers(data, fields)
+    return edit_headers(data, fields, drop)

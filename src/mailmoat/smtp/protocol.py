@@ -135,7 +135,7 @@ class SmtpProtocol:
         if not await self._pregreet():
             return False
         smtp = self.config.smtp
-        self.say(Answer(220, "", f"{smtp.hostname} {smtp.banner}"))
+        self.say(answers.greeting(smtp.hostname, smtp.banner))
         return True
 
     async def _pregreet(self) -> bool:
@@ -208,7 +208,8 @@ class SmtpProtocol:
             log.exception("client=%s command %s failed", self.session.client_ip, verb)
             self.say(answers.INTERNAL_ERROR)
             await self.reset()
-        await self.conn.drain()
+        if self.conn.write_paused:
+            await self.conn.drain()
 
     # -- session commands ----------------------------------------------------
 
@@ -233,7 +234,7 @@ class SmtpProtocol:
             return
         hostname = self.config.smtp.hostname
         if not esmtp:
-            self.say(Answer(250, "", hostname))
+            self.say(answers.helo_reply(hostname))
             return
         self.pipelining_offered = True
         starttls = self.host.tls_context is not None and not self.session.tls

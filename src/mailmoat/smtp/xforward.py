@@ -31,6 +31,8 @@ def trusted_networks(entries: Iterable[str]) -> list[Network]:
 
 
 def is_trusted(address: str, networks: list[Network]) -> bool:
+    if not networks:  # the default: no address parsed per connection
+        return False
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -299,6 +299,11 @@ class Connection(asyncio.Protocol):
         """Bytes written and held back (see ``write``), not yet sent."""
         return self._held_size
 
+    @property
+    def write_paused(self) -> bool:
+        """The transport asked us to stop writing (``drain`` would wait)."""
+        return self._write_paused
+
     async def drain(self) -> None:
         if self._write_paused and self.transport is not None and not self.transport.is_closing():
             self._drain_waiter = asyncio.get_running_loop().create_future()

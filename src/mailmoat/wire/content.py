@@ -84,17 +84,21 @@ def fold(name: str, value: str, width: int = 78) -> str:
     a DNS name would end the field early or smuggle another) become ``?``,
     as Postfix prints them: the only line ends in a field are our folds."""
     value = _FIELD_CONTROL.sub("?", value)
+    if len(name) + 2 + len(value) <= width:
+        return f"{name}: {value}"  # fits: nothing to fold
+    words = value.split(" ")
     lines: list[str] = []
-    current = f"{name}:"
-    fresh = True
-    for word in value.split(" "):
-        if not fresh and len(current) + 1 + len(word) > width:
-            lines.append(current)
-            current = "\t" + word
+    current = [f"{name}: {words[0]}"]
+    length = len(current[0])
+    for word in words[1:]:
+        if length + 1 + len(word) > width:
+            lines.append(" ".join(current))
+            current = ["\t" + word]
+            length = 1 + len(word)
         else:
-            current = f"{current} {word}"
-        fresh = False
-    lines.append(current)
+            current.append(word)
+            length += 1 + len(word)
+    lines.append(" ".join(current))
     return "\r\n".join(lines)
 
 
