@@ -123,3 +123,21 @@ def test_the_line_conditions_hold_wherever_the_regex_matches(
             pruned += 1
     assert matched >= 20 and pruned >= 300, (matched, pruned)
     assert prechecks.precheck(re.compile(pattern)) is None  # other flags: unknown
+
+
+def test_the_spaced_dot_condition_is_a_white_space_then_a_dot_at_a_line_end() -> None:
+    check = prechecks.precheck(re.compile(r"^\s*(?:[a-z]+\s+){10}\.$", re.MULTILINE | re.ASCII))
+    assert check is not None
+    spaces = " \t\n\r\x0b\x0c"
+    rng = random.Random("spaced dot")
+    seen = {True: 0, False: 0}
+    for _ in range(5000):
+        text = "".join(
+            rng.choice(["a", ".", "\n", " ", "\t", "\r", "\x0b", ".\n"]) for _ in range(8)
+        )
+        expected = text.endswith(tuple(f"{s}." for s in spaces)) or any(
+            f"{s}.\n" in text for s in spaces
+        )
+        assert check(text) is expected, repr(text)
+        seen[expected] += 1
+    assert min(seen.values()) >= 500, seen

@@ -35,7 +35,14 @@ def _spaced_dot_at_line_end(value: str) -> bool:
     white-space character at the end of a line (before "\\n" or the end)."""
     if len(value) >= 2 and value[-1] == "." and value[-2] in _SPACES:
         return True
-    return any(f"{space}.\n" in value for space in _SPACES)
+    # Each ".\n" (one search for all six white-space characters before it;
+    # the two characters cannot overlap another occurrence).
+    at = value.find(".\n", 1)
+    while at >= 0:
+        if value[at - 1] in _SPACES:
+            return True
+        at = value.find(".\n", at + 2)
+    return False
 
 
 _HEADER_NAMES = (b"subject:", b"from:", b"to:", b"reply-to:")
