@@ -102,6 +102,24 @@ LINE_RULES = [
         re.MULTILINE | re.DOTALL | re.ASCII,
         ["From: John Smith ", "\nFrom:  <j@x> Smith\n", "John Smith", "Smith\r", "\nJohn Smith"],
     ),
+    (
+        r"^(?!Accept-Language|Authentication-Results|Content-|DomainKey-Signature|DKIM-|List-|"
+        r"MIME-|Received-SPF|Return-Path|Thread-|User-Agent|Tracking-Code)(?:[a-z]{4,}-[a-z]{3,}|"
+        r"[a-z]{3,}-[a-z]{4,}):\s+\d(?=\S{6,}\s*$)[\da-f]*(?:[-.]\w+)*\s*$",
+        FLAGS,
+        [
+            "\nAbcd-efg:",
+            "Spam-Mark: ",
+            "X-Mailman-Version: 2.0.11",
+            "-Length:",
+            " 1234567",
+            "\t9abcdef",
+            "123456",
+            "List-Id:",
+            "\nxy-abcd:",
+            "\n",
+        ],
+    ),
 ]
 
 

@@ -7,7 +7,7 @@ few line rules of SpamAssassin 4.0 that the multi-pattern engine reports on
 nearly every message and that ``re`` then scans position by position for
 nothing (``__LONGLINE``, ``__TENWORD_GIBBERISH``, ``__HDRS_MISSP``,
 ``__MSGID_BEFORE_RECEIVED``, ``__FROM_NAME_IN_MSG``,
-``DOS_RCVD_IP_TWICE_C``). A
+``DOS_RCVD_IP_TWICE_C``, ``__RAND_HEADER``). A
 regex is known only with its exact pattern and flags: an admin's rule of
 the same name and another regex gets none. The caller runs the regex when
 the function says True, so the hits stay exactly the regex's. Nothing here
@@ -119,6 +119,25 @@ def _after_line_starts(value: str, start: str) -> Iterator[int]:
         at = value.find(line, at + 1)
 
 
+_DASHED_NAME_DIGITS = re.compile(r"-[a-z]{3,}:\s+\d\S{5}", re.IGNORECASE | re.MULTILINE | re.ASCII)
+
+
+def _dashed_name_then_digits(value: str) -> bool:
+    r"""``^(?!...)(?:[a-z]{4,}-[a-z]{3,}|[a-z]{3,}-[a-z]{4,}):\s+\d(?=\S{6,}\s*$)...``
+    (ignoring ASCII case, multi-line) needs a line that starts with three
+    letters or more, then "-", letters, ":", white space, a digit and five
+    characters that are not white space. Each "-..." found is checked for
+    letters only from its line start: the first non-letter of such a line is
+    that "-", so no earlier find can cover it (``\s+`` crossing lines ends
+    before a digit, never before a letter)."""
+    for found in _DASHED_NAME_DIGITS.finditer(value):
+        dash = found.start()
+        head = value[value.rfind("\n", 0, dash) + 1 : dash]
+        if len(head) >= 3 and head.isascii() and head.isalpha():
+            return True
+    return False
+
+
 _SECOND_WORD = re.compile(r"\s+\S+\s+(\S+)\s", re.ASCII)
 
 _MULTILINE_ASCII = re.MULTILINE | re.ASCII
@@ -137,6 +156,12 @@ _KNOWN: dict[tuple[str, int], Callable[[str], bool]] = {
         r"^From:\s+([^<]\S+\s\S+)\s(?=.{1,2048}^\1\r?$)",
         re.MULTILINE | re.DOTALL | re.ASCII,
     ): _from_name_repeated,  # __FROM_NAME_IN_MSG
+    (
+        r"^(?!Accept-Language|Authentication-Results|Content-|DomainKey-Signature|DKIM-|List-|"
+        r"MIME-|Received-SPF|Return-Path|Thread-|User-Agent|Tracking-Code)(?:[a-z]{4,}-[a-z]{3,}|"
+        r"[a-z]{3,}-[a-z]{4,}):\s+\d(?=\S{6,}\s*$)[\da-f]*(?:[-.]\w+)*\s*$",
+        _ALL_FLAGS,
+    ): _dashed_name_then_digits,  # __RAND_HEADER
 }
 
 
