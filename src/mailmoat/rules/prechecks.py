@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator
 from mailmoat.rules import backrefs
 
 _SPACES = " \t\n\r\x0b\x0c"  # \s with re.ASCII
-_SPACE_BYTES = _SPACES.encode()
 
 
 def _long_line(value: str) -> bool:
@@ -45,28 +44,21 @@ def _spaced_dot_at_line_end(value: str) -> bool:
     return False
 
 
-_HEADER_NAMES = (b"subject:", b"from:", b"to:", b"reply-to:")
+_NAME_NO_SPACE = r"(?:subject|from|to|reply-to):\S"
+_NAME_NO_SPACE_AT_START = re.compile(_NAME_NO_SPACE, re.IGNORECASE | re.ASCII)
+_NAME_NO_SPACE_AFTER_NEWLINE = re.compile("\n" + _NAME_NO_SPACE, re.IGNORECASE | re.ASCII)
 
 
 def _name_then_no_space(value: str) -> bool:
     """``^(?:Subject|From|To|Reply-To):\\S`` (ignoring ASCII case,
-    multi-line) needs one of those names at a line start, then a character
-    that is not white space."""
-    low = backrefs.lowered(value)  # ASCII letters lowered, one byte per character
-    for name in _HEADER_NAMES:
-        if low.startswith(name) and low[len(name) : len(name) + 1] not in _BLANK_OR_END:
-            return True
-        line = b"\n" + name
-        at = low.find(line)
-        while at >= 0:
-            after = low[at + len(line) : at + len(line) + 1]
-            if after not in _BLANK_OR_END:
-                return True
-            at = low.find(line, at + 1)
-    return False
-
-
-_BLANK_OR_END = (b"", *(bytes([c]) for c in _SPACE_BYTES))
+    multi-line) decided exactly: one of those names at the start or after a
+    newline (the regex's line starts), then a character that is not white
+    space. Searched from each newline (a literal ``re`` skips to) instead of
+    trying ``^`` at every place."""
+    return (
+        _NAME_NO_SPACE_AT_START.match(value) is not None
+        or _NAME_NO_SPACE_AFTER_NEWLINE.search(value) is not None
+    )
 
 
 def _message_id_then_received(value: str) -> bool:
