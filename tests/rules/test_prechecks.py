@@ -102,6 +102,24 @@ LINE_RULES = [
         re.MULTILINE | re.DOTALL | re.ASCII,
         ["From: John Smith ", "\nFrom:  <j@x> Smith\n", "John Smith", "Smith\r", "\nJohn Smith"],
     ),
+    (
+        r"^(?!Accept-Language|Authentication-Results|Content-|DomainKey-Signature|DKIM-|List-|"
+        r"MIME-|Received-SPF|Return-Path|Thread-|User-Agent|Tracking-Code)(?:[a-z]{4,}-[a-z]{3,}|"
+        r"[a-z]{3,}-[a-z]{4,}):\s+\d(?=\S{6,}\s*$)[\da-f]*(?:[-.]\w+)*\s*$",
+        FLAGS,
+        [
+            "\nAbcd-efg:",
+            "Spam-Mark: ",
+            "X-Mailman-Version: 2.0.11",
+            "-Length:",
+            " 1234567",
+            "\t9abcdef",
+            "123456",
+            "List-Id:",
+            "\nxy-abcd:",
+            "\n",
+        ],
+    ),
 ]
 
 
@@ -123,3 +141,21 @@ def test_the_line_conditions_hold_wherever_the_regex_matches(
             pruned += 1
     assert matched >= 20 and pruned >= 300, (matched, pruned)
     assert prechecks.precheck(re.compile(pattern)) is None  # other flags: unknown
+
+
+def test_the_spaced_dot_condition_is_a_white_space_then_a_dot_at_a_line_end() -> None:
+    check = prechecks.precheck(re.compile(r"^\s*(?:[a-z]+\s+){10}\.$", re.MULTILINE | re.ASCII))
+    assert check is not None
+    spaces = " \t\n\r\x0b\x0c"
+    rng = random.Random("spaced dot")
+    seen = {True: 0, False: 0}
+    for _ in range(5000):
+        text = "".join(
+            rng.choice(["a", ".", "\n", " ", "\t", "\r", "\x0b", ".\n"]) for _ in range(8)
+        )
+        expected = text.endswith(tuple(f"{s}." for s in spaces)) or any(
+            f"{s}.\n" in text for s in spaces
+        )
+        assert check(text) is expected, repr(text)
+        seen[expected] += 1
+    assert min(seen.values()) >= 500, seen

@@ -43,6 +43,32 @@ _LARGE_HEADERS = {
 }
 
 
+Gate = tuple[tuple[str, ...], tuple[str, ...]]
+# A whole-value database: (text, database, (position, count) when the text
+# is empty, literal gate).
+Whole = tuple[str, engine.Prefilter, tuple[tuple[int, int], ...], Gate | None]
+# Literals tested at most before a scan of a whole value: beyond, the tests
+# cost about what the scan does.
+GATE_LITERALS = 4
+
+
+def literal_gate(steps: list[Step]) -> Gate | None:
+    """The literals (as they are, then case-folded) of which a value must
+    hold one for any of ``steps`` to match it: each step's ``first`` group
+    (every match holds one of its literals). None when a step has none (a
+    negated rule, a regex without a required literal) or when there are more
+    than ``GATE_LITERALS``."""
+    plain: set[str] = set()
+    folded: set[str] = set()
+    for step in steps:
+        if not step.first:
+            return None
+        (folded if step.rule.folded else plain).update(step.first)
+    if len(plain) + len(folded) > GATE_LITERALS:
+        return None
+    return tuple(sorted(plain)), tuple(sorted(folded))
+
+
 def engine_group(text: str) -> str:
     if text in ENGINE_TEXTS:
         return text
@@ -54,16 +80,18 @@ def engine_group(text: str) -> str:
 
 class EngineText:
     """The rules of one text (or of all SpamAssassin header texts) the engine
-    prefilters (``engine.Prefilter``: one scan per database over the text,
-    or over the header texts joined); only the rules it reports run their
-    regex, each on its own text. The engine decides some rules exactly: the
-    single-hit rules of a line text (``decided``, over the lines joined) and
-    those of the header texts and the full message, each one value
-    (``whole``: per text present,
-    one scan of its value; an empty one gives each rule's ``on_empty``). A
-    line text with non-ASCII lines is scanned as two parts, its ASCII lines
-    and the others, so that most of it goes through the engine's smaller
-    ASCII databases."""
+        prefilters (``engine.Prefilter``: one scan per database over the text,
+        or over the header texts joined); only the rules it reports run their
+        regex, each on its own text. The engine decides some rules exactly: the
+        single-hit rules of a line text (``decided``, over the lines joined) and
+        those of the header texts and the full message, each one value
+        (``whole``: per text present,
+        one scan of its value; an empty one gives each rule's ``on_empty``, and
+    none when the value holds none of the few literals one of which each rule
+    needs: ``literal_gate``). A
+        line text with non-ASCII lines is scanned as two parts, its ASCII lines
+        and the others, so that most of it goes through the engine's smaller
+        ASCII databases."""
 
     def __init__(
         self,
@@ -71,7 +99,7 @@ class EngineText:
         steps: dict[int, Step],
         prefilter: engine.Prefilter,
         decided: engine.Prefilter | None,
-        whole: tuple[tuple[str, engine.Prefilter, tuple[tuple[int, int], ...]], ...] = (),
+        whole: tuple[Whole, ...] = (),
     ) -> None:
         self.group = group
         self.steps = steps
@@ -83,7 +111,7 @@ class EngineText:
         # text (its narrowed regex when it has one: used on ASCII lines only).
         self.line_regexes: dict[int, re.Pattern[str] | None] = {}
         self.size = len(steps) + (len(decided.accepted) if decided else 0)
-        self.size += sum(len(database.accepted) for _, database, _ in whole)
+        self.size += sum(len(database.accepted) for _, database, _, _ in whole)
         self.keys = tuple(dict.fromkeys(step.text for step in steps.values()))
 
     @classmethod
@@ -94,7 +122,7 @@ class EngineText:
             single = [(step.position, step.regex) for step in steps if step.limit == 1]
             decided = engine.Prefilter(single, lines=True)
             steps = [step for step in steps if step.position not in decided.accepted]
-        whole: list[tuple[str, engine.Prefilter, tuple[tuple[int, int], ...]]] = []
+        whole: list[Whole] = []
         if group.startswith(HEADERS) or group in ONE_VALUE:
             # A header text is one value: the engine decides a single-hit rule
             # on it exactly, one scan per text (none when it is empty).
@@ -110,7 +138,8 @@ class EngineText:
                         for s in of_text
                         if s.position in database.accepted and s.on_empty
                     )
-                    whole.append((text, database, empty))
+                    accepted = [s for s in of_text if s.position in database.accepted]
+                    whole.append((text, database, empty, literal_gate(accepted)))
                     steps = [step for step in steps if step.position not in database.accepted]
         prefilter = engine.Prefilter((step.position, step.regex) for step in steps)
         taken: dict[int, Step] = {}
@@ -132,12 +161,18 @@ class EngineText:
         return [part.encode("latin-1", "replace") for part in parts]
 
     def run(self, texts: Texts, hits: list[int]) -> None:
-        for text, database, on_empty in self.whole:
+        for text, database, on_empty, gate in self.whole:
             (value,) = texts.values(text)  # a SpamAssassin header text: one value
             if not value:  # absent or empty: known at load
                 for position, count in on_empty:
                     hits[position] = count
                 continue
+            if gate is not None:
+                as_is, folded = gate
+                if not any(map(value.__contains__, as_is)) and not (
+                    folded and texts.haystack(text, True).has_any(folded)
+                ):
+                    continue  # none of the literals one of which each rule needs
             for position in database.scan(value.encode("latin-1", "replace")):
                 hits[position] = 1
         if not self.steps and self.decided is None:

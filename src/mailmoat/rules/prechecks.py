@@ -7,7 +7,7 @@ few line rules of SpamAssassin 4.0 that the multi-pattern engine reports on
 nearly every message and that ``re`` then scans position by position for
 nothing (``__LONGLINE``, ``__TENWORD_GIBBERISH``, ``__HDRS_MISSP``,
 ``__MSGID_BEFORE_RECEIVED``, ``__FROM_NAME_IN_MSG``,
-``DOS_RCVD_IP_TWICE_C``). A
+``DOS_RCVD_IP_TWICE_C``, ``__RAND_HEADER``). A
 regex is known only with its exact pattern and flags: an admin's rule of
 the same name and another regex gets none. The caller runs the regex when
 the function says True, so the hits stay exactly the regex's. Nothing here
@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator
 from mailmoat.rules import backrefs
 
 _SPACES = " \t\n\r\x0b\x0c"  # \s with re.ASCII
-_SPACE_BYTES = _SPACES.encode()
 
 
 def _long_line(value: str) -> bool:
@@ -35,31 +34,31 @@ def _spaced_dot_at_line_end(value: str) -> bool:
     white-space character at the end of a line (before "\\n" or the end)."""
     if len(value) >= 2 and value[-1] == "." and value[-2] in _SPACES:
         return True
-    return any(f"{space}.\n" in value for space in _SPACES)
+    # Each ".\n" (one search for all six white-space characters before it;
+    # the two characters cannot overlap another occurrence).
+    at = value.find(".\n", 1)
+    while at >= 0:
+        if value[at - 1] in _SPACES:
+            return True
+        at = value.find(".\n", at + 2)
+    return False
 
 
-_HEADER_NAMES = (b"subject:", b"from:", b"to:", b"reply-to:")
+_NAME_NO_SPACE = r"(?:subject|from|to|reply-to):\S"
+_NAME_NO_SPACE_AT_START = re.compile(_NAME_NO_SPACE, re.IGNORECASE | re.ASCII)
+_NAME_NO_SPACE_AFTER_NEWLINE = re.compile("\n" + _NAME_NO_SPACE, re.IGNORECASE | re.ASCII)
 
 
 def _name_then_no_space(value: str) -> bool:
     """``^(?:Subject|From|To|Reply-To):\\S`` (ignoring ASCII case,
-    multi-line) needs one of those names at a line start, then a character
-    that is not white space."""
-    low = backrefs.lowered(value)  # ASCII letters lowered, one byte per character
-    for name in _HEADER_NAMES:
-        if low.startswith(name) and low[len(name) : len(name) + 1] not in _BLANK_OR_END:
-            return True
-        line = b"\n" + name
-        at = low.find(line)
-        while at >= 0:
-            after = low[at + len(line) : at + len(line) + 1]
-            if after not in _BLANK_OR_END:
-                return True
-            at = low.find(line, at + 1)
-    return False
-
-
-_BLANK_OR_END = (b"", *(bytes([c]) for c in _SPACE_BYTES))
+    multi-line) decided exactly: one of those names at the start or after a
+    newline (the regex's line starts), then a character that is not white
+    space. Searched from each newline (a literal ``re`` skips to) instead of
+    trying ``^`` at every place."""
+    return (
+        _NAME_NO_SPACE_AT_START.match(value) is not None
+        or _NAME_NO_SPACE_AFTER_NEWLINE.search(value) is not None
+    )
 
 
 def _message_id_then_received(value: str) -> bool:
@@ -112,6 +111,25 @@ def _after_line_starts(value: str, start: str) -> Iterator[int]:
         at = value.find(line, at + 1)
 
 
+_DASHED_NAME_DIGITS = re.compile(r"-[a-z]{3,}:\s+\d\S{5}", re.IGNORECASE | re.MULTILINE | re.ASCII)
+
+
+def _dashed_name_then_digits(value: str) -> bool:
+    r"""``^(?!...)(?:[a-z]{4,}-[a-z]{3,}|[a-z]{3,}-[a-z]{4,}):\s+\d(?=\S{6,}\s*$)...``
+    (ignoring ASCII case, multi-line) needs a line that starts with three
+    letters or more, then "-", letters, ":", white space, a digit and five
+    characters that are not white space. Each "-..." found is checked for
+    letters only from its line start: the first non-letter of such a line is
+    that "-", so no earlier find can cover it (``\s+`` crossing lines ends
+    before a digit, never before a letter)."""
+    for found in _DASHED_NAME_DIGITS.finditer(value):
+        dash = found.start()
+        head = value[value.rfind("\n", 0, dash) + 1 : dash]
+        if len(head) >= 3 and head.isascii() and head.isalpha():
+            return True
+    return False
+
+
 _SECOND_WORD = re.compile(r"\s+\S+\s+(\S+)\s", re.ASCII)
 
 _MULTILINE_ASCII = re.MULTILINE | re.ASCII
@@ -130,6 +148,12 @@ _KNOWN: dict[tuple[str, int], Callable[[str], bool]] = {
         r"^From:\s+([^<]\S+\s\S+)\s(?=.{1,2048}^\1\r?$)",
         re.MULTILINE | re.DOTALL | re.ASCII,
     ): _from_name_repeated,  # __FROM_NAME_IN_MSG
+    (
+        r"^(?!Accept-Language|Authentication-Results|Content-|DomainKey-Signature|DKIM-|List-|"
+        r"MIME-|Received-SPF|Return-Path|Thread-|User-Agent|Tracking-Code)(?:[a-z]{4,}-[a-z]{3,}|"
+        r"[a-z]{3,}-[a-z]{4,}):\s+\d(?=\S{6,}\s*$)[\da-f]*(?:[-.]\w+)*\s*$",
+        _ALL_FLAGS,
+    ): _dashed_name_then_digits,  # __RAND_HEADER
 }
 
 
