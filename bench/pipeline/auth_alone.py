@@ -20,37 +20,17 @@ import asyncio
 import logging
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
-from run import envelope, load_corpus
+from offline import one_pass
+from run import load_corpus
 
-from fakes import FakeResolver
-from mailmoat.checks.base import Services
-from mailmoat.checks.registry import build_checks
 from mailmoat.config import CheckSettings, Config, DnsblConfig, SmtpConfig, UrlblConfig
-from mailmoat.core.symbols import Stage
-from mailmoat.core.transaction import Session, Transaction
-from mailmoat.pipeline import Pipeline
-from mailmoat.store.sqlite import SqliteStore
 
 CONTENT_CHECKS = ("rules", "bulk", "classifier", "urlbl", "attachments")
-
-
-async def one_pass(messages: list[bytes], config: Config, store_path: str) -> float:
-    """Seconds of CPU per message for one pass over ``messages``."""
-    services = Services(config=config, store=SqliteStore(store_path), resolver=FakeResolver())
-    pipeline = Pipeline(services, build_checks(services))
-    started = time.process_time()
-    for n, raw in enumerate(messages):
-        ip, helo, sender = envelope(raw, n)
-        tx = Transaction(Session(client_ip=ip, helo=helo), mail_from=sender, data=raw)
-        tx.rcpts.append("user@localhost")
-        await pipeline.run(Stage.DATA, tx)
-    return (time.process_time() - started) / max(len(messages), 1)
 
 
 def main() -> None:
