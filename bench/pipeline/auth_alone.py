@@ -25,10 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
-from offline import one_pass
+from offline import bench_config, one_pass
 from run import load_corpus
-
-from mailmoat.config import CheckSettings, Config, DnsblConfig, SmtpConfig, UrlblConfig
 
 CONTENT_CHECKS = ("rules", "bulk", "classifier", "urlbl", "attachments")
 
@@ -40,12 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     messages = load_corpus(args.limit)
-    config = Config(
-        smtp=SmtpConfig(hostname="mx.bench.test"),
-        dnsbl=DnsblConfig(sites=("ZEN:zen.test*3",)),
-        urlbl=UrlblConfig(zones=("DBL:dbl.test=127.0.1.[2..199]*4",)),
-        checks={name: CheckSettings(enabled=False) for name in CONTENT_CHECKS},
-    )
+    config = bench_config(sa_rules=False, disabled=CONTENT_CHECKS)
     cpu: list[float] = []
     with tempfile.TemporaryDirectory(prefix="mm-bench-") as tmp:
         for n in range(args.passes):

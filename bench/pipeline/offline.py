@@ -33,12 +33,39 @@ from fakes import FakeResolver
 from mailmoat import runtime
 from mailmoat.checks.base import Services
 from mailmoat.checks.registry import build_checks
-from mailmoat.config import Config, DnsblConfig, RulesConfig, SmtpConfig, UrlblConfig
+from mailmoat.config import (
+    CheckSettings,
+    Config,
+    DnsblConfig,
+    RulesConfig,
+    SmtpConfig,
+    UrlblConfig,
+)
 from mailmoat.core.symbols import Stage
 from mailmoat.core.transaction import Session, Transaction
 from mailmoat.pipeline import Pipeline
 from mailmoat.rules.sources import load_configured
 from mailmoat.store.sqlite import SqliteStore
+
+
+def bench_config(sa_rules: bool, disabled: tuple[str, ...] = ()) -> Config:
+    """The configuration of the offline benchmarks: the DNS lists of ``run.py``
+    (every name answers NXDOMAIN here), ``disabled`` checks switched off."""
+    return Config(
+        smtp=SmtpConfig(hostname="mx.bench.test"),
+        dnsbl=DnsblConfig(sites=("ZEN:zen.test*3",)),
+        urlbl=UrlblConfig(zones=("DBL:dbl.test=127.0.1.[2..199]*4",)),
+        checks={name: CheckSettings(enabled=False) for name in disabled},
+        rules=RulesConfig(sa_default=sa_rules),
+    )
+
+
+def transaction(n: int, raw: bytes) -> Transaction:
+    """Corpus message ``n`` as a transaction, its envelope made up as in ``run.py``."""
+    ip, helo, sender = envelope(raw, n)
+    tx = Transaction(Session(client_ip=ip, helo=helo), mail_from=sender, data=raw)
+    tx.rcpts.append("user@localhost")
+    return tx
 
 
 async def one_pass(messages: list[bytes], config: Config, store_path: str) -> float:
@@ -47,10 +74,7 @@ async def one_pass(messages: list[bytes], config: Config, store_path: str) -> fl
     pipeline = Pipeline(services, build_checks(services))
     started = time.process_time()
     for n, raw in enumerate(messages):
-        ip, helo, sender = envelope(raw, n)
-        tx = Transaction(Session(client_ip=ip, helo=helo), mail_from=sender, data=raw)
-        tx.rcpts.append("user@localhost")
-        await pipeline.run(Stage.DATA, tx)
+        await pipeline.run(Stage.DATA, transaction(n, raw))
     return (time.process_time() - started) / max(len(messages), 1)
 
 
@@ -62,12 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     messages = load_corpus(args.limit)
-    config = Config(
-        smtp=SmtpConfig(hostname="mx.bench.test"),
-        dnsbl=DnsblConfig(sites=("ZEN:zen.test*3",)),
-        urlbl=UrlblConfig(zones=("DBL:dbl.test=127.0.1.[2..199]*4",)),
-        rules=RulesConfig(sa_default=args.sa_rules == "on"),
-    )
+    config = bench_config(args.sa_rules == "on")
     load_configured(config.rules)
     freeze_heap = getattr(runtime, "freeze_heap", None)
     if freeze_heap is not None:

@@ -32,14 +32,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
-from run import envelope, load_corpus
+from offline import bench_config, transaction
+from run import load_corpus
 
 from fakes import FakeResolver
 from mailmoat.checks.base import Services
 from mailmoat.checks.registry import build_checks
-from mailmoat.config import Config, DnsblConfig, RulesConfig, SmtpConfig, UrlblConfig
+from mailmoat.config import Config
 from mailmoat.core.symbols import Stage
-from mailmoat.core.transaction import Session, Transaction
 from mailmoat.pipeline import Pipeline
 from mailmoat.rules.sources import load_configured
 from mailmoat.store.sqlite import SqliteStore
@@ -66,9 +66,7 @@ async def digests(messages: list[bytes], config: Config, store_path: str) -> dic
     found: dict[str, str] = {}
     for n, raw in enumerate(messages):
         _now[0] = 1000.0 + n * 0.003
-        ip, helo, sender = envelope(raw, n)
-        tx = Transaction(Session(client_ip=ip, helo=helo), mail_from=sender, data=raw)
-        tx.rcpts.append("user@localhost")
+        tx = transaction(n, raw)
         decision = await pipeline.run(Stage.DATA, tx)
         m = tx.message
         attachments = [
@@ -107,12 +105,7 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     time.monotonic = _clock  # read at each call (the SPF result cache)
     messages = load_corpus(100_000)[:: args.every]
-    config = Config(
-        smtp=SmtpConfig(hostname="mx.bench.test"),
-        dnsbl=DnsblConfig(sites=("ZEN:zen.test*3",)),
-        urlbl=UrlblConfig(zones=("DBL:dbl.test=127.0.1.[2..199]*4",)),
-        rules=RulesConfig(sa_default=True),
-    )
+    config = bench_config(sa_rules=True)
     load_configured(config.rules)
     with tempfile.TemporaryDirectory(prefix="mm-verdicts-") as tmp:
         found = asyncio.run(digests(messages, config, f"{tmp}/verdicts.db"))
