@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
-from run import envelope, load_corpus
+from run import load_corpus, transaction
 
 from fakes import FakeResolver
 from mailmoat import runtime
@@ -42,7 +42,6 @@ from mailmoat.config import (
     UrlblConfig,
 )
 from mailmoat.core.symbols import Stage
-from mailmoat.core.transaction import Session, Transaction
 from mailmoat.pipeline import Pipeline
 from mailmoat.rules.sources import load_configured
 from mailmoat.store.sqlite import SqliteStore
@@ -58,14 +57,6 @@ def bench_config(sa_rules: bool, disabled: tuple[str, ...] = ()) -> Config:
         checks={name: CheckSettings(enabled=False) for name in disabled},
         rules=RulesConfig(sa_default=sa_rules),
     )
-
-
-def transaction(n: int, raw: bytes) -> Transaction:
-    """Corpus message ``n`` as a transaction, its envelope made up as in ``run.py``."""
-    ip, helo, sender = envelope(raw, n)
-    tx = Transaction(Session(client_ip=ip, helo=helo), mail_from=sender, data=raw)
-    tx.rcpts.append("user@localhost")
-    return tx
 
 
 async def one_pass(messages: list[bytes], config: Config, store_path: str) -> float:

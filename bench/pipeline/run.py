@@ -98,15 +98,21 @@ def envelope(raw: bytes, n: int) -> tuple[str, str, str]:
     return f"198.51.{n % 200}.{n % 250 + 1}", f"mail.{domain}", sender
 
 
+def transaction(n: int, raw: bytes) -> Transaction:
+    """Corpus message ``n`` as a transaction, with its made-up envelope."""
+    ip, helo, sender = envelope(raw, n)
+    tx = Transaction(Session(client_ip=ip, helo=helo), mail_from=sender, data=raw)
+    tx.rcpts.append("user@localhost")
+    return tx
+
+
 async def run(messages: list[bytes], services: Services, concurrency: int) -> list[float]:
     pipeline = Pipeline(services, build_checks(services))
     times: list[float] = []
     gate = asyncio.Semaphore(concurrency)
 
     async def one(n: int, raw: bytes) -> None:
-        ip, helo, sender = envelope(raw, n)
-        tx = Transaction(Session(client_ip=ip, helo=helo), mail_from=sender, data=raw)
-        tx.rcpts.append("user@localhost")
+        tx = transaction(n, raw)
         async with gate:
             started = time.perf_counter()
             await pipeline.run(Stage.DATA, tx)

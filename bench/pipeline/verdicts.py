@@ -32,8 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
-from offline import bench_config, transaction
-from run import load_corpus
+from offline import bench_config
+from run import load_corpus, transaction
 
 from fakes import FakeResolver
 from mailmoat.checks.base import Services

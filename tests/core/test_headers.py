@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mailmoat.core.headers import _plain_header_block, header_end, parse_header_block
+from mailmoat.core.headers import header_end, parse_header_block, plain_header_block
 
 
 def _state(message: Message) -> dict[str, Any]:
@@ -46,7 +46,7 @@ def _stdlib(data: bytes) -> Message:
     ],
 )
 def test_same_message_as_the_stdlib(data: bytes, plain: bool) -> None:
-    assert (_plain_header_block(data[: header_end(data)]) is not None) is plain
+    assert (plain_header_block(data[: header_end(data)]) is not None) is plain
     assert _state(parse_header_block(data)) == _state(_stdlib(data))
 
 
@@ -62,6 +62,6 @@ def test_random_blocks_parse_as_the_stdlib_parses_them() -> None:
     for _ in range(5000):
         data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 7)))
         data += rng.choice([b"", b"\r\nbody\r\n", b"\r\n"])
-        plain += _plain_header_block(data[: header_end(data)]) is not None
+        plain += plain_header_block(data[: header_end(data)]) is not None
         assert _state(parse_header_block(data)) == _state(_stdlib(data)), data
     assert plain > 500  # the fast split is exercised, not only the fallback

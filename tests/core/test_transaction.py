@@ -10,7 +10,7 @@ import pytest
 
 from mailmoat.core import headers as headers_module
 from mailmoat.core.transaction import Session, Transaction, new_queue_id
-from mailmoat.message import parse_message
+from mailmoat.message import fastpath, parse_message
 from mailmoat.message.parse import _parse
 
 MESSAGE = (
@@ -27,7 +27,7 @@ def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     record each call."""
     calls: list[bool] = []
     real = email.parser.Parser.parse
-    real_plain = headers_module._plain_header_block
+    real_plain = headers_module.plain_header_block
 
     def spy(self: email.parser.Parser, fp: Any, headersonly: bool = False) -> Any:
         calls.append(headersonly)
@@ -40,7 +40,8 @@ def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
         return found
 
     monkeypatch.setattr(email.parser.Parser, "parse", spy)
-    monkeypatch.setattr(headers_module, "_plain_header_block", spy_plain)
+    monkeypatch.setattr(headers_module, "plain_header_block", spy_plain)
+    monkeypatch.setattr(fastpath, "plain_header_block", spy_plain)
     return calls
 
 

@@ -38,16 +38,8 @@ def parse_header_block(message: bytes) -> Message:
     (folds kept inside the value), an empty payload, no defects.
     """
     block = message[: header_end(message)]
-    plain = _plain_header_block(block)
+    plain = plain_header_block(block)
     return plain if plain is not None else BytesHeaderParser(policy=compat32).parsebytes(block)
-
-
-def plain_header_block(block: bytes) -> Message | None:
-    """The fields of ``block`` (a header block without its blank line) as
-    ``parse_header_block`` splits a plain block by itself: the stdlib's
-    ``Message`` for it, or None when the block is not plain (then only the
-    stdlib's parser can tell)."""
-    return _plain_header_block(block)
 
 
 # What the stdlib's feed parser takes for a field name: printable ASCII
@@ -58,9 +50,12 @@ _FIELD_STARTS_CRLF = re.compile(r"\r\n(?![ \t])")
 _FIELD_STARTS_LF = re.compile(r"\n(?![ \t])")
 
 
-def _plain_header_block(block: bytes) -> Message | None:
-    """The fields of ``block`` when it is plain (see ``parse_header_block``;
-    an mbox ``From `` line first is the envelope line), else None."""
+def plain_header_block(block: bytes) -> Message | None:
+    """The fields of ``block`` (a header block without its blank line) as
+    ``parse_header_block`` splits a plain block by itself: the stdlib's
+    ``Message`` for it (an mbox ``From `` line first is the envelope line),
+    or None when the block is not plain (then only the stdlib's parser can
+    tell)."""
     if b"\r" not in block:
         eol = "\n"  # a file's line ends
     elif block.count(b"\r") == block.count(b"\n") == block.count(b"\r\n"):

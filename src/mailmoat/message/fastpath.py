@@ -156,9 +156,18 @@ def head_fits(data: bytes, body_offset: int, given: Given) -> bool:
     )
 
 
+def raw_payload(part: Message) -> object:
+    """The part's payload as parsed: its children, or its text (ASCII with
+    the other bytes surrogate-escaped). Not ``get_payload()``: compat32
+    decodes 8-bit text there by the charset parameter, replacing what does
+    not fit (no charset: every 8-bit byte becomes U+FFFD), and ``parse``
+    could not recover the bytes to decode them with its fallbacks."""
+    return part.__dict__.get("_payload")
+
+
 def clean(head: Message) -> bool:
     """A header-only parse that took every line as a header line."""
-    return head.__dict__.get("_payload") == "" and not any(
+    return raw_payload(head) == "" and not any(
         isinstance(defect, MissingHeaderBodySeparatorDefect) for defect in head.defects
     )
 

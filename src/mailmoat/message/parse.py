@@ -43,7 +43,7 @@ from mailmoat.message.decode import (
     surrogate_bytes,
 )
 from mailmoat.message.fallback import split_tree
-from mailmoat.message.fastpath import Given, header_separator, split_message
+from mailmoat.message.fastpath import Given, header_separator, raw_payload, split_message
 from mailmoat.message.html import html_to_text
 from mailmoat.message.model import Attachment, ParsedMessage, ParseLimits
 from mailmoat.message.urls import UrlCollector
@@ -238,7 +238,7 @@ class _Walker:
                 self.defects.append("parts_truncated")
                 break
             count += 1
-            payload = _raw_payload(part) if self.root_body is None else self.root_body
+            payload = raw_payload(part) if self.root_body is None else self.root_body
             if isinstance(payload, list):
                 if depth + 1 > self.limits.max_depth:
                     self.defects.append("depth_truncated")
@@ -327,15 +327,6 @@ class _Walker:
 
 def _unquote_percent(value: str) -> bytes:
     return _PERCENT.sub(lambda m: bytes([int(m.group(1), 16)]), surrogate_bytes(value))
-
-
-def _raw_payload(part: Message) -> object:
-    """The part's payload as parsed: its children, or its text (ASCII with
-    the other bytes surrogate-escaped). Not ``get_payload()``: compat32
-    decodes 8-bit text there by the charset parameter, replacing what does
-    not fit (no charset: every 8-bit byte becomes U+FFFD), and ``_leaf``
-    could not recover the bytes to decode them with its fallbacks."""
-    return part.__dict__.get("_payload")
 
 
 def _charset(content_type: str) -> str:
