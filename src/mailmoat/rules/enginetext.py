@@ -186,8 +186,9 @@ class EngineText:
         else:
             return
         data = joined.encode("latin-1", "replace")
+        plain = data.isascii()
         parts = [data]
-        if self.line_text and not data.isascii():
+        if self.line_text and not plain:
             parts = self.ascii_apart(texts.values(self.group))
         if self.decided is not None:
             for part in parts:
@@ -196,7 +197,6 @@ class EngineText:
         found = self.prefilter.scan(parts[0])
         for part in parts[1:]:
             found |= self.prefilter.scan(part)
-        plain = data.isascii()
         for position in found:
             step = self.steps[position]
             line_regex = None
