@@ -75,7 +75,7 @@ class SmtpProtocol:
 
     def say(self, answer: Answer, *, counted: bool = True) -> None:
         """Send ``answer``; a 4xx/5xx counts as an error unless not ``counted``."""
-        if counted and answer.code >= 400:
+        if counted and answer.refusing:
             self.errors += 1
         self.conn.write(answer.wire)
 

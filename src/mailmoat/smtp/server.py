@@ -157,7 +157,7 @@ class Gateway:
         for observe in self.connection_observers:
             observe()
         if self.stopping or len(self.sessions) >= self.config.smtp.max_connections:
-            conn.write(answers.TOO_MANY_CONNECTIONS.line().encode() + b"\r\n")
+            conn.write(answers.TOO_MANY_CONNECTIONS.wire)
             conn.close()
             return
         session = Session(client_ip=conn.peer[0], client_port=conn.peer[1])
